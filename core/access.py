@@ -1,0 +1,51 @@
+"""Row-level access: the one place that decides which clients a user may see.
+
+Every page, API view, export and task that reads client data builds its queryset from
+`client_scope_q` (via clients.selectors.client_queryset_for). Personal data is shown in full
+only to the client's own RM (`can_see_pii`).
+"""
+
+from django.db.models import Q
+
+from .models import Role
+
+ALL_CLIENTS_ROLES = {Role.OPS, Role.COMPLIANCE, Role.ADMIN}
+
+
+def role_of(user) -> str | None:
+    if user is None or not user.is_authenticated:
+        return None
+    cached = getattr(user, "_cached_role", False)
+    if cached is not False:
+        return cached
+    names = set(user.groups.values_list("name", flat=True))
+    role = None
+    for candidate in (Role.ADMIN, Role.COMPLIANCE, Role.OPS, Role.BRANCH_MANAGER, Role.RM):
+        if candidate.value in names:
+            role = candidate.value
+            break
+    if role is None and user.is_superuser:
+        role = Role.ADMIN.value
+    user._cached_role = role
+    return role
+
+
+def client_scope_q(user, *, prefix: str = "") -> Q:
+    """A Q limiting a Client queryset (or one related through `prefix`, e.g. "client__")."""
+    role = role_of(user)
+    if role in ALL_CLIENTS_ROLES:
+        return Q()
+    if role == Role.BRANCH_MANAGER and user.branch_id:
+        return Q(**{f"{prefix}branch_id": user.branch_id})
+    if role == Role.RM:
+        return Q(**{f"{prefix}rm_id": user.pk})
+    return Q(pk__in=[]) if not prefix else Q(**{f"{prefix}pk__in": []})
+
+
+def can_see_pii(user, client) -> bool:
+    return bool(user and user.is_authenticated and client.rm_id and client.rm_id == user.pk
+                and role_of(user) == Role.RM)
+
+
+def has_role(user, *roles) -> bool:
+    return role_of(user) in {r.value if hasattr(r, "value") else r for r in roles}

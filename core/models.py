@@ -1,0 +1,107 @@
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class TimeStampedModel(models.Model):
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        abstract = True
+
+
+class Role(models.TextChoices):
+    """Roles are Django groups of these names; a user holds one."""
+
+    RM = "rm", _("Relationship manager")
+    BRANCH_MANAGER = "branch_manager", _("Branch manager")
+    OPS = "ops", _("Operations")
+    COMPLIANCE = "compliance", _("Compliance")
+    ADMIN = "admin", _("Administrator")
+
+
+class Branch(TimeStampedModel):
+    code = models.CharField(_("branch code"), max_length=32, unique=True)
+    name = models.CharField(_("name"), max_length=100)
+    city = models.CharField(_("city"), max_length=50, blank=True)
+
+    class Meta:
+        ordering = ["code"]
+        verbose_name = _("branch")
+        verbose_name_plural = _("branches")
+
+    def __str__(self):
+        return f"{self.name} ({self.code})"
+
+
+class User(AbstractUser):
+    """Staff user (RM, branch manager, ops, compliance, admin) or an internal system's account."""
+
+    branch = models.ForeignKey(
+        Branch,
+        verbose_name=_("branch"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="staff",
+    )
+    display_name = models.CharField(_("display name"), max_length=100, blank=True)
+    is_service_account = models.BooleanField(
+        _("service account"),
+        default=False,
+        help_text=_("An internal system that uses the API with a token."),
+    )
+
+    class Meta:
+        verbose_name = _("user")
+        verbose_name_plural = _("users")
+
+    def __str__(self):
+        return self.display_name or self.get_full_name() or self.username
+
+    @property
+    def role(self) -> str | None:
+        from .access import role_of
+
+        return role_of(self)
+
+
+class AuditAction(models.TextChoices):
+    LOGIN = "login", _("Login")
+    LOGIN_FAILED = "login_failed", _("Failed login")
+    LOGOUT = "logout", _("Logout")
+    ACCESS_DENIED = "access_denied", _("Access denied")
+    PII_VIEWED = "pii_viewed", _("Personal data viewed in full")
+    EXPORT = "export", _("Export")
+    IMPORT = "import", _("Import")
+    TOKEN_ISSUED = "token_issued", _("API token issued")
+
+
+class AuditLog(models.Model):
+    """Append-only record of who did what, when and from where."""
+
+    at = models.DateTimeField(_("at"), auto_now_add=True, db_index=True)
+    actor = models.ForeignKey(
+        User, verbose_name=_("actor"), null=True, blank=True, on_delete=models.SET_NULL
+    )
+    actor_username = models.CharField(_("username"), max_length=150, blank=True)
+    action = models.CharField(_("action"), max_length=32, choices=AuditAction.choices)
+    object_type = models.CharField(_("object type"), max_length=64, blank=True)
+    object_id = models.CharField(_("object"), max_length=128, blank=True)
+    path = models.CharField(_("path"), max_length=512, blank=True)
+    ip = models.GenericIPAddressField(_("IP address"), null=True, blank=True)
+    user_agent = models.CharField(_("user agent"), max_length=256, blank=True)
+    detail = models.JSONField(_("detail"), default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        verbose_name = _("audit log entry")
+        verbose_name_plural = _("audit log")
+        indexes = [
+            models.Index(fields=["action", "-at"]),
+            models.Index(fields=["actor", "-at"]),
+        ]
+
+    def __str__(self):
+        return f"{self.at:%Y-%m-%d %H:%M} {self.actor_username} {self.action} {self.object_id}"
