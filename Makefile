@@ -22,13 +22,13 @@ venv: $(VENV)/.installed
 dev-venv: $(VENV)/.dev-installed
 
 run: venv
-	mkdir -p var
+	mkdir -p var/staticfiles
 	$(PY) manage.py migrate --noinput -v0
 	$(PY) manage.py demo_setup --clients $(DEMO_CLIENTS)
 	$(PY) manage.py runserver 127.0.0.1:$(PORT)
 
 test: dev-venv
-	mkdir -p var
+	mkdir -p var/staticfiles
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 stack: venv

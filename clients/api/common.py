@@ -1,0 +1,54 @@
+"""Shared pieces of the clients API: who may read and write, and how keys in URLs are checked."""
+
+from rest_framework import exceptions
+from rest_framework.request import Request
+
+from core.api import HasRole
+from core.models import Role
+
+READ_ROLES = (Role.RM, Role.BRANCH_MANAGER, Role.OPS, Role.COMPLIANCE, Role.ADMIN)
+WRITE_ROLES = (Role.OPS, Role.ADMIN)
+
+CanRead = HasRole.of(*[r.value for r in READ_ROLES])
+CanWrite = HasRole.of(*[r.value for r in WRITE_ROLES])
+
+
+class ReadOrWrite:
+    """Mixin: GET/HEAD/OPTIONS need a reading role, anything else a writing role."""
+
+    def get_permissions(self):
+        request: Request = self.request
+        if request.method in ("GET", "HEAD", "OPTIONS"):
+            return [CanRead()]
+        return [CanWrite()]
+
+
+def key_or_404(value: str, *, max_length: int) -> str:
+    """A key from the URL that cannot match any row (too long, control characters) is a 404."""
+    if not value or len(value) > max_length or any(ord(ch) < 32 for ch in value):
+        raise exceptions.NotFound()
+    return value
+
+
+def key_or_400(value: str, *, name: str, max_length: int) -> str:
+    """A key from the URL of a write: it becomes the stored key, so it must be a valid one."""
+    value = value or ""
+    if not value.strip() or value != value.strip():
+        raise exceptions.ValidationError({name: ["Must be non-empty, without surrounding spaces."]})
+    if len(value) > max_length:
+        raise exceptions.ValidationError({name: [f"At most {max_length} characters."]})
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise exceptions.ValidationError({name: ["Control characters are not allowed."]})
+    return value
+
+
+def check_body_key(data: dict, *, name: str, value: str) -> None:
+    """A key repeated in the body must agree with the one in the URL."""
+    if name in data and data[name] != value:
+        raise exceptions.ValidationError({name: [f"Does not match the URL ({value!r})."]})
+
+
+def require_object(data) -> dict:
+    if not isinstance(data, dict):
+        raise exceptions.ValidationError({"non_field_errors": ["Expected a JSON object."]})
+    return data
