@@ -129,17 +129,16 @@ def holdings_replace(*, client: Client, as_of: date, holdings: list[dict[str, An
                      actor=None) -> list[Holding]:
     """Make `holdings` the client's complete holdings on `as_of` (atomic, all rows or none).
 
-    Rows are validated and written by the ingest engine; products the client no longer holds
-    on that date are removed. Raises IngestRejected (nothing written) on any bad row.
+    Rows are validated and written by the ingest engine, which also removes the products the
+    client no longer holds on that date. Raises IngestRejected (nothing written) on a bad row.
     """
     from .ingest import ingest_records
 
-    records = [{**row, "client_no": client.client_no, "as_of": as_of.isoformat()}
-               for row in holdings]
-    if records:
-        ingest_records(kind="holdings", records=records, actor=actor)
-    codes = {str(row.get("product_code")) for row in holdings}
-    Holding.objects.filter(client=client, as_of=as_of).exclude(
-        product__product_code__in=codes).delete()
+    if holdings:
+        records = [{**row, "client_no": client.client_no, "as_of": as_of.isoformat()}
+                   for row in holdings]
+        ingest_records(kind="holdings", records=records, actor=actor, holdings_replace=True)
+    else:
+        Holding.objects.filter(client=client, as_of=as_of).delete()
     return list(Holding.objects.filter(client=client, as_of=as_of).select_related("product")
                 .order_by("-market_value", "product__product_code"))

@@ -12,7 +12,6 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_POST
 
 from core.access import ALL_CLIENTS_ROLES, can_see_pii, role_of
 from core.errors import ApplicationError
@@ -164,9 +163,11 @@ def client_detail(request, client_no):
 
 
 @login_required
-@require_POST
 def interaction_create(request, client_no):
+    # Scope first: an out-of-scope client is a 404 (audited) whatever the method.
     client = client_get(user=request.user, client_no=client_no)
+    if request.method != "POST":
+        return redirect("clients:client_detail", client_no=client.client_no)
     form = InteractionForm(request.POST)
     if form.is_valid():
         try:

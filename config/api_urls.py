@@ -1,4 +1,26 @@
-from django.urls import path  # noqa: F401
+"""REST API v1 (docs/api.md). Resources are addressed by the core system's keys."""
+
+from django.urls import path
+
+from clients.api.clients import ClientDetailView, ClientListView
+from clients.api.holdings import ClientHoldingsView, ClientTransactionsView
+from clients.api.products import (
+    BranchDetailView,
+    ProductDetailView,
+    ProductListView,
+    TransactionBulkView,
+)
 
 app_name = "api"
-urlpatterns = []
+urlpatterns = [
+    path("branches/<str:code>/", BranchDetailView.as_view(), name="branch-detail"),
+    path("clients/", ClientListView.as_view(), name="client-list"),
+    path("clients/<str:client_no>/", ClientDetailView.as_view(), name="client-detail"),
+    path("clients/<str:client_no>/holdings/", ClientHoldingsView.as_view(),
+         name="client-holdings"),
+    path("clients/<str:client_no>/transactions/", ClientTransactionsView.as_view(),
+         name="client-transactions"),
+    path("products/", ProductListView.as_view(), name="product-list"),
+    path("products/<str:product_code>/", ProductDetailView.as_view(), name="product-detail"),
+    path("transactions/bulk/", TransactionBulkView.as_view(), name="transaction-bulk"),
+]

@@ -42,6 +42,10 @@ def user_set_role(*, user: User, role: str) -> User:
     for name in Role.values:
         Group.objects.get_or_create(name=name)
     user.groups.set([Group.objects.get(name=role)])
+    is_admin = role == Role.ADMIN
+    if user.is_staff != is_admin or user.is_superuser != is_admin:
+        user.is_staff = user.is_superuser = is_admin
+        user.save(update_fields=["is_staff", "is_superuser"])
     user._cached_role = role
     return user
 
@@ -60,8 +64,6 @@ def staff_user_upsert(*, username: str, role: str, branch_code: str | None = Non
     user.branch = branch if branch is not None else user.branch
     user.display_name = display_name or user.display_name
     user.is_service_account = is_service_account or (user.is_service_account and not password)
-    user.is_staff = role == Role.ADMIN
-    user.is_superuser = role == Role.ADMIN
     if password:
         user.set_password(password)
     elif created:

@@ -2,8 +2,9 @@
 
 from rest_framework import exceptions
 from rest_framework.request import Request
+from rest_framework.response import Response
 
-from core.api import HasRole
+from core.api import HasRole, error_body
 from core.models import Role
 
 READ_ROLES = (Role.RM, Role.BRANCH_MANAGER, Role.OPS, Role.COMPLIANCE, Role.ADMIN)
@@ -51,4 +52,31 @@ def check_body_key(data: dict, *, name: str, value: str) -> None:
 def require_object(data) -> dict:
     if not isinstance(data, dict):
         raise exceptions.ValidationError({"non_field_errors": ["Expected a JSON object."]})
+    return data
+
+
+def row_errors_response(exc) -> Response:
+    """An IngestRejected as the standard error envelope plus "errors": [{index, field, message}].
+
+    `index` is the 0-based position in the request's array; null for an error about the whole
+    request (e.g. a field unknown in every row).
+    """
+    body = error_body("invalid", exc.message)
+    body["errors"] = [{"index": e.row if e.row is not None and e.row >= 0 else None,
+                       "field": e.column or "", "message": str(e.message)}
+                      for e in exc.errors]
+    return Response(body, status=400)
+
+
+def rows_or_400(data, *, max_rows: int, name: str = "rows") -> list[dict]:
+    """The body of a bulk write: a list of at most `max_rows` JSON objects."""
+    if not isinstance(data, list):
+        raise exceptions.ValidationError({name: ["Expected a JSON array of objects."]})
+    if len(data) > max_rows:
+        raise exceptions.ValidationError(
+            {name: [f"At most {max_rows:,} rows per request; got {len(data):,}."]})
+    bad = [i for i, row in enumerate(data) if not isinstance(row, dict)]
+    if bad:
+        raise exceptions.ValidationError(
+            {name: [f"Row {i}: expected a JSON object." for i in bad[:20]]})
     return data

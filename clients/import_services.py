@@ -1,0 +1,170 @@
+"""Import jobs: an uploaded file becomes an ImportJob, run by a task through clients.ingest."""
+
+import csv
+import io
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from core.errors import ApplicationError
+from core.models import AuditAction
+from core.services import audit_record
+
+from .ingest import ALLOWED_EXTENSIONS, IngestRejected, RowError, ingest_frame, read_table
+from .ingest import spec_for as ingest_spec_for
+from .models import ImportJob, JobStatus
+
+logger = logging.getLogger(__name__)
+
+FINISHED = (JobStatus.SUCCEEDED, JobStatus.FAILED)
+ERRORS_KEPT_ON_JOB = 100
+PROGRESS_EVERY_SECONDS = 0.3
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def import_file_check(*, name: str, size: int) -> None:
+    """The upload rules: an allowed extension and at most settings.IMPORT_MAX_UPLOAD_BYTES."""
+    if Path(name).suffix.lower() not in ALLOWED_EXTENSIONS:
+        raise ApplicationError(_("Only .csv and .xlsx files can be imported."),
+                               fields={"file": ["extension"]})
+    limit = settings.IMPORT_MAX_UPLOAD_BYTES
+    if size > limit:
+        raise ApplicationError(_("The file is larger than %(mb)d MB.")
+                               % {"mb": limit // (1024 * 1024)}, fields={"file": ["size"]})
+
+
+def import_job_create(*, kind: str, file, user=None, original_name: str = "",
+                      queue: bool = True) -> ImportJob:
+    """Save the upload as a queued job; the task runs it after commit (`queue=False`: don't)."""
+    from .tasks import import_job_run_task
+
+    ingest_spec_for(kind)
+    name = Path(original_name or file.name).name
+    import_file_check(name=name, size=file.size)
+    with transaction.atomic():
+        job = ImportJob(kind=kind, original_name=name[:255],
+                        created_by=user if user is not None and user.is_authenticated else None)
+        job.file.save(name, file, save=False)
+        job.save()
+        if queue:
+            transaction.on_commit(lambda: import_job_run_task.delay(job.pk))
+    return job
+
+
+class _ProgressReporter:
+    """Saves phase and done/total at most every PROGRESS_EVERY_SECONDS.
+
+    Inside the write transaction on PostgreSQL the row is updated through a second connection,
+    so the progress bar moves while the data is still uncommitted.
+    """
+
+    def __init__(self, job: ImportJob, echo: Callable[[str, int, int], None] | None = None):
+        self.job = job
+        self.echo = echo
+        self.last = 0.0
+        self.side = None
+
+    def __call__(self, phase: str, done: int, total: int) -> None:
+        job, now = self.job, time.monotonic()
+        changed_phase = phase != job.phase
+        job.phase, job.progress_done, job.progress_total = phase, done, total
+        if changed_phase or now - self.last >= PROGRESS_EVERY_SECONDS:
+            self.last = now
+            self.save()
+            if self.echo is not None:
+                self.echo(phase, done, total)
+
+    def save(self) -> None:
+        job = self.job
+        if connection.vendor != "postgresql" or not connection.in_atomic_block:
+            job.save(update_fields=["phase", "progress_done", "progress_total", "updated_at"])
+            return
+        try:
+            if self.side is None:
+                self.side = connections.create_connection(DEFAULT_DB_ALIAS)
+            with self.side.cursor() as cursor:
+                cursor.execute(f"UPDATE {ImportJob._meta.db_table} SET phase = %s,"
+                               " progress_done = %s, progress_total = %s WHERE id = %s",
+                               [job.phase, job.progress_done, job.progress_total, job.pk])
+        except Exception:  # progress is a courtesy; the import must not fail for it
+            logger.warning("progress update failed for import %s", job.pk, exc_info=True)
+
+    def close(self) -> None:
+        if self.side is not None:
+            self.side.close()
+
+
+def _neutralise(value: str) -> str:
+    """Spreadsheets run cells starting with = + - @ as formulas; an apostrophe disarms them."""
+    return "'" + value if value.startswith(FORMULA_PREFIXES) else value
+
+
+def error_report_csv(errors: list[RowError]) -> bytes:
+    """row,column,value,message as UTF-8 with BOM, so Excel in China opens it."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["row", "column", "value", "message"])
+    for error in errors:
+        writer.writerow([error.row, _neutralise(error.column), _neutralise(error.value),
+                         _neutralise(error.message)])
+    return "\ufeff".encode() + out.getvalue().encode("utf-8")
+
+
+def import_job_run(*, job_id: int,
+                   on_progress: Callable[[str, int, int], None] | None = None) -> ImportJob:
+    """Read, validate and write the job's file; a finished job is returned untouched.
+
+    `on_progress(phase, done, total)` is told as well as the job row (the command prints it).
+    """
+    job = ImportJob.objects.select_related("created_by").get(pk=job_id)
+    if job.status in FINISHED:
+        return job
+    job.status, job.phase, job.started_at = JobStatus.RUNNING, "reading", timezone.now()
+    job.progress_done = job.progress_total = 0
+    job.save(update_fields=["status", "phase", "started_at", "progress_done", "progress_total",
+                            "updated_at"])
+    reporter = _ProgressReporter(job, on_progress)
+    errors: list[RowError] = []
+    try:
+        with job.file.open("rb") as handle:
+            frame = read_table(path_or_file=handle, filename=job.original_name)
+        job.rows_total = len(frame)
+        result = ingest_frame(kind=job.kind, frame=frame, actor=job.created_by,
+                              on_progress=reporter)
+    except IngestRejected as rejected:
+        errors = rejected.errors
+        job.status, job.error_count = JobStatus.FAILED, rejected.error_count
+        job.message = rejected.message
+    except ApplicationError as exc:
+        job.status, job.message = JobStatus.FAILED, exc.message
+    except Exception:
+        logger.exception("import %s failed", job.pk)
+        job.status, job.message = JobStatus.FAILED, _("The import failed unexpectedly; nothing "
+                                                      "was imported. Please contact support.")
+    else:
+        job.status = JobStatus.SUCCEEDED
+        job.rows_created, job.rows_updated = result.created, result.updated
+        job.progress_done = job.progress_total = result.rows
+        job.message = _("%(created)d created, %(updated)d updated.") % {
+            "created": result.created, "updated": result.updated}
+    finally:
+        reporter.close()
+    job.phase, job.finished_at = "", timezone.now()
+    job.errors = [e._asdict() for e in errors[:ERRORS_KEPT_ON_JOB]]
+    if errors:
+        job.error_report.save(f"import-{job.pk}-errors.csv",
+                              ContentFile(error_report_csv(errors)), save=False)
+    job.save()
+    audit_record(action=AuditAction.IMPORT, actor=job.created_by, object_type="import",
+                 object_id=str(job.pk),
+                 detail={"kind": job.kind, "file": job.original_name, "rows": job.rows_total,
+                         "created": job.rows_created, "updated": job.rows_updated,
+                         "errors": job.error_count, "status": job.status})
+    return job

@@ -1,0 +1,110 @@
+"""Import pages (ops and admin only): upload, progress, result, error report, example files."""
+
+import csv
+import io
+from functools import wraps
+
+from django import forms
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.http import FileResponse, Http404, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from core.access import has_role
+from core.errors import ApplicationError
+from core.models import AuditAction, Role
+from core.services import audit_record
+
+from .import_services import FINISHED, import_file_check, import_job_create
+from .ingest import SPECS
+from .models import ImportJob, ImportKind
+
+IMPORT_ROLES = (Role.OPS, Role.ADMIN)
+
+
+def import_role_required(view):
+    @login_required
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if not has_role(request.user, *IMPORT_ROLES):
+            audit_record(action=AuditAction.ACCESS_DENIED, actor=request.user,
+                         object_type="import", object_id=str(kwargs.get("pk", "")))
+            return render(request, "403.html", status=403)
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+class ImportUploadForm(forms.Form):
+    kind = forms.ChoiceField(label=gettext_lazy("What the file contains"),
+                             choices=ImportKind.choices)
+    file = forms.FileField(label=gettext_lazy("File (.csv or .xlsx)"))
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        try:
+            import_file_check(name=upload.name, size=upload.size)
+        except ApplicationError as exc:
+            raise forms.ValidationError(exc.message) from exc
+        return upload
+
+
+@import_role_required
+def import_list(request):
+    form = ImportUploadForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            job = import_job_create(kind=form.cleaned_data["kind"],
+                                    file=form.cleaned_data["file"], user=request.user)
+        except ApplicationError as exc:
+            form.add_error(None, exc.message)
+        else:
+            return redirect("imports:import_detail", pk=job.pk)
+    jobs = ImportJob.objects.select_related("created_by")[:50]
+    return render(request, "clients/import_list.html", {
+        "form": form, "jobs": jobs, "kinds": ImportKind.choices,
+        "max_mb": settings.IMPORT_MAX_UPLOAD_BYTES // (1024 * 1024)})
+
+
+def _job_context(job: ImportJob) -> dict:
+    percent = int(100 * job.progress_done / job.progress_total) if job.progress_total else 0
+    return {"job": job, "finished": job.status in FINISHED, "percent": percent}
+
+
+@import_role_required
+def import_detail(request, pk: int):
+    job = get_object_or_404(ImportJob.objects.select_related("created_by"), pk=pk)
+    return render(request, "clients/import_detail.html", _job_context(job))
+
+
+@import_role_required
+def import_progress(request, pk: int):
+    job = get_object_or_404(ImportJob, pk=pk)
+    return render(request, "clients/import_progress.html", _job_context(job))
+
+
+@import_role_required
+def import_errors_csv(request, pk: int):
+    job = get_object_or_404(ImportJob, pk=pk)
+    if not job.error_report:
+        raise Http404(_("This import has no error report."))
+    audit_record(action=AuditAction.EXPORT, actor=request.user, object_type="import",
+                 object_id=str(job.pk), detail={"report": "errors", "errors": job.error_count})
+    return FileResponse(job.error_report.open("rb"), as_attachment=True,
+                        filename=f"import-{job.pk}-errors.csv", content_type="text/csv")
+
+
+@import_role_required
+def import_template(request, kind: str):
+    spec = SPECS.get(kind)
+    if spec is None:
+        raise Http404(_("Unknown import kind."))
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(spec.names)
+    writer.writerow([spec.example.get(name, "") for name in spec.names])
+    response = HttpResponse("\ufeff" + out.getvalue(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{kind}.csv"'
+    return response

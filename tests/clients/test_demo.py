@@ -1,0 +1,204 @@
+"""The demo-data generator: deterministic, realistic enough to show every feature, consistent."""
+
+from datetime import date, timedelta
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import connection
+from django.db.models import Count, Max, Min, Q, Sum
+from django.utils import timezone
+
+from clients import demo
+from clients.demo import DemoSpec, demo_seed
+from clients.models import (
+    Client,
+    Holding,
+    Product,
+    ProductRiskLevel,
+    ProductType,
+    Transaction,
+)
+from core.access import role_of
+from core.models import User
+
+N = 300
+SPEC = DemoSpec(clients=N, seed=7, transactions_per_client=8)
+
+
+def _snapshot() -> tuple[list, list]:
+    clients = list(Client.objects.order_by("id").values_list(
+        "client_no", "name", "phone", "birth_date", "aum", "risk_level", "last_purchase_on"))
+    amounts = list(Transaction.objects.order_by("id").values_list(
+        "txn_id", "client__client_no", "amount", "revenue", "traded_at"))
+    return clients, amounts
+
+
+@pytest.fixture
+def seeded(db):
+    return demo_seed(spec=SPEC)
+
+
+def _age(born: date, today: date) -> int:
+    return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+
+
+def test_same_seed_gives_the_same_data_and_another_seed_differs(seeded):
+    first = _snapshot()
+
+    demo_seed(spec=SPEC, reset=True)
+    again = _snapshot()
+    demo_seed(spec=DemoSpec(clients=N, seed=8, transactions_per_client=8), reset=True)
+    other = _snapshot()
+
+    assert again == first
+    assert len(first[0]) == N and len(first[1]) == N * 8
+    assert [c[1] for c in other[0]] != [c[1] for c in first[0]]
+    assert [t[2] for t in other[1]] != [t[2] for t in first[1]]
+
+
+def test_every_persona_of_the_domain_has_members(seeded):
+    today = timezone.localdate()
+    clients = list(Client.objects.all())
+    employed = {"employee", "professional", "executive"}
+    personas = {
+        "silver": [c for c in clients if 60 <= _age(c.birth_date, today) <= 69],
+        "homemaker": [c for c in clients
+                      if c.gender == "F" and c.occupation == "homemaker" and c.has_children],
+        "gen_z": [c for c in clients if 1995 <= c.birth_date.year <= 2009],
+        "student": [c for c in clients
+                    if c.occupation == "student" and 18 <= _age(c.birth_date, today) <= 24],
+        "independent_woman": [c for c in clients if c.gender == "F" and c.occupation in employed
+                              and 25 <= _age(c.birth_date, today) <= 49],
+        "sme_owner": [c for c in clients if c.occupation == "business_owner"],
+        "tech_exec": [c for c in clients
+                      if c.occupation == "executive" and c.industry == "technology"],
+        "hnw": [c for c in clients if c.aum >= 5_000_000],
+    }
+
+    assert {name: len(members) for name, members in personas.items() if not members} == {}
+    assert all(_age(c.birth_date, today) >= 18 for c in clients)
+
+
+def test_service_levels_statuses_and_risk_dates_are_mixed(seeded):
+    today = timezone.localdate()
+    qs = Client.objects
+
+    assert qs.filter(aum__gt=0, aum__lt=500_000).exists()
+    assert qs.filter(aum__gte=500_000, aum__lt=5_000_000).exists()
+    assert qs.filter(aum__gte=5_000_000).count() < N * 0.1
+    assert set(qs.values_list("status", flat=True)) == {"active", "dormant", "closed"}
+    assert qs.filter(status="active").count() > N * 0.7
+    assert set(qs.exclude(risk_level="").values_list("risk_level", flat=True)) == {
+        "C1", "C2", "C3", "C4", "C5"}
+    assert qs.filter(risk_expires_on__lt=today).exists()
+    assert qs.filter(risk_expires_on__gte=today,
+                     risk_expires_on__lte=today + timedelta(days=30)).exists()
+    for c in qs.exclude(risk_level=""):
+        assert c.risk_expires_on == c.risk_assessed_on + timedelta(days=730)
+
+
+def test_phone_tail_is_the_last_four_digits_of_an_eleven_digit_mobile(seeded):
+    for phone, tail in Client.objects.values_list("phone", "phone_tail"):
+        assert len(phone) == 11 and phone.isdigit() and phone.startswith("1")
+        assert tail == phone[-4:]
+
+
+def test_never_funded_accounts_have_no_money_and_no_purchases(seeded):
+    never = Client.objects.filter(first_funded_on__isnull=True)
+
+    assert 0.05 * N < never.count() < 0.2 * N
+    assert not never.filter(aum__gt=0).exists()
+    assert not never.filter(last_purchase_on__isnull=False).exists()
+    assert not Transaction.objects.filter(client__first_funded_on__isnull=True).exists()
+    assert not Holding.objects.filter(client__first_funded_on__isnull=True).exists()
+
+
+def test_every_product_type_and_risk_level_is_on_the_shelf(seeded):
+    assert set(Product.objects.values_list("product_type", flat=True)) == set(ProductType.values)
+    assert set(Product.objects.values_list("risk_level", flat=True)) == set(
+        ProductRiskLevel.values)
+    assert Product.objects.count() >= 200
+
+
+def test_purchases_fall_in_the_last_24_months_and_match_the_client_dates(seeded):
+    today = timezone.localdate()
+    local_days = [timezone.localtime(t).date()
+                  for t in Transaction.objects.values_list("traded_at", flat=True)]
+
+    assert min(local_days) >= today - timedelta(days=731)
+    assert max(local_days) <= today - timedelta(days=1)
+    assert not Transaction.objects.filter(Q(amount__lte=0) | Q(revenue__lt=0)).exists()
+    assert Transaction.objects.values("txn_id").distinct().count() == Transaction.objects.count()
+    per_client = Transaction.objects.values("client_id").annotate(
+        first=Min("traded_at"), last=Max("traded_at"))
+    clients = Client.objects.in_bulk([row["client_id"] for row in per_client])
+    for row in per_client:
+        client = clients[row["client_id"]]
+        assert client.last_purchase_on == timezone.localtime(row["last"]).date()
+        assert client.first_funded_on <= timezone.localtime(row["first"]).date()
+        assert client.opened_on <= client.first_funded_on
+
+
+def test_holdings_add_up_to_aum_and_constraints_hold(seeded):
+    sums = dict(Holding.objects.values("client_id").annotate(s=Sum("market_value"))
+                .values_list("client_id", "s"))
+    for client in Client.objects.filter(aum__gt=0):
+        assert sums[client.pk] == client.aum
+    assert not Holding.objects.values("client_id", "product_id", "as_of").annotate(
+        n=Count("id")).filter(n__gt=1).exists()
+    assert Client.objects.values("client_no").distinct().count() == N
+    assert not Client.objects.filter(Q(aum__lt=0) | ~Q(gender__in=["M", "F"])).exists()
+    assert Client.objects.filter(rm__isnull=False).count() > N * 0.8
+    connection.check_constraints()  # every foreign key points at a row
+
+
+def test_refuses_to_mix_into_existing_data_unless_reset(seeded):
+    with pytest.raises(CommandError, match="--reset"):
+        call_command("seed_demo", clients=50, seed=1)
+
+    call_command("seed_demo", clients=50, seed=1, transactions=100, reset=True)
+
+    assert Client.objects.count() == 50
+    assert Transaction.objects.count() == 100
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="COPY bulk path is PostgreSQL's")
+def test_bulk_load_on_postgresql_restores_the_indexes_and_constraints(db, monkeypatch):
+    def schema() -> list:
+        with connection.cursor() as cur:
+            cur.execute("""
+                SELECT tablename, indexdef FROM pg_indexes WHERE tablename LIKE 'clients_%'
+                UNION ALL
+                SELECT conrelid::regclass::text, conname || ' ' || pg_get_constraintdef(oid)
+                FROM pg_constraint WHERE conrelid::regclass::text LIKE 'clients_%'
+                ORDER BY 1, 2""")
+            return cur.fetchall()
+
+    before = schema()
+    monkeypatch.setattr(demo, "BULK_THRESHOLD_ROWS", 0)
+
+    demo_seed(spec=SPEC, reset=True)
+
+    assert schema() == before
+    assert Transaction.objects.count() == N * 8
+
+
+def test_demo_setup_creates_the_six_logins_once_and_seeds_books(db):
+    call_command("demo_setup", clients=600)
+    first_ids = list(Client.objects.order_by("id").values_list("client_no", flat=True))
+
+    call_command("demo_setup", clients=600)
+
+    roles = {u.username: role_of(u) for u in User.objects.filter(
+        username__in=["rm", "rm2", "manager", "ops", "compliance", "admin"])}
+    assert roles == {"rm": "rm", "rm2": "rm", "manager": "branch_manager", "ops": "ops",
+                     "compliance": "compliance", "admin": "admin"}
+    assert list(Client.objects.order_by("id").values_list("client_no", flat=True)) == first_ids
+    rm, rm2, manager = (User.objects.get(username=u) for u in ("rm", "rm2", "manager"))
+    assert rm.branch_id == rm2.branch_id == manager.branch_id
+    assert Client.objects.filter(rm=rm).count() >= 100
+    assert Client.objects.filter(rm=rm2).count() >= 100
+    assert Client.objects.filter(branch=manager.branch).count() >= 200
+    assert User.objects.get(username="admin").is_superuser
+    assert rm.check_password("demo12345")
