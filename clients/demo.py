@@ -769,6 +769,10 @@ class _PostgresWriter(_Writer):
             if reset:
                 demo_wipe()
             if self.bulk:
+                with connection.cursor() as cur:
+                    # ALTER TABLE refuses to run under pending deferred FK checks (e.g. from
+                    # staff rows written earlier in an enclosing transaction): fire them now.
+                    cur.execute("SET CONSTRAINTS ALL IMMEDIATE")
                 self._drop_secondary()
             yield
 

@@ -425,3 +425,13 @@ class ImportJob(TimeStampedModel):
 
     def __str__(self):
         return f"{self.get_kind_display()} {self.original_name} ({self.status})"
+
+
+from .scoring.models import (  # noqa: E402,F401  (models of the scoring package, one app)
+    ClientScore,
+    CurrentScore,
+    ScoringChunk,
+    ScoringRun,
+    ScoringScheme,
+    Tier,
+)

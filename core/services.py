@@ -8,8 +8,12 @@ from .models import AuditAction, AuditLog, Branch, Role, User
 
 
 def audit_record(*, action: str, actor=None, object_type: str = "", object_id: str = "",
-                 detail: dict | None = None, request=None) -> AuditLog:
+                 detail: dict | None = None, request=None) -> AuditLog | None:
     request = request or current_request()
+    if action == AuditAction.ACCESS_DENIED and request is not None:
+        if getattr(request, "_access_denied_audited", False):
+            return None  # one denial, one row (a selector and the API handler both report it)
+        request._access_denied_audited = True
     if actor is None and request is not None and getattr(request, "user", None) is not None:
         actor = request.user if request.user.is_authenticated else None
     return AuditLog.objects.create(

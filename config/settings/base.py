@@ -175,6 +175,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Clients (C1-C5) and products (R1-R5) both have a `risk_level`; name the enums apart.
+    "ENUM_NAME_OVERRIDES": {
+        "ClientRiskLevelEnum": "clients.models.ClientRiskLevel",
+        "ProductRiskLevelEnum": "clients.models.ProductRiskLevel",
+    },
 }
 
 LOGGING = {

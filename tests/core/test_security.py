@@ -57,3 +57,13 @@ def test_check_deploy_is_clean_under_production_settings():
                             text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+def test_one_denied_request_writes_exactly_one_audit_row(logged_in, rm_a, clients_of_b):
+    http = logged_in(rm_a)
+    other = clients_of_b[0]
+    assert http.get(f"/api/v1/clients/{other.client_no}/").status_code == 404
+    assert http.get(f"/clients/{other.client_no}/").status_code == 404
+    denied = AuditLog.objects.filter(action=AuditAction.ACCESS_DENIED, actor=rm_a)
+    assert denied.count() == 2
+    assert set(denied.values_list("object_id", flat=True)) == {other.client_no}

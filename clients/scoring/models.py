@@ -1,0 +1,157 @@
+"""Value-scoring data: versioned schemes, runs split in chunks, scores kept as history."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from core.models import TimeStampedModel
+
+
+class Tier(models.TextChoices):
+    GUIDING = "guiding", _("Key guiding client")
+    DEVELOPMENT = "development", _("Key development client")
+    POTENTIAL = "potential", _("Potential value-add client")
+    LONG_TAIL = "long_tail", _("Long-tail client")
+
+
+class ScoringScheme(models.Model):
+    """One published version of the bands, window, thresholds and tier precedence.
+
+    Bounds are the five increasing lower bounds of bands 2..6 (band 1 is below the first);
+    a band includes its lower bound and excludes its upper one. A version that a run has used
+    is never edited in place: ops publish a new version instead.
+    """
+
+    version = models.PositiveIntegerField(_("version"), unique=True)
+    window_months = models.PositiveSmallIntegerField(_("window (months)"), default=12)
+    amount_bounds = models.JSONField(_("amount band bounds (CNY)"))
+    frequency_bounds = models.JSONField(_("frequency band bounds (purchases per month)"))
+    benefit_bounds = models.JSONField(_("benefit band bounds (CNY)"))
+    high_score = models.PositiveSmallIntegerField(_("'high' means a score of at least"), default=4)
+    recent_days = models.PositiveSmallIntegerField(_("'recent' means a purchase within (days)"),
+                                                   default=30)
+    tier_precedence = models.JSONField(_("tier precedence"))
+    note = models.CharField(_("note"), max_length=200, blank=True)
+    published_at = models.DateTimeField(_("published at"), auto_now_add=True)
+    published_by = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("published by"),
+                                     null=True, blank=True, on_delete=models.SET_NULL,
+                                     related_name="+")
+
+    class Meta:
+        ordering = ["-version"]
+        verbose_name = _("scoring scheme")
+        verbose_name_plural = _("scoring schemes")
+
+    def __str__(self):
+        return f"v{self.version}"
+
+
+class ScoringRunStatus(models.TextChoices):
+    QUEUED = "queued", _("Queued")
+    RUNNING = "running", _("Running")
+    SUCCEEDED = "succeeded", _("Succeeded")
+    FAILED = "failed", _("Failed")
+
+
+class ScoringRun(TimeStampedModel):
+    """Scoring of every client for one as-of date under one scheme version."""
+
+    as_of = models.DateField(_("as of"))
+    scheme = models.ForeignKey(ScoringScheme, verbose_name=_("scheme"), on_delete=models.PROTECT,
+                               related_name="runs")
+    status = models.CharField(_("status"), max_length=10, choices=ScoringRunStatus.choices,
+                              default=ScoringRunStatus.QUEUED, db_index=True)
+    trigger = models.CharField(_("started from"), max_length=20, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("by"), null=True,
+                                   blank=True, on_delete=models.SET_NULL, related_name="+")
+    progress_done = models.PositiveIntegerField(_("clients done"), default=0)
+    progress_total = models.PositiveIntegerField(_("clients"), default=0)
+    chunk_count = models.PositiveIntegerField(_("chunks"), default=0)
+    chunks_done = models.PositiveIntegerField(_("chunks done"), default=0)
+    tier_counts = models.JSONField(_("clients per tier"), default=dict, blank=True)
+    timings = models.JSONField(_("timings (s)"), default=dict, blank=True)
+    error = models.TextField(_("error"), blank=True)
+    started_at = models.DateTimeField(_("started at"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("scoring run")
+        verbose_name_plural = _("scoring runs")
+        constraints = [
+            # Two runs for the same date never run at once.
+            models.UniqueConstraint(fields=["as_of"], condition=Q(status__in=["queued", "running"]),
+                                    name="scoring_one_active_run_per_date"),
+        ]
+
+    def __str__(self):
+        return f"{self.as_of} v{self.scheme_id} {self.status}"
+
+
+class ScoringChunk(models.Model):
+    """A client-id range of a run; done chunks are skipped when a run is resumed."""
+
+    run = models.ForeignKey(ScoringRun, on_delete=models.CASCADE, related_name="chunks")
+    index = models.PositiveIntegerField()
+    id_from = models.BigIntegerField()
+    id_to = models.BigIntegerField(help_text="exclusive")
+    clients = models.PositiveIntegerField(default=0)
+    done = models.BooleanField(default=False)
+    seconds = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["run", "index"]
+        constraints = [models.UniqueConstraint(fields=["run", "index"], name="scoring_chunk_unique")]
+
+
+class ClientScore(models.Model):
+    """One client's score for one as-of date and scheme version (history is kept)."""
+
+    client = models.ForeignKey("clients.Client", on_delete=models.CASCADE, related_name="scores")
+    scheme = models.ForeignKey(ScoringScheme, on_delete=models.PROTECT, related_name="+")
+    run = models.ForeignKey(ScoringRun, null=True, blank=True, on_delete=models.SET_NULL,
+                            related_name="+")
+    as_of = models.DateField(_("as of"))
+    amount = models.DecimalField(_("amount bought (CNY)"), max_digits=18, decimal_places=2)
+    purchases = models.PositiveIntegerField(_("purchases in window"))
+    frequency = models.DecimalField(_("purchases per month"), max_digits=10, decimal_places=4)
+    benefit = models.DecimalField(_("revenue to the firm (CNY)"), max_digits=18, decimal_places=2)
+    recency_days = models.PositiveIntegerField(_("days since last purchase"), null=True,
+                                               blank=True)
+    amount_score = models.PositiveSmallIntegerField(_("amount score"))
+    frequency_score = models.PositiveSmallIntegerField(_("frequency score"))
+    benefit_score = models.PositiveSmallIntegerField(_("benefit score"))
+    total_score = models.PositiveSmallIntegerField(_("total score"))
+    tier = models.CharField(_("value tier"), max_length=12, choices=Tier.choices)
+
+    class Meta:
+        verbose_name = _("client score")
+        verbose_name_plural = _("client scores")
+        constraints = [
+            models.UniqueConstraint(fields=["client", "scheme", "as_of"],
+                                    name="score_unique_per_client_scheme_date"),
+            models.CheckConstraint(condition=Q(amount_score__gte=1, amount_score__lte=6,
+                                               frequency_score__gte=1, frequency_score__lte=6,
+                                               benefit_score__gte=1, benefit_score__lte=6),
+                                   name="score_bands_1_to_6"),
+            models.CheckConstraint(condition=Q(amount__gte=0, benefit__gte=0),
+                                   name="score_amounts_non_negative"),
+        ]
+        indexes = [models.Index(fields=["client", "-as_of"], name="score_client_asof"),
+                   models.Index(fields=["as_of", "scheme", "tier"], name="score_asof_tier")]
+
+
+class CurrentScore(models.Model):
+    """The latest successful score of each client: what lists filter and sort by."""
+
+    client = models.OneToOneField("clients.Client", primary_key=True, on_delete=models.CASCADE,
+                                  related_name="current_score")
+    score = models.ForeignKey(ClientScore, on_delete=models.CASCADE, related_name="+")
+    as_of = models.DateField(_("as of"))
+    total_score = models.PositiveSmallIntegerField(_("total score"), db_index=True)
+    tier = models.CharField(_("value tier"), max_length=12, choices=Tier.choices, db_index=True)
+
+    class Meta:
+        verbose_name = _("current score")
+        verbose_name_plural = _("current scores")
