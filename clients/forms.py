@@ -1,9 +1,11 @@
 """Forms of the client pages: the list's search/filter/sort form and the interaction form."""
 
 from django import forms
+from django.db.models import F
 from django.utils.translation import gettext_lazy as _
 
 from .models import ClientRiskLevel, ClientStatus, InteractionKind, InteractionOutcome, ServiceLevel
+from .scoring.models import Tier
 
 # The only orderings a user may ask for: each maps to indexed columns (plus the primary key as a
 # tie-breaker so pages never overlap), so sorting stays an index scan at a million clients.
@@ -20,6 +22,10 @@ SORTS = {
     "-risk_level": ("-risk_level", "-id"),
     "last_purchase_on": ("last_purchase_on", "id"),
     "-last_purchase_on": ("-last_purchase_on", "-id"),
+    # The current score lives in CurrentScore (one row per scored client, total_score indexed);
+    # clients never scored come last in both directions.
+    "total_score": (F("current_score__total_score").asc(nulls_last=True), "id"),
+    "-total_score": (F("current_score__total_score").desc(nulls_last=True), "-id"),
 }
 DEFAULT_SORT = "name"
 PAGE_SIZES = (25, 50)
@@ -47,6 +53,8 @@ class ClientListForm(forms.Form):
         label=_("Status"), required=False,
         choices=_blank(_("All statuses")) + ClientStatus.choices
         + [(DORMANT_DERIVED, _("Dormant (incl. no purchase for long)"))])
+    tier = forms.ChoiceField(label=_("Value tier"), required=False,
+                             choices=_blank(_("All value tiers")) + Tier.choices)
     expired = forms.ChoiceField(label=_("Risk assessment"), required=False,
                                 choices=[("", _("Any assessment")), ("yes", _("Expired")),
                                          ("no", _("Valid"))])
@@ -56,7 +64,7 @@ class ClientListForm(forms.Form):
                                       choices=[(n, n) for n in PAGE_SIZES], empty_value=25)
     page = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
 
-    FILTER_FIELDS = ("q", "risk_level", "service_level", "status", "expired")
+    FILTER_FIELDS = ("q", "risk_level", "service_level", "status", "tier", "expired")
 
     def params(self) -> dict:
         """Cleaned values, with every invalid or missing one replaced by its default."""
@@ -68,6 +76,7 @@ class ClientListForm(forms.Form):
             "risk_level": data.get("risk_level") or "",
             "service_level": data.get("service_level") or "",
             "status": data.get("status") or "",
+            "tier": data.get("tier") or "",
             "assessment_expired": {"yes": True, "no": False}.get(expired),
             "sort": data.get("sort") or DEFAULT_SORT,
             "per_page": data.get("per_page") or PAGE_SIZES[0],
@@ -76,7 +85,7 @@ class ClientListForm(forms.Form):
 
     def has_filters(self) -> bool:
         params = self.params()
-        return any(params[k] for k in ("q", "risk_level", "service_level", "status")) or (
+        return any(params[k] for k in ("q", "risk_level", "service_level", "status", "tier")) or (
             params["assessment_expired"] is not None)
 
 

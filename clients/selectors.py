@@ -69,8 +69,13 @@ def client_search(qs: QuerySet[Client], q: str) -> QuerySet[Client]:
 
 def client_filter(qs: QuerySet[Client], *, risk_level: str = "", service_level: str = "",
                   status: str = "", assessment_expired: bool | None = None,
-                  rm_id: int | None = None, branch_id: int | None = None) -> QuerySet[Client]:
-    """The list filters shared by the client pages and the API."""
+                  rm_id: int | None = None, branch_id: int | None = None,
+                  tier: str = "") -> QuerySet[Client]:
+    """The list filters shared by the client pages and the API.
+
+    `tier` is the value tier of the client's current score (CurrentScore): a client never
+    scored has no tier and matches no tier filter.
+    """
     today = timezone.localdate()
     if risk_level:
         qs = qs.filter(risk_level=risk_level)
@@ -79,7 +84,8 @@ def client_filter(qs: QuerySet[Client], *, risk_level: str = "", service_level: 
     if status == "dormant_derived":
         cutoff = today - timedelta(days=settings.DORMANT_AFTER_DAYS)
         qs = qs.filter(Q(status=ClientStatus.DORMANT) | (Q(status=ClientStatus.ACTIVE) & (
-            Q(last_purchase_on__lt=cutoff) | Q(last_purchase_on__isnull=True, opened_on__lt=cutoff))))
+            Q(last_purchase_on__lt=cutoff)
+            | Q(last_purchase_on__isnull=True, opened_on__lt=cutoff))))
     elif status:
         qs = qs.filter(status=status)
     if assessment_expired is True:
@@ -90,4 +96,7 @@ def client_filter(qs: QuerySet[Client], *, risk_level: str = "", service_level: 
         qs = qs.filter(rm_id=rm_id)
     if branch_id:
         qs = qs.filter(branch_id=branch_id)
+    if tier:
+        qs = qs.filter(current_score__tier=tier)
     return qs
+

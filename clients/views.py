@@ -20,6 +20,7 @@ from core.services import audit_record
 
 from .forms import SORTS, ClientListForm, InteractionForm
 from .models import Client, ProductType, Transaction
+from .scoring.views import score_card
 from .selectors import (
     client_filter,
     client_get,
@@ -102,10 +103,11 @@ def _is_htmx_partial(request) -> bool:
 def client_list(request):
     form = ClientListForm(request.GET)
     p = form.params()
-    qs = client_queryset_for(request.user).select_related("branch", "rm")
+    qs = client_queryset_for(request.user).select_related("branch", "rm", "current_score")
     qs = client_search(qs, p["q"])
     qs = client_filter(qs, risk_level=p["risk_level"], service_level=p["service_level"],
-                       status=p["status"], assessment_expired=p["assessment_expired"])
+                       status=p["status"], assessment_expired=p["assessment_expired"],
+                       tier=p["tier"])
     qs = qs.order_by(*SORTS[p["sort"]])
     role = role_of(request.user)
     page = _paginate(qs, page=p["page"], per_page=p["per_page"],
@@ -152,6 +154,7 @@ def _render_detail(request, client: Client, form: InteractionForm, *, status: in
         "interactions": interactions_for_client(client=client)[:RECENT_INTERACTIONS],
         "contribution": _contribution(client),
         "form": form,
+        **score_card(client),
     }
     return render(request, "clients/client_detail.html", context, status=status)
 

@@ -10,6 +10,13 @@ from clients.api.products import (
     ProductListView,
     TransactionBulkView,
 )
+from clients.api.scoring import (
+    ClientScoresView,
+    RunDetailView,
+    RunListView,
+    RunResumeView,
+    SchemeListView,
+)
 
 app_name = "api"
 urlpatterns = [
@@ -20,6 +27,11 @@ urlpatterns = [
          name="client-holdings"),
     path("clients/<str:client_no>/transactions/", ClientTransactionsView.as_view(),
          name="client-transactions"),
+    path("clients/<str:client_no>/scores/", ClientScoresView.as_view(), name="client-scores"),
+    path("scoring/runs/", RunListView.as_view(), name="scoring-run-list"),
+    path("scoring/runs/<int:pk>/", RunDetailView.as_view(), name="scoring-run-detail"),
+    path("scoring/runs/<int:pk>/resume/", RunResumeView.as_view(), name="scoring-run-resume"),
+    path("scoring/schemes/", SchemeListView.as_view(), name="scoring-scheme-list"),
     path("products/", ProductListView.as_view(), name="product-list"),
     path("products/<str:product_code>/", ProductDetailView.as_view(), name="product-detail"),
     path("transactions/bulk/", TransactionBulkView.as_view(), name="transaction-bulk"),

@@ -7,3 +7,5 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 app = Celery("crm")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+# Value scoring lives in a package of the clients app; its tasks module is found here.
+app.autodiscover_tasks(["clients.scoring"])

@@ -2,7 +2,8 @@
 
 import django_filters
 from django.contrib.auth import get_user_model
-from django.db.models import QuerySet, Subquery
+from django.db.models import BigIntegerField, ExpressionWrapper, F, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import generics, serializers, status
 from rest_framework.request import Request
@@ -10,11 +11,14 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.access import can_see_pii
+from core.api import KeysetPagination
 from core.masking import mask_email, mask_id, mask_phone
 from core.models import AuditAction, Branch
 from core.services import audit_record
 
 from ..models import Client, ClientRiskLevel, ClientStatus, ServiceLevel
+from ..scoring.models import Tier
+from ..scoring.selectors import client_score_history
 from ..selectors import client_filter, client_get, client_queryset_for, client_search
 from ..services import CLIENT_UPSERT_FIELDS, client_upsert
 from .common import (
@@ -26,9 +30,12 @@ from .common import (
     require_object,
 )
 from .schemas import errors
+from .scoring import ScoreOutput
 
 CLIENT_NO_MAX = Client._meta.get_field("client_no").max_length
 _MASKERS = {"phone": mask_phone, "email": mask_email, "id_number": mask_id}
+ORDERINGS = ("id", "total_score", "-total_score")
+SCORE_RANK_SCALE = 10**12  # above any client id
 
 
 class ClientFilter(django_filters.FilterSet):
@@ -44,6 +51,12 @@ class ClientFilter(django_filters.FilterSet):
         help_text="true: risk assessment missing or expired; false: still valid.")
     rm = django_filters.CharFilter(max_length=150, help_text="Username of the RM.")
     branch = django_filters.CharFilter(max_length=32, help_text="Branch code.")
+    tier = django_filters.ChoiceFilter(choices=Tier.choices,
+                                       help_text="Value tier of the client's current score.")
+    ordering = django_filters.ChoiceFilter(
+        choices=[(o, o) for o in ORDERINGS],
+        help_text="id (default), total_score or -total_score (current total score; clients "
+                  "never scored come last either way).")
 
     class Meta:
         model = Client
@@ -58,11 +71,39 @@ class ClientFilter(django_filters.FilterSet):
         if data.get("branch"):
             branch_id = Subquery(Branch.objects.filter(code=data["branch"]).values("pk")[:1])
         queryset = client_search(queryset, data.get("search") or "")
-        return client_filter(queryset, risk_level=data.get("risk_level") or "",
-                             service_level=data.get("service_level") or "",
-                             status=data.get("status") or "",
-                             assessment_expired=data.get("assessment_expired"),
-                             rm_id=rm_id, branch_id=branch_id)
+        queryset = client_filter(queryset, risk_level=data.get("risk_level") or "",
+                                 service_level=data.get("service_level") or "",
+                                 status=data.get("status") or "",
+                                 assessment_expired=data.get("assessment_expired"),
+                                 rm_id=rm_id, branch_id=branch_id, tier=data.get("tier") or "")
+        if data.get("ordering") in ("total_score", "-total_score"):
+            queryset = queryset.annotate(score_rank=_score_rank(
+                descending=data["ordering"] == "-total_score"))
+        return queryset
+
+
+def _score_rank(*, descending: bool):
+    """A unique key for keyset pagination by score: score * SCALE + id, unscored clients last.
+
+    The cursor needs one unique column; folding the id into the score gives one, and the
+    never-scored (no CurrentScore) sort as 0 descending or 19 ascending, after every 3..18.
+    """
+    missing = 0 if descending else 19
+    return ExpressionWrapper(
+        Coalesce(F("current_score__total_score"), Value(missing)) * Value(SCORE_RANK_SCALE)
+        + F("id"), output_field=BigIntegerField())
+
+
+class ClientPagination(KeysetPagination):
+    """Keyset by id, or by the score rank when `ordering=total_score|-total_score`."""
+
+    def get_ordering(self, request, queryset, view):
+        ordering = request.query_params.get("ordering")
+        if ordering == "-total_score":
+            return ("-score_rank",)
+        if ordering == "total_score":
+            return ("score_rank",)
+        return ("id",)
 
 
 class ClientListOutput(serializers.ModelSerializer):
@@ -103,9 +144,10 @@ class ClientDetailOutput(ClientListOutput):
                   "is_dormant", "score", "segments", "created_at", "updated_at"]
         read_only_fields = fields
 
-    @extend_schema_field(serializers.DictField(allow_null=True))
+    @extend_schema_field(ScoreOutput(allow_null=True))
     def get_score(self, client: Client) -> dict | None:
-        return None
+        score = client_score_history(client=client).first()
+        return ScoreOutput(score).data if score is not None else None
 
     @extend_schema_field(serializers.ListField(child=serializers.CharField()))
     def get_segments(self, client: Client) -> list[str]:
@@ -133,9 +175,11 @@ class ClientListView(generics.ListAPIView):
     permission_classes = [CanRead]
     serializer_class = ClientListOutput
     filterset_class = ClientFilter
+    pagination_class = ClientPagination
 
     def get_queryset(self) -> QuerySet[Client]:
-        return client_queryset_for(self.request.user).select_related("branch", "rm")
+        return client_queryset_for(self.request.user).select_related("branch", "rm",
+                                                                     "current_score")
 
     @extend_schema(summary="List the clients the caller may see (masked)",
                    responses={200: ClientListOutput(many=True), **errors(400, 401, 403)})

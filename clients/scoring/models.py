@@ -99,10 +99,16 @@ class ScoringChunk(models.Model):
     clients = models.PositiveIntegerField(default=0)
     done = models.BooleanField(default=False)
     seconds = models.FloatField(null=True, blank=True)
+    # Seconds spent per phase (aggregate, band, write); the run's timings are their sums.
+    timings = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["run", "index"]
-        constraints = [models.UniqueConstraint(fields=["run", "index"], name="scoring_chunk_unique")]
+        constraints = [models.UniqueConstraint(fields=["run", "index"],
+                                               name="scoring_chunk_unique")]
+
+    def __str__(self):
+        return f"run {self.run_id} chunk {self.index} [{self.id_from}, {self.id_to})"
 
 
 class ClientScore(models.Model):
@@ -141,6 +147,9 @@ class ClientScore(models.Model):
         indexes = [models.Index(fields=["client", "-as_of"], name="score_client_asof"),
                    models.Index(fields=["as_of", "scheme", "tier"], name="score_asof_tier")]
 
+    def __str__(self):
+        return f"{self.client_id} {self.as_of} {self.tier} ({self.total_score})"
+
 
 class CurrentScore(models.Model):
     """The latest successful score of each client: what lists filter and sort by."""
@@ -155,3 +164,6 @@ class CurrentScore(models.Model):
     class Meta:
         verbose_name = _("current score")
         verbose_name_plural = _("current scores")
+
+    def __str__(self):
+        return f"{self.client_id} {self.tier} ({self.total_score})"

@@ -35,3 +35,40 @@
     initAllocation();
   }
 })();
+
+// Client 360: the value-score history (total score over as-of dates, tier in the tooltip).
+(function () {
+  "use strict";
+  function initHistory() {
+    var holder = document.getElementById("score-history-chart");
+    var dataEl = document.getElementById("score-history-data");
+    var labelsEl = document.getElementById("score-history-labels");
+    if (!holder || !dataEl || typeof echarts === "undefined") { return; }
+    var points = JSON.parse(dataEl.textContent);
+    var labels = labelsEl ? labelsEl.dataset : { total: "Total", tier: "Tier", scheme: "Scheme" };
+    var chart = echarts.init(holder, null, { renderer: "svg" });
+    chart.setOption({
+      animation: false,
+      grid: { left: 30, right: 12, top: 12, bottom: 24 },
+      tooltip: {
+        trigger: "axis",
+        formatter: function (items) {
+          var p = points[items[0].dataIndex];
+          return p.as_of + "<br>" + labels.total + ": " + p.total + "<br>" + labels.tier + ": " +
+            p.tier_label + "<br>" + labels.scheme + ": v" + p.version;
+        }
+      },
+      xAxis: { type: "category", data: points.map(function (p) { return p.as_of; }),
+               axisLabel: { fontSize: 10 } },
+      yAxis: { type: "value", min: 3, max: 18, interval: 5, axisLabel: { fontSize: 10 } },
+      series: [{ type: "line", data: points.map(function (p) { return p.total; }),
+                 symbolSize: 6, lineStyle: { color: "#1f4e79" }, itemStyle: { color: "#1f4e79" } }]
+    });
+    window.addEventListener("resize", function () { chart.resize(); });
+  }
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", initHistory);
+  } else {
+    initHistory();
+  }
+})();

@@ -1,0 +1,210 @@
+"""Writes of value scoring: start, run a chunk, finish, fail and resume a scoring run.
+
+A run is a row with status and progress; its work is split in client-id ranges (chunks) queued
+as a Celery group after commit. A chunk replaces its range's scores and marks itself done in one
+transaction, so a redelivered or resumed chunk never writes twice; whichever chunk completes the
+last one finishes the run (no chord, so no result backend is needed).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from datetime import date, timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from core.errors import ApplicationError
+
+from . import engine
+from .models import ScoringChunk, ScoringRun, ScoringRunStatus, ScoringScheme
+from .signals import scoring_run_succeeded
+
+logger = logging.getLogger(__name__)
+
+ACTIVE = (ScoringRunStatus.QUEUED, ScoringRunStatus.RUNNING)
+TRIGGERS = ("page", "api", "command", "beat")
+DEFAULT_CHUNK_CLIENTS = 50_000
+
+
+def scoring_default_as_of() -> date:
+    """Yesterday in the product's time zone (Asia/Shanghai): the last complete trading day."""
+    return timezone.localdate() - timedelta(days=1)
+
+
+def _chunk_size() -> int:
+    return int(getattr(settings, "SCORING_CHUNK_CLIENTS", DEFAULT_CHUNK_CLIENTS))
+
+
+def _chunk_ranges(size: int) -> list[tuple[int, int, int]]:
+    """(id_from, id_to exclusive, clients) of consecutive ranges of `size` clients, one query."""
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT id, rn, total, top FROM (SELECT id, ROW_NUMBER() OVER (ORDER BY id) AS rn, "
+            "COUNT(*) OVER () AS total, MAX(id) OVER () AS top FROM clients_client) s "
+            "WHERE (rn - 1) %% %s = 0 ORDER BY id", [size])
+        rows = cur.fetchall()
+    ranges = []
+    for index, (first_id, rn, total, top) in enumerate(rows):
+        id_to = rows[index + 1][0] if index + 1 < len(rows) else top + 1
+        ranges.append((first_id, id_to, min(size, total - (rn - 1))))
+    return ranges
+
+
+def _queue_chunks(run_id: int, chunk_ids: list[int]) -> None:
+    from celery import group
+
+    from .tasks import scoring_chunk_task, scoring_finish_task
+
+    if chunk_ids:
+        group(scoring_chunk_task.si(chunk_id) for chunk_id in chunk_ids).apply_async()
+    else:
+        scoring_finish_task.delay(run_id)
+
+
+def scoring_run_start(*, as_of: date | None = None, actor=None, trigger: str = "page",
+                      scheme: ScoringScheme | None = None,
+                      chunk_clients: int | None = None) -> ScoringRun:
+    """Create a run for `as_of` (default yesterday) and queue its chunks after commit."""
+    as_of = as_of or scoring_default_as_of()
+    if trigger not in TRIGGERS:
+        raise ApplicationError(_("Unknown trigger %(trigger)s.") % {"trigger": trigger})
+    scheme = scheme or ScoringScheme.objects.order_by("-version").first()
+    if scheme is None:
+        raise ApplicationError(_("No scoring scheme has been published yet."), code="no_scheme")
+    busy = _("A scoring run for %(date)s is already queued or running; wait for it to finish "
+             "or resume it.") % {"date": as_of.isoformat()}
+    with transaction.atomic():
+        if ScoringRun.objects.filter(as_of=as_of, status__in=ACTIVE).exists():
+            raise ApplicationError(busy, code="run_active", status=409)
+        try:
+            with transaction.atomic():
+                run = ScoringRun.objects.create(
+                    as_of=as_of, scheme=scheme, trigger=trigger,
+                    created_by=actor if getattr(actor, "pk", None) else None)
+        except IntegrityError as exc:
+            raise ApplicationError(busy, code="run_active", status=409) from exc
+        ranges = _chunk_ranges(chunk_clients or _chunk_size())
+        chunks = ScoringChunk.objects.bulk_create([
+            ScoringChunk(run=run, index=i, id_from=lo, id_to=hi, clients=n)
+            for i, (lo, hi, n) in enumerate(ranges)])
+        run.progress_total = sum(n for _lo, _hi, n in ranges)
+        run.chunk_count = len(chunks)
+        run.save(update_fields=["progress_total", "chunk_count", "updated_at"])
+        chunk_ids = [c.pk for c in chunks]
+        transaction.on_commit(lambda: _queue_chunks(run.pk, chunk_ids), robust=True)
+    return run
+
+
+def scoring_run_resume(*, run: ScoringRun) -> ScoringRun:
+    """Re-queue the chunks of a failed or stalled run that are not done; done ones are kept."""
+    if run.status == ScoringRunStatus.SUCCEEDED:
+        raise ApplicationError(_("This run has already succeeded; start a new run to score "
+                                 "again."), code="run_finished", status=409)
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                updated = ScoringRun.objects.filter(pk=run.pk).exclude(
+                    status=ScoringRunStatus.SUCCEEDED).update(
+                    status=ScoringRunStatus.RUNNING, error="", finished_at=None,
+                    updated_at=timezone.now())
+        except IntegrityError as exc:
+            raise ApplicationError(
+                _("Another scoring run for %(date)s is active; it cannot be resumed now.")
+                % {"date": run.as_of.isoformat()}, code="run_active", status=409) from exc
+        if not updated:
+            raise ApplicationError(_("This run has already succeeded."), code="run_finished",
+                                   status=409)
+        pending = list(ScoringChunk.objects.filter(run=run, done=False).order_by("index")
+                       .values_list("pk", flat=True))
+        transaction.on_commit(lambda: _queue_chunks(run.pk, pending), robust=True)
+    run.refresh_from_db()
+    return run
+
+
+def scoring_run_fail(*, run_id: int, error: str) -> None:
+    ScoringRun.objects.filter(pk=run_id).exclude(status=ScoringRunStatus.SUCCEEDED).update(
+        status=ScoringRunStatus.FAILED, error=error[:4000], finished_at=timezone.now(),
+        updated_at=timezone.now())
+
+
+def scoring_chunk_run(*, chunk_id: int) -> None:
+    """Score one chunk; harmless when it is already done. The last chunk finishes the run."""
+    chunk = ScoringChunk.objects.select_related("run__scheme").filter(pk=chunk_id).first()
+    if chunk is None or chunk.done or chunk.run.status == ScoringRunStatus.SUCCEEDED:
+        return
+    run = chunk.run
+    now = timezone.now()
+    ScoringRun.objects.filter(pk=run.pk, status=ScoringRunStatus.QUEUED).update(
+        status=ScoringRunStatus.RUNNING, updated_at=now)
+    ScoringRun.objects.filter(pk=run.pk, started_at__isnull=True).update(started_at=now)
+    started = time.perf_counter()
+    try:
+        with transaction.atomic():
+            locked = ScoringChunk.objects.select_for_update().get(pk=chunk_id)
+            if locked.done:
+                return
+            result = engine.score_range(scheme=run.scheme, run_id=run.pk, as_of=run.as_of,
+                                        id_from=chunk.id_from, id_to=chunk.id_to)
+            ScoringChunk.objects.filter(pk=chunk_id).update(
+                done=True, clients=result.clients, seconds=time.perf_counter() - started,
+                timings=result.timings)
+            ScoringRun.objects.filter(pk=run.pk).update(
+                progress_done=F("progress_done") + result.clients,
+                chunks_done=F("chunks_done") + 1, updated_at=timezone.now())
+            state = ScoringRun.objects.values("chunks_done", "chunk_count").get(pk=run.pk)
+    except Exception as exc:
+        logger.exception("scoring chunk %s of run %s failed", chunk_id, run.pk)
+        scoring_run_fail(run_id=run.pk, error=f"chunk {chunk.index}: {exc!r}")
+        raise
+    if state["chunks_done"] >= state["chunk_count"]:
+        scoring_run_finish(run_id=run.pk)
+
+
+_CURRENT_UPSERT = """
+    INSERT INTO clients_currentscore (client_id, score_id, as_of, total_score, tier)
+    SELECT client_id, id, as_of, total_score, tier FROM clients_clientscore WHERE run_id = %s
+    ON CONFLICT (client_id) DO UPDATE SET score_id = excluded.score_id, as_of = excluded.as_of,
+        total_score = excluded.total_score, tier = excluded.tier
+"""
+
+
+def scoring_run_finish(*, run_id: int) -> ScoringRun | None:
+    """Make the run's scores current (unless a later date already is), count tiers, succeed."""
+    with transaction.atomic():
+        run = ScoringRun.objects.select_for_update().filter(pk=run_id).first()
+        if run is None or run.status == ScoringRunStatus.SUCCEEDED:
+            return run
+        if ScoringChunk.objects.filter(run=run, done=False).exists():
+            return run
+        started = time.perf_counter()
+        later = ScoringRun.objects.filter(status=ScoringRunStatus.SUCCEEDED,
+                                          as_of__gt=run.as_of).exists()
+        with connection.cursor() as cur:
+            if not later:
+                cur.execute(_CURRENT_UPSERT, [run.pk])
+            cur.execute("SELECT tier, COUNT(*) FROM clients_clientscore WHERE run_id = %s "
+                        "GROUP BY tier", [run.pk])
+            tier_counts = {tier: count for tier, count in cur.fetchall()}
+        totals: Counter[str] = Counter()
+        for timings in ScoringChunk.objects.filter(run=run).values_list("timings", flat=True):
+            totals.update(timings or {})
+        now = timezone.now()
+        run.timings = {phase: round(totals.get(phase, 0.0), 3)
+                       for phase in ("aggregate", "band", "write")}
+        run.timings["finish"] = round(time.perf_counter() - started, 3)
+        if run.started_at:
+            run.timings["wall"] = round((now - run.started_at).total_seconds(), 3)
+        run.tier_counts = tier_counts
+        run.status = ScoringRunStatus.SUCCEEDED
+        run.error = ""
+        run.finished_at = now
+        run.save(update_fields=["timings", "tier_counts", "status", "error", "finished_at",
+                                "updated_at"])
+        transaction.on_commit(lambda: scoring_run_succeeded.send(sender=ScoringRun, run=run))
+    return run
