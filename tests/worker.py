@@ -22,8 +22,12 @@ def _unavailable(reason: str):
 
 
 @contextmanager
-def running_worker(*, concurrency: int = 1):
-    """Start `celery worker` on a private queue; tasks sent inside the block go to it."""
+def running_worker(*, concurrency: int = 1, pool: str = "prefork"):
+    """Start `celery worker` on a private queue; tasks sent inside the block go to it.
+
+    `pool="solo"` runs tasks in the worker process itself, so killing that one process kills
+    the task it is running (what the reliability tests need).
+    """
     broker = os.environ.get("REDIS_URL") or os.environ.get("CELERY_BROKER_URL")
     if not broker:
         _unavailable("no REDIS_URL: a real Celery worker needs Redis")
@@ -39,7 +43,7 @@ def running_worker(*, concurrency: int = 1):
                 "CELERY_TASK_DEFAULT_QUEUE": queue})
     log = open(settings.BASE_DIR / "var" / f"worker-{queue}.log", "w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queue, "--pool=prefork",
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queue, f"--pool={pool}",
          f"--concurrency={concurrency}", "--loglevel=INFO", "--without-gossip",
          "--without-mingle", "-n", f"{queue}@%h"],
         cwd=settings.BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -29,12 +29,6 @@ CONFLICT = OpenApiResponse(ErrorEnvelope, description="A run for that date is qu
 CLIENT_NO_MAX = Client._meta.get_field("client_no").max_length
 
 
-# Inline enums: a named component would collide with the client's `status` enum.
-@extend_schema_field({"type": "string", "enum": list(ScoringRunStatus.values)})
-class RunStatusField(serializers.CharField):
-    pass
-
-
 @extend_schema_field({"type": "array", "items": {"type": "string", "enum": list(Tier.values)}})
 class TierPrecedenceField(serializers.ListField):
     child = serializers.CharField()
@@ -61,7 +55,10 @@ class ProgressOutput(serializers.Serializer):
 
 class RunOutput(serializers.ModelSerializer):
     scheme_version = serializers.IntegerField(source="scheme.version", read_only=True)
-    status = RunStatusField(read_only=True)
+    # A plain string: an enum named after the field would collide with the client's `status`
+    # enum in the schema (an ENUM_NAME_OVERRIDES entry in settings would allow the enum).
+    status = serializers.CharField(read_only=True,
+                                   help_text="One of: " + ", ".join(ScoringRunStatus.values))
     progress = serializers.SerializerMethodField()
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     tier_counts = serializers.DictField(child=serializers.IntegerField(), read_only=True)

@@ -213,13 +213,14 @@ def _selected_run(request) -> ScoringRun | None:
             .first())
 
 
-def _page(request, *, start_form=None, publish_form=None, status=200):
+def _page(request, *, start_form=None, publish_form=None, run_error="", status=200):
     scheme = scheme_current()
     selected = _selected_run(request)
     migration_form = MigrationForm(request.GET or None)
     context = {
         **_runs_context(),
         "start_form": start_form or RunStartForm(),
+        "run_error": run_error,
         "publish_form": publish_form or SchemePublishForm(
             initial=SchemePublishForm.initial_from(scheme)),
         "current_scheme": scheme,
@@ -267,9 +268,7 @@ def run_resume(request, pk: int):
     try:
         scoring_run_resume(run=run)
     except ApplicationError as exc:
-        form = RunStartForm()
-        form.add_error(None, exc.message)
-        return _page(request, start_form=form, status=400)
+        return _page(request, run_error=exc.message, status=400)
     return redirect(f"{reverse('scoring:scoring_page')}#runs")
 
 

@@ -51,6 +51,11 @@ V1 = {
 }
 
 
+def ensure_scheme_v1() -> ScoringScheme:
+    """Version 1 as the data migration seeds it (transactional tests flush seeded rows)."""
+    return ScoringScheme.objects.get_or_create(version=1, defaults=V1)[0]
+
+
 # --- an independent plain-Python reading of DOMAIN.md's table -----------------------------
 def reference_window(as_of: dt.date, months: int) -> tuple[dt.date, dt.date]:
     month_index = as_of.year * 12 + (as_of.month - 1) - months
@@ -437,6 +442,7 @@ def test_scheme_version_1_is_the_domain_table_exactly(db):
 
 
 def test_the_command_scores_and_prints_tiers(transactional_db, capsys):
+    ensure_scheme_v1()
     ClientFactory()
     call_command("score_clients", "--as-of", "2026-10-31")
     out = capsys.readouterr().out
