@@ -37,7 +37,10 @@ def exception_handler(exc, context):
     if isinstance(exc, ApplicationError):
         return Response(error_body(exc.code, exc.message, exc.fields), status=exc.status)
     if isinstance(exc, DjangoValidationError):
-        fields = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        if hasattr(exc, "error_dict"):
+            fields = exc.message_dict
+        else:
+            fields = {"non_field_errors": exc.messages}
         return Response(error_body("invalid", "Invalid input.", fields), status=400)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
@@ -57,7 +60,10 @@ def exception_handler(exc, context):
                      detail={"status": response.status_code, "method": request.method})
     if isinstance(exc, exceptions.ValidationError):
         detail = exc.detail
-        fields = _flatten(detail) if isinstance(detail, dict) else {"non_field_errors": _flatten(detail)}
+        if isinstance(detail, dict):
+            fields = _flatten(detail)
+        else:
+            fields = {"non_field_errors": _flatten(detail)}
         response.data = error_body("invalid", "Invalid input.", fields)
     else:
         code = getattr(exc, "default_code", "error")

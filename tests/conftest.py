@@ -8,7 +8,7 @@ import pytest
 from core.models import Role
 from tests.factories import BranchFactory, ClientFactory, staff
 
-# Playwright's sync API runs an event loop in the test thread; Django's ORM refuses that unless told.
+# Playwright's sync API runs an event loop in the test thread; Django's ORM refuses it unless told.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 PASSWORD = "pw-Secret-123"

@@ -1,4 +1,4 @@
-"""Test settings: whatever DATABASE_URL / CELERY_BROKER_URL the environment gives (CI: PostgreSQL)."""
+"""Test settings: the DATABASE_URL / CELERY_BROKER_URL the environment gives (CI: PostgreSQL)."""
 
 from .base import *  # noqa: F401,F403
 from .base import BASE_DIR, env

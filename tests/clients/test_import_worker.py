@@ -29,7 +29,7 @@ def test_a_queued_import_is_run_by_a_separate_celery_worker(ops_user):
 
 
 def test_a_rejected_file_run_by_the_worker_writes_nothing(ops_user):
-    bad = PRODUCTS_CSV + "QP003,Bad,fixed_income,R9\n".encode()
+    bad = PRODUCTS_CSV + b"QP003,Bad,fixed_income,R9\n"
     with running_worker():
         job = import_job_create(kind="products", user=ops_user,
                                 file=SimpleUploadedFile("products.csv", bad))

@@ -51,7 +51,8 @@ def test_forms_are_protected_by_csrf(rm_a, client_of_a):
 def test_check_deploy_is_clean_under_production_settings():
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"}
     env = {**env, "DJANGO_SETTINGS_MODULE": "config.settings.production",
-           "SECRET_KEY": "k" * 20 + "Zq8#vW2!xR9@pL5$tY7&uI3*oP1^aS6%dF4", "ALLOWED_HOSTS": "crm.example.com"}
+           "SECRET_KEY": "k" * 20 + "Zq8#vW2!xR9@pL5$tY7&uI3*oP1^aS6%dF4",
+           "ALLOWED_HOSTS": "crm.example.com"}
     result = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level",
                              "WARNING"], cwd=settings.BASE_DIR, env=env, capture_output=True,
                             text=True, timeout=120)
