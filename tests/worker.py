@@ -50,16 +50,31 @@ def running_worker(*, concurrency: int = 1, pool: str = "prefork"):
     saved = {k: celery_app.conf.get(k) for k in ("task_always_eager", "broker_url",
                                                  "task_default_queue")}
     celery_app.conf.update(task_always_eager=False, broker_url=broker, task_default_queue=queue)
+    _drop_broker_connections()
     try:
         yield proc
     finally:
         celery_app.conf.update(saved)
+        _drop_broker_connections()
         proc.terminate()
         try:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+def _drop_broker_connections() -> None:
+    """Forget pooled broker connections (an eager group makes some) so broker_url applies.
+
+    kombu keeps producer pools in a process-wide registry keyed by connection; closing only the
+    app's pool leaves a closed pool there ("Acquire on closed pool"), so reset the registry too.
+    """
+    from kombu import pools
+
+    pools.reset()
+    celery_app._pool = None
+    celery_app.amqp._producer_pool = None
 
 
 def wait_for(predicate, *, timeout: float = 60, interval: float = 0.25):
