@@ -309,9 +309,11 @@ class SalesChannel(models.TextChoices):
 class Transaction(models.Model):
     """A purchase of a product or advisory service, keyed by the core system's txn_id."""
 
-    txn_id = models.CharField(_("transaction id"), max_length=40, unique=True)
+    # Unique through Meta.constraints (no varchar_pattern_ops twin index); the client FK has no
+    # index of its own: txn_client_traded (client, -traded_at) serves lookups by client.
+    txn_id = models.CharField(_("transaction id"), max_length=40)
     client = models.ForeignKey(Client, verbose_name=_("client"), on_delete=models.CASCADE,
-                               related_name="transactions")
+                               related_name="transactions", db_index=False)
     product = models.ForeignKey(Product, verbose_name=_("product"), on_delete=models.PROTECT,
                                 related_name="transactions")
     traded_at = models.DateTimeField(_("traded at"))
@@ -325,6 +327,7 @@ class Transaction(models.Model):
         verbose_name = _("transaction")
         verbose_name_plural = _("transactions")
         constraints = [
+            models.UniqueConstraint(fields=["txn_id"], name="txn_id_unique"),
             models.CheckConstraint(condition=Q(amount__gte=0), name="txn_amount_non_negative"),
             models.CheckConstraint(condition=Q(revenue__gte=0), name="txn_revenue_non_negative"),
             models.CheckConstraint(condition=~Q(txn_id=""), name="txn_id_not_empty"),

@@ -250,10 +250,10 @@ def _check_column(column: Column, s: pd.Series, empty: np.ndarray, errors: _Coll
         return mapped.astype(object).where(~empty, default)
     if column.type == REF:
         ref = column.reference
-        wanted = pd.unique(s[~empty].to_numpy())
+        wanted = _distinct(s[~empty])
         known = _lookup_ids(ref.model, ref.key, wanted)
         if len(known):
-            position = known.index.get_indexer(s.to_numpy())
+            position = _positions(known.index, s)
             ids = pd.array(known.to_numpy(dtype="int64")[np.maximum(position, 0)], dtype="Int64")
         else:
             position = np.full(len(s), -1)
@@ -268,6 +268,31 @@ def _check_column(column: Column, s: pd.Series, empty: np.ndarray, errors: _Coll
         )
         return pd.Series(ids, index=s.index)
     raise AssertionError(column.type)
+
+
+def _distinct(s: pd.Series) -> np.ndarray:
+    """The distinct values of a column of strings (order irrelevant): pyarrow's hash when the
+    column is arrow-backed, else pandas'."""
+    try:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        return pc.unique(pa.array(s)).to_numpy(zero_copy_only=False)
+    except Exception:  # noqa: BLE001 - same answer, slower
+        return pd.unique(s.to_numpy())
+
+
+def _positions(index: pd.Index, s: pd.Series) -> np.ndarray:
+    """For each value of `s`, its position in `index` (unique strings), -1 where absent."""
+    try:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        values = pa.array(s)
+        found = pc.index_in(values, value_set=pa.array(index.to_numpy(), type=values.type))
+        return found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.intp)
+    except Exception:  # noqa: BLE001 - same answer, slower
+        return index.get_indexer(s.to_numpy())
 
 
 def _check_datetime(column: Column, s: pd.Series, empty: np.ndarray, errors: _Collector):

@@ -80,10 +80,10 @@ def _write_postgresql(
     compare = [c for c in staged if c not in keys]
     update_cols = compare + [c for c in now_cols if c not in staged]
 
-    buffer = io.BytesIO()
-    clean.to_csv(buffer, index=False, header=False, na_rep="\\N", date_format=None)
-    buffer.seek(0)
+    buffer, copy_null = _staging_csv(model, clean)
     with connection.cursor() as cursor:
+        # Room for the statements' aggregates and sorts (the default 4 MB spills to disk).
+        cursor.execute("SET LOCAL work_mem = '64MB'")
         cursor.execute(f"DROP TABLE IF EXISTS {STAGE}")
         cursor.execute(
             f"CREATE TEMP TABLE {STAGE} ON COMMIT DROP AS SELECT "
@@ -92,7 +92,7 @@ def _write_postgresql(
         progress(n // 10, n)
         cursor.copy_expert(
             f"COPY {STAGE} ({', '.join(_q(c) for c in staged)}) FROM STDIN "
-            f"WITH (FORMAT csv, NULL '\\N')",
+            f"WITH (FORMAT csv, NULL {copy_null})",
             buffer,
         )
         progress(n // 3, n)
@@ -130,6 +130,49 @@ def _write_postgresql(
         cursor.execute(f"DROP TABLE {STAGE}")
     progress(n, n)
     return created, updated, deleted
+
+
+def _staging_csv(model: type[Model], clean: pd.DataFrame) -> tuple[io.BytesIO, str]:
+    """The frame as CSV for COPY, and COPY's NULL marker.
+
+    pyarrow writes it several times faster than DataFrame.to_csv: strings always quoted (so ""
+    is an empty string), nulls as unquoted empty fields (COPY's default NULL in CSV). Types
+    pyarrow can't take fall back to to_csv with \\N for NULL.
+    """
+    try:
+        import pyarrow as pa
+        from pyarrow import csv as pa_csv
+    except ImportError:  # pragma: no cover - pyarrow is in requirements.txt
+        return _staging_csv_pandas(clean)
+    fields = model._meta.concrete_fields
+    dates = {f.attname for f in fields if f.get_internal_type() == "DateField"}
+    try:
+        table = pa.Table.from_pandas(clean, preserve_index=False)
+        for i, name in enumerate(table.column_names):
+            kind = table.schema.field(i).type
+            if pa.types.is_timestamp(kind) and name in dates:
+                table = table.set_column(i, name, table.column(i).cast(pa.date32()))
+            elif not (
+                pa.types.is_string(kind)
+                or pa.types.is_large_string(kind)
+                or pa.types.is_integer(kind)
+                or pa.types.is_boolean(kind)
+                or pa.types.is_null(kind)
+                or (pa.types.is_timestamp(kind) and kind.tz is None)
+            ):
+                raise TypeError(kind)
+        sink = pa.BufferOutputStream()
+        pa_csv.write_csv(table, sink, pa_csv.WriteOptions(include_header=False))
+        return io.BytesIO(sink.getvalue().to_pybytes()), "''"
+    except (TypeError, pa.ArrowException):
+        return _staging_csv_pandas(clean)
+
+
+def _staging_csv_pandas(clean: pd.DataFrame) -> tuple[io.BytesIO, str]:
+    buffer = io.BytesIO()
+    clean.to_csv(buffer, index=False, header=False, na_rep="\\N", date_format=None)
+    buffer.seek(0)
+    return buffer, "'\\N'"
 
 
 def _purchase_dates_postgresql(cursor) -> None:

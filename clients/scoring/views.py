@@ -79,19 +79,23 @@ def _band_range(lower: float | None, upper: float | None, fmt) -> str:
     return f"{fmt(lower)} – {fmt(upper)}"
 
 
-def _rule_sentence(rule: str, score, high: int, recent: int) -> str:
+def _rule_sentence(rule: str, score, high: int, recent: int, *, matched: bool = True) -> str:
+    """The rule with the client's figures, e.g. "Key development: amount score 4 ≥ 4"."""
+    values = {"high": high, "recent": recent, "days": score.recency_days}
     if rule == Tier.GUIDING:
-        return _("Key guiding: frequency score %(score)d ≥ %(high)d") % {
-            "score": score.frequency_score, "high": high}
+        values["score"] = score.frequency_score
+        return (_("Key guiding: frequency score %(score)d ≥ %(high)d") if matched
+                else _("Key guiding: frequency score %(score)d < %(high)d")) % values
     if rule == Tier.DEVELOPMENT:
-        return _("Key development: amount score %(score)d ≥ %(high)d") % {
-            "score": score.amount_score, "high": high}
+        values["score"] = score.amount_score
+        return (_("Key development: amount score %(score)d ≥ %(high)d") if matched
+                else _("Key development: amount score %(score)d < %(high)d")) % values
     if rule == Tier.POTENTIAL:
         if score.recency_days is None:
-            return _("Potential value-add: a purchase within %(recent)d days") % {
-                "recent": recent}
-        return _("Potential value-add: last purchase %(days)d days ago ≤ %(recent)d") % {
-            "days": score.recency_days, "recent": recent}
+            return _("Potential value-add: no purchase in the window") % values
+        return (_("Potential value-add: last purchase %(days)d days ago ≤ %(recent)d") if matched
+                else _("Potential value-add: last purchase %(days)d days ago > %(recent)d")
+                ) % values
     return _("Long-tail: everyone else (low amount, low frequency)")
 
 
@@ -118,7 +122,8 @@ def score_card(client) -> dict:
                      "score": dim.score, "range": _band_range(dim.lower, dim.upper, fmt)})
     rules = [{"rule": r["rule"], "label": Tier(r["rule"]).label, "matched": r["matched"],
               "decided": r["decided"],
-              "sentence": _rule_sentence(r["rule"], score, why.high_score, why.recent_days)}
+              "sentence": _rule_sentence(r["rule"], score, why.high_score, why.recent_days,
+                                         matched=r["matched"])}
              for r in why.rules_checked]
     chart = [{"as_of": s.as_of.isoformat(), "total": s.total_score, "tier": s.tier,
               "tier_label": str(Tier(s.tier).label), "version": s.scheme.version}

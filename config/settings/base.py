@@ -179,6 +179,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "ClientRiskLevelEnum": "clients.models.ClientRiskLevel",
         "ProductRiskLevelEnum": "clients.models.ProductRiskLevel",
+        "ScoringRunStatusEnum": "clients.scoring.models.ScoringRunStatus",
     },
 }
 

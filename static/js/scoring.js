@@ -19,8 +19,9 @@
         title: { text: data.labels.scores_title, left: "center", textStyle: { fontSize: 13 } },
         tooltip: { trigger: "axis", axisPointer: { type: "shadow" } },
         legend: { bottom: 0 },
-        grid: { left: 50, right: 20, top: 40, bottom: 50 },
-        xAxis: { type: "category", name: data.labels.score, data: data.scores },
+        grid: { left: 50, right: 20, top: 40, bottom: 60 },
+        xAxis: { type: "category", name: data.labels.score, nameLocation: "middle", nameGap: 24,
+                 data: data.scores },
         yAxis: { type: "value", name: data.labels.clients, minInterval: 1 },
         series: data.series.map(function (s) {
           return { type: "bar", name: s.name, data: s.data };
@@ -35,11 +36,13 @@
         animation: false,
         title: { text: data.labels.tiers_title, left: "center", textStyle: { fontSize: 13 } },
         tooltip: { trigger: "item", formatter: "{b}: {c} ({d}%)" },
-        legend: { bottom: 0 },
+        // Every tier in the legend; empty ones get no slice (and no "0" label on top of another).
+        legend: { bottom: 0, data: data.tiers.map(function (t) { return t.name; }) },
+        color: data.tiers.map(function (t) { return TIER_COLORS[t.key]; }),
         series: [{
           type: "pie", radius: ["35%", "65%"], center: ["50%", "48%"],
           label: { formatter: "{c}" },
-          data: data.tiers.map(function (t) {
+          data: data.tiers.filter(function (t) { return t.value > 0; }).map(function (t) {
             return { name: t.name, value: t.value, itemStyle: { color: TIER_COLORS[t.key] } };
           })
         }]

@@ -106,6 +106,12 @@ def local(day: dt.date, hour: int = 12, minute: int = 0, second: int = 0) -> dt.
 
 
 # --- fixtures ----------------------------------------------------------------------------
+@pytest.fixture(autouse=True)
+def english():
+    with translation.override("en"):
+        yield
+
+
 @pytest.fixture
 def product(db):
     return ProductFactory(product_code="F000001")

@@ -136,7 +136,7 @@ def test_the_list_sorts_by_total_score_with_unscored_clients_last(logged_in, rm_
 
 # --- the scoring page ---------------------------------------------------------------------------
 @pytest.mark.parametrize("who", ["rm_a", "branch_manager", "compliance_user"])
-def test_only_ops_and_admin_open_the_scoring_page(request, logged_in, who):
+def test_only_ops_and_admin_open_the_scoring_page(db, request, logged_in, who):
     user = request.getfixturevalue(who)
     http = logged_in(user)
     for path, method in ((SCORING, "get"), ("/scoring/runs/", "get"),
@@ -147,7 +147,7 @@ def test_only_ops_and_admin_open_the_scoring_page(request, logged_in, who):
 
 
 @pytest.mark.parametrize("who", ["ops_user", "admin_user_"])
-def test_ops_and_admin_see_the_scoring_page_and_its_nav_link(request, logged_in, who):
+def test_ops_and_admin_see_the_scoring_page_and_its_nav_link(db, request, logged_in, who):
     http = logged_in(request.getfixturevalue(who))
     response = http.get(SCORING, HTTP_ACCEPT_LANGUAGE="en")
     assert response.status_code == 200
