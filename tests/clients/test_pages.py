@@ -258,3 +258,18 @@ def test_the_whole_book_of_ops_shows_the_planner_estimate_on_postgresql(
     web = logged_in(ops_user)
     assert web.get(LIST).context["page"].total_kind == "estimate"
     assert web.get(LIST, {"q": "张"}).context["page"].total_kind == "exact"  # filtered: counted
+
+
+def test_a_list_pages_only_through_its_first_ten_thousand_rows(logged_in, ops_user, monkeypatch):
+    import clients.views as views
+    from tests.factories import ClientFactory
+
+    monkeypatch.setattr(views, "MAX_ROWS_PAGED", 50)
+    ClientFactory.create_batch(60)
+    http = logged_in(ops_user)
+    response = http.get("/clients/", {"page": 999, "per_page": 25, "sort": "client_no"},
+                        HTTP_ACCEPT_LANGUAGE="en")
+    assert response.status_code == 200
+    page = response.context["page"]
+    assert page.number == 2 and not page.has_next and page.at_depth_limit
+    assert 'id="depth-limit"' in response.content.decode()
