@@ -1,7 +1,5 @@
 """Import jobs: an uploaded file becomes an ImportJob, run by a task through clients.ingest."""
 
-import csv
-import io
 import logging
 import time
 from collections.abc import Callable
@@ -16,6 +14,7 @@ from django.utils.translation import gettext as _
 from core.errors import ApplicationError
 from core.models import AuditAction
 from core.services import audit_record
+from core.spreadsheet import csv_bytes
 
 from .ingest import ALLOWED_EXTENSIONS, IngestRejected, RowError, ingest_frame, read_table
 from .ingest import spec_for as ingest_spec_for
@@ -26,7 +25,6 @@ logger = logging.getLogger(__name__)
 FINISHED = (JobStatus.SUCCEEDED, JobStatus.FAILED)
 ERRORS_KEPT_ON_JOB = 100
 PROGRESS_EVERY_SECONDS = 0.3
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
 def import_file_check(*, name: str, size: int) -> None:
@@ -101,20 +99,10 @@ class _ProgressReporter:
             self.side.close()
 
 
-def _neutralise(value: str) -> str:
-    """Spreadsheets run cells starting with = + - @ as formulas; an apostrophe disarms them."""
-    return "'" + value if value.startswith(FORMULA_PREFIXES) else value
-
-
 def error_report_csv(errors: list[RowError]) -> bytes:
     """row,column,value,message as UTF-8 with BOM, so Excel in China opens it."""
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(["row", "column", "value", "message"])
-    for error in errors:
-        writer.writerow([error.row, _neutralise(error.column), _neutralise(error.value),
-                         _neutralise(error.message)])
-    return "\ufeff".encode() + out.getvalue().encode("utf-8")
+    return csv_bytes([["row", "column", "value", "message"],
+                      *([e.row, e.column, e.value, e.message] for e in errors)])
 
 
 def import_job_run(*, job_id: int,

@@ -1,7 +1,5 @@
 """Import pages (ops and admin only): upload, progress, result, error report, example files."""
 
-import csv
-import io
 from functools import wraps
 
 from django import forms
@@ -16,6 +14,7 @@ from core.access import has_role
 from core.errors import ApplicationError
 from core.models import AuditAction, Role
 from core.services import audit_record
+from core.spreadsheet import csv_bytes
 
 from .import_services import FINISHED, import_file_check, import_job_create
 from .ingest import SPECS
@@ -101,10 +100,7 @@ def import_template(request, kind: str):
     spec = SPECS.get(kind)
     if spec is None:
         raise Http404(_("Unknown import kind."))
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(spec.names)
-    writer.writerow([spec.example.get(name, "") for name in spec.names])
-    response = HttpResponse("\ufeff" + out.getvalue(), content_type="text/csv; charset=utf-8")
+    rows = [spec.names, [spec.example.get(name, "") for name in spec.names]]
+    response = HttpResponse(csv_bytes(rows), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{kind}.csv"'
     return response

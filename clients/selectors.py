@@ -4,7 +4,7 @@ import re
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
@@ -70,11 +70,13 @@ def client_search(qs: QuerySet[Client], q: str) -> QuerySet[Client]:
 def client_filter(qs: QuerySet[Client], *, risk_level: str = "", service_level: str = "",
                   status: str = "", assessment_expired: bool | None = None,
                   rm_id: int | None = None, branch_id: int | None = None,
-                  tier: str = "") -> QuerySet[Client]:
+                  tier: str = "", segment: str = "") -> QuerySet[Client]:
     """The list filters shared by the client pages and the API.
 
     `tier` is the value tier of the client's current score (CurrentScore): a client never
-    scored has no tier and matches no tier filter.
+    scored has no tier and matches no tier filter. `segment` is a segment code: members of
+    its materialised membership (EXISTS, so it never multiplies rows; an unknown code matches
+    nobody).
     """
     today = timezone.localdate()
     if risk_level:
@@ -98,5 +100,10 @@ def client_filter(qs: QuerySet[Client], *, risk_level: str = "", service_level: 
         qs = qs.filter(branch_id=branch_id)
     if tier:
         qs = qs.filter(current_score__tier=tier)
+    if segment:
+        from segments.models import SegmentMembership
+
+        qs = qs.filter(Exists(SegmentMembership.objects.filter(
+            client=OuterRef("pk"), segment__code=segment)))
     return qs
 

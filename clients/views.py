@@ -15,7 +15,7 @@ from django.utils.translation import gettext as _
 
 from core.access import ALL_CLIENTS_ROLES, can_see_pii, role_of
 from core.errors import ApplicationError
-from core.models import AuditAction
+from core.models import AuditAction, Role
 from core.services import audit_record
 
 from .forms import SORTS, ClientListForm, InteractionForm
@@ -121,7 +121,8 @@ def client_list(request):
     page = _paginate(qs, page=p["page"], per_page=p["per_page"],
                      whole_table=role in ALL_CLIENTS_ROLES and not form.has_filters())
     context = {"form": form, "page": page, "sort": p["sort"],
-               "show_branch": role not in (None, "rm"), "show_rm": role != "rm"}
+               "show_branch": role not in (None, "rm"), "show_rm": role != "rm",
+               "can_select": role in {Role.OPS, Role.ADMIN}}
     template = ("clients/_client_table.html" if _is_htmx_partial(request)
                 else "clients/client_list.html")
     response = render(request, template, context)
@@ -144,6 +145,12 @@ def _allocation(holdings: list) -> list[dict]:
              "value": round(v, 2)} for t, v in sorted(by_type.items(), key=lambda kv: -kv[1])]
 
 
+def _segments_card(client: Client) -> dict:
+    from segments.views import client_segments_card  # segments.views imports this module
+
+    return client_segments_card(client)
+
+
 def _render_detail(request, client: Client, form: InteractionForm, *, status: int = 200):
     show_pii = can_see_pii(request.user, client)
     if show_pii:
@@ -163,6 +170,7 @@ def _render_detail(request, client: Client, form: InteractionForm, *, status: in
         "contribution": _contribution(client),
         "form": form,
         **score_card(client),
+        **_segments_card(client),
     }
     return render(request, "clients/client_detail.html", context, status=status)
 

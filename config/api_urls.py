@@ -17,6 +17,14 @@ from clients.api.scoring import (
     RunResumeView,
     SchemeListView,
 )
+from segments.api import (
+    RefreshDetailView,
+    SegmentDetailView,
+    SegmentListView,
+    SegmentMembersView,
+    SegmentPreviewView,
+    SegmentRefreshView,
+)
 
 app_name = "api"
 urlpatterns = [
@@ -34,5 +42,12 @@ urlpatterns = [
     path("scoring/schemes/", SchemeListView.as_view(), name="scoring-scheme-list"),
     path("products/", ProductListView.as_view(), name="product-list"),
     path("products/<str:product_code>/", ProductDetailView.as_view(), name="product-detail"),
+    path("segments/", SegmentListView.as_view(), name="segment-list"),
+    path("segments/preview/", SegmentPreviewView.as_view(), name="segment-preview"),
+    path("segments/refreshes/<int:pk>/", RefreshDetailView.as_view(),
+         name="segment-refresh-detail"),
+    path("segments/<str:code>/", SegmentDetailView.as_view(), name="segment-detail"),
+    path("segments/<str:code>/refresh/", SegmentRefreshView.as_view(), name="segment-refresh"),
+    path("segments/<str:code>/members/", SegmentMembersView.as_view(), name="segment-members"),
     path("transactions/bulk/", TransactionBulkView.as_view(), name="transaction-bulk"),
 ]

@@ -12,6 +12,7 @@ urlpatterns = [
     path("clients/", include("clients.urls")),
     path("imports/", include("clients.import_urls")),
     path("scoring/", include("clients.scoring.urls")),
+    path("segments/", include("segments.urls")),
     path("api/v1/", include("config.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

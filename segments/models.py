@@ -85,6 +85,9 @@ class SegmentRuleVersion(models.Model):
         constraints = [models.UniqueConstraint(fields=["segment", "version"],
                                                name="segment_rule_version_unique")]
 
+    def __str__(self):
+        return f"{self.segment_id} v{self.version}"
+
 
 class SegmentMembership(models.Model):
     """A client in a segment, as of the last refresh (or added to a static list)."""
@@ -99,6 +102,9 @@ class SegmentMembership(models.Model):
         constraints = [models.UniqueConstraint(fields=["segment", "client"],
                                                name="segment_membership_unique")]
         indexes = [models.Index(fields=["client", "segment"], name="membership_client")]
+
+    def __str__(self):
+        return f"{self.segment_id}:{self.client_id}"
 
 
 class RefreshStatus(models.TextChoices):
@@ -139,6 +145,9 @@ class SegmentRefresh(models.Model):
                                     name="segment_one_active_refresh"),
         ]
 
+    def __str__(self):
+        return f"{self.segment_id} {self.status} ({self.created_at:%Y-%m-%d %H:%M})"
+
 
 class MembershipChange(models.Model):
     """Who joined or left in a refresh (a bounded sample per refresh; counts are on the refresh)."""
@@ -150,3 +159,6 @@ class MembershipChange(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["refresh", "change"], name="change_refresh")]
+
+    def __str__(self):
+        return f"{self.refresh_id} {self.change} {self.client_id}"

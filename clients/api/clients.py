@@ -53,6 +53,8 @@ class ClientFilter(django_filters.FilterSet):
     branch = django_filters.CharFilter(max_length=32, help_text="Branch code.")
     tier = django_filters.ChoiceFilter(choices=Tier.choices,
                                        help_text="Value tier of the client's current score.")
+    segment = django_filters.CharFilter(max_length=64,
+                                        help_text="Segment code: members of that segment.")
     ordering = django_filters.ChoiceFilter(
         choices=[(o, o) for o in ORDERINGS],
         help_text="id (default), total_score or -total_score (current total score; clients "
@@ -75,7 +77,8 @@ class ClientFilter(django_filters.FilterSet):
                                  service_level=data.get("service_level") or "",
                                  status=data.get("status") or "",
                                  assessment_expired=data.get("assessment_expired"),
-                                 rm_id=rm_id, branch_id=branch_id, tier=data.get("tier") or "")
+                                 rm_id=rm_id, branch_id=branch_id, tier=data.get("tier") or "",
+                                 segment=data.get("segment") or "")
         if data.get("ordering") in ("total_score", "-total_score"):
             queryset = queryset.annotate(score_rank=_score_rank(
                 descending=data["ordering"] == "-total_score"))
@@ -132,7 +135,7 @@ class ClientListOutput(serializers.ModelSerializer):
 
 
 class ClientDetailOutput(ClientListOutput):
-    """One client with derived values; `score` and `segments` are filled by later issues."""
+    """One client with derived values, its latest `score` and its `segments` (codes)."""
 
     is_dormant = serializers.BooleanField(read_only=True)
     score = serializers.SerializerMethodField()
@@ -151,7 +154,9 @@ class ClientDetailOutput(ClientListOutput):
 
     @extend_schema_field(serializers.ListField(child=serializers.CharField()))
     def get_segments(self, client: Client) -> list[str]:
-        return []
+        from segments.selectors import segment_codes_for_client
+
+        return segment_codes_for_client(client=client)
 
 
 class ClientUpsertInput(serializers.ModelSerializer):

@@ -105,9 +105,12 @@ def _write_postgresql(
             )
         else:
             conflict = "DO NOTHING"
+        # Transactions go in in the order of their (client, traded_at DESC) index: that index
+        # and the deferred foreign-key checks on clients then walk their pages in order.
+        order = "ORDER BY s.client_id, s.traded_at DESC" if model is Transaction else ""
         cursor.execute(
             f"WITH up AS (INSERT INTO {_q(table)} AS t ({', '.join(insert_cols)}) "
-            f"SELECT {', '.join(select_exprs)} FROM {STAGE} s "
+            f"SELECT {', '.join(select_exprs)} FROM {STAGE} s {order} "
             f"ON CONFLICT ({', '.join(_q(k) for k in keys)}) {conflict} "
             f"RETURNING (xmax = 0) AS inserted) "
             f"SELECT count(*) FILTER (WHERE inserted),"

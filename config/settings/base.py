@@ -180,6 +180,9 @@ SPECTACULAR_SETTINGS = {
         "ClientRiskLevelEnum": "clients.models.ClientRiskLevel",
         "ProductRiskLevelEnum": "clients.models.ProductRiskLevel",
         "ScoringRunStatusEnum": "clients.scoring.models.ScoringRunStatus",
+        "SegmentKindEnum": "segments.models.SegmentKind",
+        # A segment refresh's status shares ScoringRunStatus's choices (and so its enum).
+        "ClientStatusEnum": "clients.models.ClientStatus",
     },
 }
 

@@ -71,11 +71,13 @@ def test_a_run_through_real_workers_gives_the_eager_result(eager_result):
 
 
 def test_a_worker_killed_mid_run_leaves_a_run_that_resumes_to_the_same_result(eager_result):
-    db = connection.settings_dict
-    blocker = psycopg2.connect(dbname=db["NAME"], user=db["USER"], password=db["PASSWORD"],
-                               host=db["HOST"] or "127.0.0.1", port=db["PORT"] or 5432)
+    blocker = None
     try:
         with running_worker(pool="solo") as worker:
+            db = connection.settings_dict
+            blocker = psycopg2.connect(dbname=db["NAME"], user=db["USER"],
+                                       password=db["PASSWORD"], host=db["HOST"] or "127.0.0.1",
+                                       port=db["PORT"] or 5432)
             run = scoring_run_start(as_of=AS_OF, trigger="api", chunk_clients=10)
             chunks = list(ScoringChunk.objects.filter(run=run).order_by("index"))
             # Hold chunk 12 so the worker is caught inside it, mid-run, when it is killed.
@@ -85,7 +87,7 @@ def test_a_worker_killed_mid_run_leaves_a_run_that_resumes_to_the_same_result(ea
             wait_for(lambda: ScoringRun.objects.get(pk=run.pk).chunks_done >= 12, timeout=60)
             worker.kill()
             worker.wait(timeout=10)
-        blocker.rollback()
+            blocker.rollback()
 
         run.refresh_from_db()
         assert run.status == "running" and run.chunks_done == 12 < run.chunk_count == 30
@@ -95,7 +97,8 @@ def test_a_worker_killed_mid_run_leaves_a_run_that_resumes_to_the_same_result(ea
             wait_for(lambda: ScoringRun.objects.get(pk=run.pk).status == "succeeded",
                      timeout=90)
     finally:
-        blocker.close()
+        if blocker is not None:
+            blocker.close()
 
     run.refresh_from_db()
     assert (run.chunks_done, run.progress_done) == (30, 300)

@@ -1,0 +1,519 @@
+"""Writes of segments: create, update (a new rule version per save), static lists, delete,
+preview, and the set-based membership refresh.
+
+A refresh is a SegmentRefresh row (status, progress, counts) whose work runs in Celery after
+commit. It walks the client-id space in chunks; per chunk one INSERT … SELECT adds the
+newcomers and one DELETE removes the leavers — the SELECT being the SQL Django compiles from the
+rule's Q (never text from users) — each capped-sampled into MembershipChange. A chunk commits
+with its counts, so a rerun after a crash only redoes what is left (newcomers and leavers are
+recomputed, nothing is done twice).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import date
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import EmptyResultSet, FullResultSet
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from clients.models import Client
+from core.errors import ApplicationError
+
+from .models import (
+    MembershipChange,
+    RefreshStatus,
+    Segment,
+    SegmentKind,
+    SegmentMembership,
+    SegmentRefresh,
+    SegmentRuleVersion,
+)
+from .rules import RuleError, rule_compile, rule_segment_refs, rule_validate, segment_graph
+
+logger = logging.getLogger(__name__)
+
+ACTIVE = (RefreshStatus.QUEUED, RefreshStatus.RUNNING)
+TRIGGERS = ("page", "api", "command", "beat", "scoring", "save", "admin", "bench")
+EDITABLE_KINDS = (SegmentKind.PERSONA, SegmentKind.RULE)
+CREATABLE_KINDS = (SegmentKind.RULE, SegmentKind.STATIC)
+SAMPLE_MAX = 500
+PREVIEW_SAMPLE = 10
+MAX_STATIC = 100_000
+DEFAULT_CHUNK_CLIENTS = 250_000
+
+
+def _actor(actor) -> Any:
+    return actor if getattr(actor, "pk", None) else None
+
+
+def _check_names(name_zh: str, name_en: str) -> None:
+    if not (name_zh or "").strip() and not (name_en or "").strip():
+        raise ApplicationError(_("A segment needs a name (Chinese or English)."),
+                               fields={"name": [_("Required.")]})
+    for key, value in (("name_zh", name_zh), ("name_en", name_en)):
+        if len(value or "") > 100:
+            raise ApplicationError(_("A name has at most 100 characters."),
+                                   fields={key: [_("At most 100 characters.")]})
+
+
+def _save_rule(*, segment: Segment, rule: Any, actor) -> SegmentRuleVersion:
+    rule_validate(rule, segment_code=segment.code)
+    version = (segment.versions.order_by("-version").values_list("version", flat=True).first()
+               or 0) + 1
+    saved = SegmentRuleVersion.objects.create(segment=segment, version=version, rule=rule,
+                                              created_by=_actor(actor))
+    segment.rule = rule
+    segment.rule_version = version
+    segment.save(update_fields=["rule", "rule_version", "updated_at"])
+    return saved
+
+
+@transaction.atomic
+def segment_create(*, code: str, name_zh: str = "", name_en: str = "", kind: str = "rule",
+                   rule: Any = None, client_nos: list[str] | None = None,
+                   description_zh: str = "", description_en: str = "", actor=None,
+                   refresh: bool = True) -> Segment:
+    """A rule segment (validated rule, version 1) or a static list (every client_no must exist).
+
+    A rule segment's first refresh is queued after commit (`refresh=False` skips it).
+    """
+    from django.core.validators import validate_slug
+
+    code = (code or "").strip() if isinstance(code, str) else ""
+    try:
+        validate_slug(code)
+    except Exception:
+        raise ApplicationError(_("A code is letters, digits, hyphens and underscores."),
+                               fields={"code": [_("Invalid code.")]}) from None
+    if len(code) > 64:
+        raise ApplicationError(_("A code has at most 64 characters."),
+                               fields={"code": [_("At most 64 characters.")]})
+    if kind not in CREATABLE_KINDS:
+        raise ApplicationError(_("Only rule segments and static lists can be created; kind is "
+                                 "one of: %(kinds)s.") % {"kinds": ", ".join(CREATABLE_KINDS)},
+                               fields={"kind": [_("Invalid kind.")]})
+    _check_names(name_zh, name_en)
+    if Segment.objects.filter(code=code).exists():
+        raise ApplicationError(_("A segment with the code %(code)s already exists.")
+                               % {"code": code}, code="duplicate", fields={"code": [
+                                   _("Already used.")]}, status=409)
+    if kind == SegmentKind.RULE:
+        if rule is None:
+            raise RuleError(_("A rule segment needs a rule."), node="/")
+        rule_validate(rule, segment_code=code)
+    elif rule is not None:
+        raise ApplicationError(_("A static list has no rule; send client_nos."),
+                               fields={"rule": [_("Not allowed for a static list.")]})
+    segment = Segment.objects.create(code=code, kind=kind, name_zh=name_zh or "",
+                                     name_en=name_en or "", description_zh=description_zh,
+                                     description_en=description_en,
+                                     created_by=_actor(actor))
+    if kind == SegmentKind.RULE:
+        _save_rule(segment=segment, rule=rule, actor=actor)
+        if refresh:
+            segment_refresh_start(segment=segment, actor=actor, trigger="save")
+    else:
+        segment_static_set(segment=segment, client_nos=client_nos or [], actor=actor)
+    return segment
+
+
+@transaction.atomic
+def segment_update(*, segment: Segment, rule: Any = None, name_zh: str | None = None,
+                   name_en: str | None = None, description_zh: str | None = None,
+                   description_en: str | None = None, is_active: bool | None = None,
+                   playbook: dict | None = None, actor=None, refresh: bool = True) -> Segment:
+    """Change names/descriptions/playbook; a new rule is a new version (then a refresh).
+
+    Value tiers and service levels have fixed rules; static lists have none.
+    """
+    segment = Segment.objects.select_for_update().get(pk=segment.pk)
+    fields: list[str] = []
+    for name, value in (("name_zh", name_zh), ("name_en", name_en),
+                        ("description_zh", description_zh), ("description_en", description_en),
+                        ("is_active", is_active), ("playbook", playbook)):
+        if value is not None:
+            setattr(segment, name, value)
+            fields.append(name)
+    _check_names(segment.name_zh, segment.name_en)
+    if playbook is not None and not isinstance(playbook, dict):
+        raise ApplicationError(_("A playbook is an object."), fields={"playbook": [
+            _("Expected an object.")]})
+    if fields:
+        segment.save(update_fields=[*fields, "updated_at"])
+    if rule is not None:
+        if segment.kind not in EDITABLE_KINDS:
+            raise ApplicationError(
+                _("The rule of a %(kind)s segment is fixed; only personas and rule segments "
+                  "have editable rules.") % {"kind": segment.get_kind_display()},
+                code="rule_fixed", fields={"rule": [_("Not editable.")]})
+        if rule != segment.rule:
+            _save_rule(segment=segment, rule=rule, actor=actor)
+            if refresh:
+                segment_refresh_start(segment=segment, actor=actor, trigger="save",
+                                      if_idle=True)
+    return segment
+
+
+def _resolve_client_nos(client_nos: Any) -> dict[str, int]:
+    if not isinstance(client_nos, list) or any(not isinstance(c, str) for c in client_nos):
+        raise ApplicationError(_("client_nos is a list of client numbers."),
+                               fields={"client_nos": [_("Expected a list of strings.")]})
+    if len(client_nos) > MAX_STATIC:
+        raise ApplicationError(_("A static list has at most %(n)s clients.") % {"n": MAX_STATIC},
+                               fields={"client_nos": [_("Too many.")]})
+    wanted = list(dict.fromkeys(c.strip() for c in client_nos))
+    found: dict[str, int] = {}
+    for start in range(0, len(wanted), 5000):
+        part = wanted[start:start + 5000]
+        found.update(Client.objects.filter(client_no__in=part).values_list("client_no", "id"))
+    unknown = [c for c in wanted if c not in found]
+    if unknown:
+        shown = ", ".join(unknown[:20]) + (" …" if len(unknown) > 20 else "")
+        raise ApplicationError(_("%(n)d unknown client numbers: %(list)s.")
+                               % {"n": len(unknown), "list": shown},
+                               code="unknown_clients", fields={"client_nos": unknown[:100]})
+    return found
+
+
+@transaction.atomic
+def segment_static_set(*, segment: Segment, client_nos: list[str], actor=None) -> Segment:
+    """Replace a static list's members; any unknown client_no rejects the whole list."""
+    if segment.kind != SegmentKind.STATIC:
+        raise ApplicationError(_("Only a static list takes client numbers."),
+                               fields={"client_nos": [_("Not a static list.")]})
+    ids = set(_resolve_client_nos(client_nos).values())
+    current = set(SegmentMembership.objects.filter(segment=segment)
+                  .values_list("client_id", flat=True))
+    SegmentMembership.objects.filter(segment=segment, client_id__in=current - ids).delete()
+    SegmentMembership.objects.bulk_create(
+        [SegmentMembership(segment=segment, client_id=i) for i in sorted(ids - current)],
+        batch_size=5000)
+    segment.size = len(ids)
+    segment.refreshed_at = timezone.now()
+    segment.save(update_fields=["size", "refreshed_at", "updated_at"])
+    return segment
+
+
+def segment_dependents(*, segment: Segment) -> list[str]:
+    """Codes of the segments whose rules reference `segment`."""
+    return sorted(code for code, refs in segment_graph().items()
+                  if segment.code in refs and code != segment.code)
+
+
+@transaction.atomic
+def segment_delete(*, segment: Segment, actor=None) -> None:
+    if segment.is_system:
+        raise ApplicationError(_("%(name)s is seeded by the product and cannot be deleted; "
+                                 "deactivate it instead.") % {"name": segment.name},
+                               code="system_segment", status=409)
+    users = segment_dependents(segment=segment)
+    if users:
+        raise ApplicationError(_("%(code)s is used by the rules of: %(users)s; change those "
+                                 "first.") % {"code": segment.code, "users": ", ".join(users)},
+                               code="segment_in_use", status=409)
+    segment.delete()
+
+
+def segment_preview(*, rule: Any, user, today: date | None = None) -> dict[str, Any]:
+    """Live count and a sample of client numbers of `rule`, among the clients `user` may see."""
+    from clients.selectors import client_queryset_for
+
+    q = rule_compile(rule, today=today)
+    qs = client_queryset_for(user).filter(q)
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            # JIT compilation costs ~0.25 s per statement and buys nothing for a count that
+            # an index and a per-client probe answer; the builder must answer within 1 s.
+            with connection.cursor() as cur:
+                cur.execute("SET LOCAL jit = off")
+        count = qs.count()
+        sample = list(qs.order_by("id").values_list("client_no", flat=True)[:PREVIEW_SAMPLE])
+    return {"count": count, "sample": sample}
+
+
+# --- refresh ---------------------------------------------------------------------------------
+
+def segment_refresh_start(*, segment: Segment, actor=None, trigger: str = "page",
+                          if_idle: bool = False, queue: bool = True) -> SegmentRefresh | None:
+    """A queued refresh of `segment`, run after commit; a second active one is refused (409).
+
+    `if_idle=True` returns None instead of refusing. `queue=False` leaves the queuing to the
+    caller (segments_refresh_all runs several in dependency order).
+    """
+    busy = _("%(name)s is already being refreshed; wait for it to finish.") % {
+        "name": segment.name}
+    with transaction.atomic():
+        if SegmentRefresh.objects.filter(segment=segment, status__in=ACTIVE).exists():
+            if if_idle:
+                return None
+            raise ApplicationError(busy, code="refresh_active", status=409)
+        try:
+            with transaction.atomic():
+                refresh = SegmentRefresh.objects.create(
+                    segment=segment, trigger=trigger[:20], rule_version=segment.rule_version,
+                    created_by=_actor(actor))
+        except IntegrityError as exc:
+            if if_idle:
+                return None
+            raise ApplicationError(busy, code="refresh_active", status=409) from exc
+        if queue:
+            refresh_id = refresh.pk
+            transaction.on_commit(lambda: _queue([refresh_id]), robust=True)
+    return refresh
+
+
+def _queue(refresh_ids: list[int]) -> None:
+    from .tasks import segment_refresh_many_task
+
+    if refresh_ids:
+        segment_refresh_many_task.delay(refresh_ids)
+
+
+def _dependency_order(segments: list[Segment]) -> list[Segment]:
+    """Referenced segments before the segments whose rules use them (a topological order)."""
+    by_code = {s.code: s for s in segments}
+    graph = {s.code: rule_segment_refs(s.rule) & by_code.keys() for s in segments}
+    ordered: list[Segment] = []
+    state: dict[str, int] = {}
+
+    def visit(code: str) -> None:
+        if state.get(code) == 2:
+            return
+        if state.get(code) == 1:  # a cycle (refused at save, so never stored): ignore the edge
+            return
+        state[code] = 1
+        for dep in sorted(graph[code]):
+            visit(dep)
+        state[code] = 2
+        ordered.append(by_code[code])
+
+    for code in sorted(by_code, key=lambda c: (by_code[c].kind, c)):
+        visit(code)
+    return ordered
+
+
+def segments_refresh_all(*, trigger: str = "beat", kinds: Iterable[str] | None = None,
+                         actor=None, queue: bool = True) -> list[SegmentRefresh]:
+    """Refresh every active segment (of `kinds`), referenced ones first, in one queued task.
+
+    Segments already being refreshed are skipped. `queue=False` only creates the rows (the
+    caller runs them, e.g. `segment_refresh_many` in a command or a benchmark).
+    """
+    qs = Segment.objects.filter(is_active=True)
+    if kinds is not None:
+        qs = qs.filter(kind__in=list(kinds))
+    refreshes = []
+    with transaction.atomic():
+        for segment in _dependency_order(list(qs)):
+            refresh = segment_refresh_start(segment=segment, actor=actor, trigger=trigger,
+                                            if_idle=True, queue=False)
+            if refresh is not None:
+                refreshes.append(refresh)
+        ids = [r.pk for r in refreshes]
+        if queue:
+            transaction.on_commit(lambda: _queue(ids), robust=True)
+    return refreshes
+
+
+def _chunk_size() -> int:
+    return int(getattr(settings, "SEGMENT_REFRESH_CHUNK_CLIENTS", DEFAULT_CHUNK_CLIENTS))
+
+
+def _chunks() -> list[tuple[int | None, int | None]]:
+    """Client-id ranges [lo, hi) of about `size` ids; the first and last are open-ended."""
+    with connection.cursor() as cur:
+        cur.execute("SELECT MIN(id), MAX(id) FROM clients_client")
+        low, high = cur.fetchone()
+    if low is None:
+        return [(None, None)]
+    size = _chunk_size()
+    bounds = list(range(low + size, high + 1, size))
+    edges: list[int | None] = [None, *bounds, None]
+    return list(zip(edges[:-1], edges[1:], strict=True))
+
+
+def _range_sql(column: str, lo: int | None, hi: int | None) -> tuple[str, list[int]]:
+    parts, params = [], []
+    if lo is not None:
+        parts.append(f"{column} >= %s")
+        params.append(lo)
+    if hi is not None:
+        parts.append(f"{column} < %s")
+        params.append(hi)
+    return (" AND ".join(parts) or "1 = 1"), params
+
+
+def _match_sql(q: Q, lo: int | None, hi: int | None) -> tuple[str, tuple] | None:
+    """SQL selecting the ids of the clients matching `q` in [lo, hi); None when none can."""
+    qs = Client.objects.filter(q)
+    if lo is not None:
+        qs = qs.filter(id__gte=lo)
+    if hi is not None:
+        qs = qs.filter(id__lt=hi)
+    try:
+        return qs.order_by().values("id").query.sql_with_params()
+    except EmptyResultSet:
+        return None
+    except FullResultSet:  # pragma: no cover - a filter on the range is always there
+        return qs.order_by().values("id").query.sql_with_params()
+
+
+def _sample(refresh_id: int, change: str, client_ids: list[int], room: int) -> int:
+    if room <= 0 or not client_ids:
+        return 0
+    MembershipChange.objects.bulk_create(
+        [MembershipChange(refresh_id=refresh_id, client_id=i, change=change)
+         for i in client_ids[:room]])
+    return min(room, len(client_ids))
+
+
+def _apply_chunk(*, segment_id: int, version: int, refresh_id: int, q: Q, lo: int | None,
+                 hi: int | None, now, room_joined: int, room_left: int) -> tuple[int, int]:
+    """Newcomers in, leavers out, for one id range: (joined, left). Sampled up to `room_*`."""
+    match = _match_sql(q, lo, hi)
+    rng, rng_params = _range_sql("sm.client_id", lo, hi)
+    pg = connection.vendor == "postgresql"
+    with connection.cursor() as cur:
+        joined = 0
+        if match is not None:
+            sql, params = match
+            insert = (
+                "INSERT INTO segments_segmentmembership (segment_id, client_id, rule_version, "
+                f"since) SELECT %s, m.id, %s, %s FROM ({sql}) m WHERE NOT EXISTS (SELECT 1 FROM "
+                "segments_segmentmembership sm WHERE sm.segment_id = %s AND sm.client_id = m.id)")
+            stamp = connection.ops.adapt_datetimefield_value(now)
+            insert_params = [segment_id, version, stamp, *params, segment_id]
+            if pg:
+                cur.execute(
+                    f"WITH ins AS ({insert} RETURNING client_id), smp AS ("
+                    "INSERT INTO segments_membershipchange (refresh_id, client_id, change) "
+                    "SELECT %s, client_id, 'joined' FROM ins LIMIT %s RETURNING 1) "
+                    "SELECT (SELECT COUNT(*) FROM ins)", [*insert_params, refresh_id,
+                                                         max(room_joined, 0)])
+                joined = cur.fetchone()[0]
+            else:
+                cur.execute(f"{insert} RETURNING client_id", insert_params)
+                ids = [row[0] for row in cur.fetchall()]
+                joined = len(ids)
+                _sample(refresh_id, MembershipChange.JOINED, ids, room_joined)
+        if match is None:
+            keep_sql, keep_params = "", []
+        else:
+            sql, params = match
+            keep_sql = f" AND NOT EXISTS (SELECT 1 FROM ({sql}) m WHERE m.id = sm.client_id)"
+            keep_params = list(params)
+        delete = (f"DELETE FROM segments_segmentmembership AS sm WHERE sm.segment_id = %s AND "
+                  f"{rng}{keep_sql}")
+        delete_params = [segment_id, *rng_params, *keep_params]
+        if pg:
+            cur.execute(
+                f"WITH del AS ({delete} RETURNING client_id), smp AS ("
+                "INSERT INTO segments_membershipchange (refresh_id, client_id, change) "
+                "SELECT %s, client_id, 'left' FROM del LIMIT %s RETURNING 1) "
+                "SELECT (SELECT COUNT(*) FROM del)", [*delete_params, refresh_id,
+                                                     max(room_left, 0)])
+            left = cur.fetchone()[0]
+        else:
+            cur.execute(f"{delete} RETURNING client_id", delete_params)
+            ids = [row[0] for row in cur.fetchall()]
+            left = len(ids)
+            _sample(refresh_id, MembershipChange.LEFT, ids, room_left)
+    return joined, left
+
+
+def _restamp(*, segment_id: int, version: int) -> None:
+    """Members kept across a rule change now record the new version."""
+    SegmentMembership.objects.filter(segment_id=segment_id).exclude(
+        rule_version=version).update(rule_version=version)
+
+
+def _fail(refresh_id: int, error: str) -> None:
+    SegmentRefresh.objects.filter(pk=refresh_id, status__in=ACTIVE).update(
+        status=RefreshStatus.FAILED, error=error[:4000], finished_at=timezone.now())
+
+
+def segment_refresh_run(*, refresh_id: int) -> SegmentRefresh | None:
+    """The work of one refresh (the task body); harmless when already finished."""
+    refresh = SegmentRefresh.objects.select_related("segment").filter(pk=refresh_id).first()
+    if refresh is None or refresh.status not in ACTIVE:
+        return refresh
+    segment = refresh.segment
+    now = timezone.now()
+    SegmentRefresh.objects.filter(pk=refresh_id).update(
+        status=RefreshStatus.RUNNING, started_at=refresh.started_at or now,
+        rule_version=segment.rule_version)
+    try:
+        if segment.kind == SegmentKind.STATIC or segment.rule is None:
+            size = SegmentMembership.objects.filter(segment=segment).count()
+            return _finish(refresh_id=refresh_id, segment=segment, size=size, now=now)
+        try:
+            q = rule_compile(segment.rule)
+        except RuleError as exc:
+            raise ApplicationError(_("The stored rule is invalid at %(node)s: %(msg)s")
+                                   % {"node": exc.node, "msg": exc.message}) from exc
+        chunks = _chunks()
+        SegmentRefresh.objects.filter(pk=refresh_id).update(progress_done=0,
+                                                            progress_total=len(chunks))
+        version = segment.rule_version
+        for lo, hi in chunks:
+            with transaction.atomic():
+                counts = SegmentRefresh.objects.values("joined", "left").get(pk=refresh_id)
+                joined, left = _apply_chunk(
+                    segment_id=segment.pk, version=version, refresh_id=refresh_id, q=q, lo=lo,
+                    hi=hi, now=now, room_joined=SAMPLE_MAX - (counts["joined"] or 0),
+                    room_left=SAMPLE_MAX - (counts["left"] or 0))
+                SegmentRefresh.objects.filter(pk=refresh_id).update(
+                    joined=(counts["joined"] or 0) + joined, left=(counts["left"] or 0) + left,
+                    progress_done=F("progress_done") + 1)
+        last_version = (SegmentRefresh.objects.filter(segment=segment,
+                                                      status=RefreshStatus.SUCCEEDED)
+                        .values_list("rule_version", flat=True).first())
+        if last_version != version:
+            _restamp(segment_id=segment.pk, version=version)
+        size = SegmentMembership.objects.filter(segment=segment).count()
+        return _finish(refresh_id=refresh_id, segment=segment, size=size, now=now)
+    except Exception as exc:
+        logger.exception("segment refresh %s of %s failed", refresh_id, segment.code)
+        _fail(refresh_id, f"{exc}")
+        raise
+
+
+def _finish(*, refresh_id: int, segment: Segment, size: int, now) -> SegmentRefresh:
+    finished = timezone.now()
+    with transaction.atomic():
+        SegmentRefresh.objects.filter(pk=refresh_id).update(
+            status=RefreshStatus.SUCCEEDED, size=size, joined=Coalesce0("joined"),
+            left=Coalesce0("left"), finished_at=finished, error="")
+        Segment.objects.filter(pk=segment.pk).update(size=size, refreshed_at=finished)
+    return SegmentRefresh.objects.get(pk=refresh_id)
+
+
+def Coalesce0(name: str):  # noqa: N802 - reads like the SQL function it is
+    from django.db.models import Value
+    from django.db.models.functions import Coalesce
+
+    return Coalesce(F(name), Value(0))
+
+
+def segment_refresh_many(*, refresh_ids: list[int]) -> None:
+    """Run refreshes in the given (dependency) order; one failing does not stop the others."""
+    for refresh_id in refresh_ids:
+        try:
+            segment_refresh_run(refresh_id=refresh_id)
+        except Exception:  # recorded on the refresh row by segment_refresh_run
+            continue
+
+
+def segments_after_scoring(**kwargs: Any) -> None:
+    """Receiver of scoring_run_succeeded: tiers, levels and every rule may have changed."""
+    try:
+        segments_refresh_all(trigger="scoring")
+    except Exception:  # the scoring run has succeeded; a refresh can be started again by hand
+        logger.exception("could not start the segment refresh after scoring")
