@@ -303,7 +303,8 @@ def segments_refresh_all(*, trigger: str = "beat", kinds: Iterable[str] | None =
                          actor=None, queue: bool = True) -> list[SegmentRefresh]:
     """Refresh every active segment (of `kinds`), referenced ones first, in one queued task.
 
-    Segments already being refreshed are skipped. `queue=False` only creates the rows (the
+    Segments being refreshed right now are skipped; a queued refresh is taken over (run in
+    this batch). `queue=False` only creates the rows (the
     caller runs them, e.g. `segment_refresh_many` in a command or a benchmark).
     """
     qs = Segment.objects.filter(is_active=True)
@@ -311,9 +312,14 @@ def segments_refresh_all(*, trigger: str = "beat", kinds: Iterable[str] | None =
         qs = qs.filter(kind__in=list(kinds))
     refreshes = []
     with transaction.atomic():
-        for segment in _dependency_order(list(qs)):
-            refresh = segment_refresh_start(segment=segment, actor=actor, trigger=trigger,
-                                            if_idle=True, queue=False)
+        segments = _dependency_order(list(qs))
+        # A refresh still waiting (its message lost, or no worker yet) is run again here:
+        # running a refresh twice is harmless, leaving it queued would block the segment.
+        waiting = {r.segment_id: r for r in SegmentRefresh.objects.filter(
+            segment__in=segments, status=RefreshStatus.QUEUED)}
+        for segment in segments:
+            refresh = waiting.get(segment.pk) or segment_refresh_start(
+                segment=segment, actor=actor, trigger=trigger, if_idle=True, queue=False)
             if refresh is not None:
                 refreshes.append(refresh)
         ids = [r.pk for r in refreshes]

@@ -1,7 +1,9 @@
-"""The scoring arithmetic: one GROUP BY per client-id range, vectorised banding, set-based write.
+"""The scoring arithmetic: one GROUP BY over the window, vectorised banding, set-based write.
 
-Nothing here loops over clients in Python. A chunk is aggregated by the database, banded with
-numpy on whole columns, and written back with COPY (PostgreSQL) or one executemany (SQLite).
+Nothing here loops over clients in Python. A run first aggregates the whole window in the
+database once, into a staging table keyed by client (aggregate_window); each chunk then reads
+its client-id range from it, bands it with numpy on whole columns, and writes back with COPY
+(PostgreSQL) or one executemany (SQLite).
 """
 
 from __future__ import annotations
@@ -90,49 +92,88 @@ class ChunkResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-_AGGREGATE_PG = """
-    SELECT c.id, COALESCE(t.amount, 0), COALESCE(t.purchases, 0), COALESCE(t.benefit, 0),
-           %(as_of)s::date - (t.last_at AT TIME ZONE %(tz)s)::date
-    FROM clients_client c
-    LEFT JOIN (
-        SELECT client_id, SUM(amount)::float8 AS amount, COUNT(*) AS purchases,
-               SUM(revenue)::float8 AS benefit, MAX(traded_at) AS last_at
-        FROM clients_transaction
-        WHERE client_id >= %(lo)s AND client_id < %(hi)s
-          AND traded_at >= %(start)s AND traded_at < %(end)s
-        GROUP BY client_id
-    ) t ON t.client_id = c.id
-    WHERE c.id >= %(lo)s AND c.id < %(hi)s
+def staging_table(run_id: int) -> str:
+    """Name of the run's window aggregate (an UNLOGGED table on PostgreSQL)."""
+    return f"scoring_agg_{int(run_id)}"
+
+
+def staging_exists(run_id: int) -> bool:
+    name = staging_table(run_id)
+    with connection.cursor() as cur:
+        return name in connection.introspection.table_names(cur)
+
+
+def staging_drop(run_id: int) -> None:
+    with connection.cursor() as cur:
+        cur.execute(f"DROP TABLE IF EXISTS {staging_table(run_id)}")
+
+
+_WINDOW_PG = """
+    CREATE UNLOGGED TABLE {table} AS
+    SELECT client_id, SUM(amount)::float8 AS amount, COUNT(*)::int AS purchases,
+           SUM(revenue)::float8 AS benefit,
+           (%(as_of)s::date - (MAX(traded_at) AT TIME ZONE %(tz)s)::date)::int AS recency_days
+    FROM clients_transaction
+    WHERE traded_at >= %(start)s AND traded_at < %(end)s
+    GROUP BY client_id
 """
 
-# SQLite keeps decimals as floats: sum whole cents so a total of exactly 10,000.00 stays exact.
-_AGGREGATE_SQLITE = """
-    SELECT c.id, COALESCE(t.amount, 0), COALESCE(t.purchases, 0), COALESCE(t.benefit, 0),
-           t.last_at
-    FROM clients_client c
-    LEFT JOIN (
-        SELECT client_id, SUM(CAST(ROUND(amount * 100) AS INTEGER)) / 100.0 AS amount,
-               COUNT(*) AS purchases,
-               SUM(CAST(ROUND(revenue * 100) AS INTEGER)) / 100.0 AS benefit,
-               MAX(traded_at) AS last_at
-        FROM clients_transaction
-        WHERE client_id >= %(lo)s AND client_id < %(hi)s
-          AND traded_at >= %(start)s AND traded_at < %(end)s
-        GROUP BY client_id
-    ) t ON t.client_id = c.id
-    WHERE c.id >= %(lo)s AND c.id < %(hi)s
+# SQLite keeps decimals as floats: sum whole cents so a total of exactly 10,000.00 stays exact;
+# recency is the last trade's instant here and becomes local days in pandas.
+_WINDOW_SQLITE = """
+    CREATE TABLE {table} AS
+    SELECT client_id, SUM(CAST(ROUND(amount * 100) AS INTEGER)) / 100.0 AS amount,
+           COUNT(*) AS purchases,
+           SUM(CAST(ROUND(revenue * 100) AS INTEGER)) / 100.0 AS benefit,
+           MAX(traded_at) AS recency_days
+    FROM clients_transaction
+    WHERE traded_at >= %(start)s AND traded_at < %(end)s
+    GROUP BY client_id
 """
 
 
-def aggregate(*, id_from: int, id_to: int, as_of: date, months: int) -> pd.DataFrame:
-    """Amount, purchases, benefit and recency of every client in [id_from, id_to), one query."""
+def aggregate_window(*, run_id: int, as_of: date, months: int) -> int:
+    """ONE GROUP BY over the whole window into the run's staging table; returns its rows.
+
+    Replaces a half-built table of an earlier attempt. Call inside a transaction.
+    """
     start, end = window_bounds(as_of=as_of, months=months)
-    params = {"lo": id_from, "hi": id_to, "as_of": as_of, "tz": settings.TIME_ZONE,
+    params = {"as_of": as_of, "tz": settings.TIME_ZONE,
               "start": connection.ops.adapt_datetimefield_value(start),
               "end": connection.ops.adapt_datetimefield_value(end)}
+    table = staging_table(run_id)
     postgres = connection.vendor == "postgresql"
     with connection.cursor() as cur:
-        cur.execute(_AGGREGATE_PG if postgres else _AGGREGATE_SQLITE, params)
+        cur.execute(f"DROP TABLE IF EXISTS {table}")
+        cur.execute((_WINDOW_PG if postgres else _WINDOW_SQLITE).format(table=table), params)
+        if postgres:
+            cur.execute(f"ALTER TABLE {table} ADD PRIMARY KEY (client_id)")
+            cur.execute(f"ANALYZE {table}")
+        else:
+            cur.execute(f"CREATE UNIQUE INDEX {table}_pk ON {table} (client_id)")
+        cur.execute(f"SELECT COUNT(*) FROM {table}")
+        return cur.fetchone()[0]
+
+
+_READ = """
+    SELECT c.id, COALESCE(t.amount, 0), COALESCE(t.purchases, 0), COALESCE(t.benefit, 0),
+           t.recency_days
+    FROM clients_client c
+    LEFT JOIN {table} t ON t.client_id = c.id
+    WHERE c.id >= %(lo)s AND c.id < %(hi)s
+"""
+
+
+def aggregate(*, run_id: int, id_from: int, id_to: int, as_of: date) -> pd.DataFrame:
+    """Amount, purchases, benefit and recency of every client in [id_from, id_to).
+
+    Reads the run's window aggregate (aggregate_window), so a chunk costs a join of its id
+    range, not another scan of the window.
+    """
+    params = {"lo": id_from, "hi": id_to}
+    postgres = connection.vendor == "postgresql"
+    with connection.cursor() as cur:
+        cur.execute(_READ.format(table=staging_table(run_id)), params)
         rows = cur.fetchall()
     frame = pd.DataFrame.from_records(
         rows, columns=["client_id", "amount", "purchases", "benefit", "recency_days"],
@@ -192,32 +233,19 @@ def delete_scores(*, scheme_id: int, as_of: date, id_from: int, id_to: int) -> N
                     "AND client_id >= %s AND client_id < %s", [scheme_id, as_of, id_from, id_to])
 
 
-def repoint_current(*, scheme_id: int, as_of: date, id_from: int, id_to: int) -> None:
-    """Current scores of this date now point at the rows just written (a re-run replaced them)."""
-    with connection.cursor() as cur:
-        cur.execute(
-            "UPDATE clients_currentscore SET score_id = n.id, total_score = n.total_score, "
-            "tier = n.tier FROM clients_clientscore n "
-            "WHERE clients_currentscore.as_of = %s AND clients_currentscore.client_id >= %s "
-            "AND clients_currentscore.client_id < %s AND n.client_id = "
-            "clients_currentscore.client_id AND n.scheme_id = %s AND n.as_of = %s",
-            [as_of, id_from, id_to, scheme_id, as_of])
-
-
 def score_range(*, scheme: ScoringScheme, run_id: int, as_of: date, id_from: int,
                 id_to: int) -> ChunkResult:
     """Replace the scores of one client-id range for (scheme, as_of). Call inside a transaction."""
     result = ChunkResult()
     started = time.perf_counter()
-    frame = aggregate(id_from=id_from, id_to=id_to, as_of=as_of, months=scheme.window_months)
+    frame = aggregate(run_id=run_id, id_from=id_from, id_to=id_to, as_of=as_of)
     aggregated = time.perf_counter()
     frame = score_frame(frame, scheme=scheme)
     banded = time.perf_counter()
     delete_scores(scheme_id=scheme.pk, as_of=as_of, id_from=id_from, id_to=id_to)
     write(frame, scheme_id=scheme.pk, run_id=run_id, as_of=as_of)
-    repoint_current(scheme_id=scheme.pk, as_of=as_of, id_from=id_from, id_to=id_to)
     written = time.perf_counter()
     result.clients = len(frame)
-    result.timings = {"aggregate": aggregated - started, "band": banded - aggregated,
+    result.timings = {"read": aggregated - started, "band": banded - aggregated,
                       "write": written - banded}
     return result

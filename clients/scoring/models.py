@@ -72,6 +72,9 @@ class ScoringRun(TimeStampedModel):
     tier_counts = models.JSONField(_("clients per tier"), default=dict, blank=True)
     timings = models.JSONField(_("timings (s)"), default=dict, blank=True)
     error = models.TextField(_("error"), blank=True)
+    # The window aggregate (one GROUP BY over every client) sits in the staging table
+    # scoring_agg_<id> once this is set; chunks read their id range from it.
+    aggregated = models.BooleanField(_("window aggregated"), default=False)
     started_at = models.DateTimeField(_("started at"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
 
@@ -115,9 +118,12 @@ class ClientScore(models.Model):
     """One client's score for one as-of date and scheme version (history is kept)."""
 
     client = models.ForeignKey("clients.Client", on_delete=models.CASCADE, related_name="scores")
-    scheme = models.ForeignKey(ScoringScheme, on_delete=models.PROTECT, related_name="+")
+    # Provenance of a derived, regenerable table: no database constraint (cheaper COPY);
+    # Django still applies PROTECT / SET_NULL.
+    scheme = models.ForeignKey(ScoringScheme, on_delete=models.PROTECT, related_name="+",
+                               db_constraint=False)
     run = models.ForeignKey(ScoringRun, null=True, blank=True, on_delete=models.SET_NULL,
-                            related_name="+")
+                            related_name="+", db_constraint=False)
     as_of = models.DateField(_("as of"))
     amount = models.DecimalField(_("amount bought (CNY)"), max_digits=18, decimal_places=2)
     purchases = models.PositiveIntegerField(_("purchases in window"))
@@ -144,24 +150,54 @@ class ClientScore(models.Model):
             models.CheckConstraint(condition=Q(amount__gte=0, benefit__gte=0),
                                    name="score_amounts_non_negative"),
         ]
-        indexes = [models.Index(fields=["client", "-as_of"], name="score_client_asof"),
-                   models.Index(fields=["as_of", "scheme", "tier"], name="score_asof_tier")]
+        # The unique (client, scheme, as_of) serves a client's history.
+        indexes = [models.Index(fields=["as_of", "scheme", "tier"], name="score_asof_tier")]
 
     def __str__(self):
         return f"{self.client_id} {self.as_of} {self.tier} ({self.total_score})"
 
 
-class CurrentScore(models.Model):
-    """The latest successful score of each client: what lists filter and sort by."""
+class ScoringCurrent(models.Model):
+    """The one-row pointer to the (as-of date, scheme) whose scores are current.
 
-    client = models.OneToOneField("clients.Client", primary_key=True, on_delete=models.CASCADE,
-                                  related_name="current_score")
-    score = models.ForeignKey(ClientScore, on_delete=models.CASCADE, related_name="+")
+    Finishing a run moves this pointer (unless a later date is already current): O(1), not a
+    rewrite of a row per client. CurrentScore is a database view over it.
+    """
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
     as_of = models.DateField(_("as of"))
-    total_score = models.PositiveSmallIntegerField(_("total score"), db_index=True)
-    tier = models.CharField(_("value tier"), max_length=12, choices=Tier.choices, db_index=True)
+    scheme = models.ForeignKey(ScoringScheme, on_delete=models.PROTECT, related_name="+")
+    run = models.ForeignKey(ScoringRun, null=True, blank=True, on_delete=models.SET_NULL,
+                            related_name="+")
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta:
+        verbose_name = _("current scores pointer")
+        verbose_name_plural = _("current scores pointer")
+        constraints = [models.CheckConstraint(condition=Q(id=1), name="scoring_current_singleton")]
+
+    def __str__(self):
+        return f"{self.as_of} v{self.scheme_id}"
+
+
+class CurrentScore(models.Model):
+    """The latest successful score of each client: what lists filter and sort by.
+
+    A read-only database view (migration 0006): the ClientScore rows of the (as_of, scheme)
+    that ScoringCurrent points at, one per client.
+    """
+
+    client = models.OneToOneField("clients.Client", primary_key=True, on_delete=models.DO_NOTHING,
+                                  related_name="current_score", db_constraint=False)
+    score = models.ForeignKey(ClientScore, on_delete=models.DO_NOTHING, related_name="+",
+                              db_constraint=False)
+    as_of = models.DateField(_("as of"))
+    total_score = models.PositiveSmallIntegerField(_("total score"))
+    tier = models.CharField(_("value tier"), max_length=12, choices=Tier.choices)
+
+    class Meta:
+        managed = False
+        db_table = "clients_currentscore"
         verbose_name = _("current score")
         verbose_name_plural = _("current scores")
 

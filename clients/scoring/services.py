@@ -1,9 +1,13 @@
-"""Writes of value scoring: start, run a chunk, finish, fail and resume a scoring run.
+"""Writes of value scoring: start, aggregate, run a chunk, finish, fail and resume a run.
 
-A run is a row with status and progress; its work is split in client-id ranges (chunks) queued
-as a Celery group after commit. A chunk replaces its range's scores and marks itself done in one
-transaction, so a redelivered or resumed chunk never writes twice; whichever chunk completes the
-last one finishes the run (no chord, so no result backend is needed).
+A run is a row with status and progress. After commit its first task aggregates the whole
+window once (one GROUP BY) into a staging table and marks the run aggregated; it then queues
+the client-id ranges (chunks) as a Celery group. A chunk reads its range from the staging
+table, replaces its range's scores and marks itself done in one transaction, so a redelivered
+or resumed chunk never writes twice; whichever chunk completes the last one finishes the run
+(no chord, so no result backend is needed). Finishing moves the one-row ScoringCurrent pointer
+(CurrentScore is a view over it) and drops the staging table. A resumed run re-aggregates only
+when the staging table is missing or was never completed.
 """
 
 from __future__ import annotations
@@ -22,14 +26,14 @@ from django.utils.translation import gettext as _
 from core.errors import ApplicationError
 
 from . import engine
-from .models import ScoringChunk, ScoringRun, ScoringRunStatus, ScoringScheme
+from .models import ScoringChunk, ScoringCurrent, ScoringRun, ScoringRunStatus, ScoringScheme
 from .signals import scoring_run_succeeded
 
 logger = logging.getLogger(__name__)
 
 ACTIVE = (ScoringRunStatus.QUEUED, ScoringRunStatus.RUNNING)
 TRIGGERS = ("page", "api", "command", "beat")
-DEFAULT_CHUNK_CLIENTS = 50_000
+DEFAULT_CHUNK_CLIENTS = 250_000
 
 
 def scoring_default_as_of() -> date:
@@ -67,6 +71,57 @@ def _queue_chunks(run_id: int, chunk_ids: list[int]) -> None:
         scoring_finish_task.delay(run_id)
 
 
+def _queue_run(run_id: int) -> None:
+    """The run's first step: aggregate the window (skipped when done), then the chunk group."""
+    from .tasks import scoring_aggregate_task
+
+    scoring_aggregate_task.delay(run_id)
+
+
+def _mark_running(run_id: int) -> None:
+    now = timezone.now()
+    ScoringRun.objects.filter(pk=run_id, status=ScoringRunStatus.QUEUED).update(
+        status=ScoringRunStatus.RUNNING, updated_at=now)
+    ScoringRun.objects.filter(pk=run_id, started_at__isnull=True).update(started_at=now)
+
+
+def _ensure_aggregated(run_id: int) -> None:
+    """Build the run's window aggregate unless it is complete; concurrent callers wait for it."""
+    if (ScoringRun.objects.filter(pk=run_id, aggregated=True).exists()
+            and engine.staging_exists(run_id)):
+        return
+    with transaction.atomic():
+        run = ScoringRun.objects.select_for_update().select_related("scheme").get(pk=run_id)
+        if run.aggregated and engine.staging_exists(run.pk):
+            return
+        started = time.perf_counter()
+        engine.aggregate_window(run_id=run.pk, as_of=run.as_of,
+                                months=run.scheme.window_months)
+        timings = {**(run.timings or {}), "aggregate": round(time.perf_counter() - started, 3)}
+        ScoringRun.objects.filter(pk=run.pk).update(aggregated=True, timings=timings,
+                                                    updated_at=timezone.now())
+
+
+def scoring_run_aggregate(*, run_id: int) -> None:
+    """First step of a run: one GROUP BY over the window (idempotent), then queue the chunks."""
+    run = ScoringRun.objects.filter(pk=run_id).first()
+    if run is None or run.status in (ScoringRunStatus.SUCCEEDED, ScoringRunStatus.FAILED):
+        return
+    pending = list(ScoringChunk.objects.filter(run_id=run_id, done=False).order_by("index")
+                   .values_list("pk", flat=True))
+    if not pending:
+        scoring_run_finish(run_id=run_id)
+        return
+    _mark_running(run_id)
+    try:
+        _ensure_aggregated(run_id)
+    except Exception as exc:
+        logger.exception("scoring aggregate of run %s failed", run_id)
+        scoring_run_fail(run_id=run_id, error=f"aggregate: {exc!r}")
+        raise
+    _queue_chunks(run_id, pending)
+
+
 def scoring_run_start(*, as_of: date | None = None, actor=None, trigger: str = "page",
                       scheme: ScoringScheme | None = None,
                       chunk_clients: int | None = None) -> ScoringRun:
@@ -96,8 +151,7 @@ def scoring_run_start(*, as_of: date | None = None, actor=None, trigger: str = "
         run.progress_total = sum(n for _lo, _hi, n in ranges)
         run.chunk_count = len(chunks)
         run.save(update_fields=["progress_total", "chunk_count", "updated_at"])
-        chunk_ids = [c.pk for c in chunks]
-        transaction.on_commit(lambda: _queue_chunks(run.pk, chunk_ids), robust=True)
+        transaction.on_commit(lambda: _queue_run(run.pk), robust=True)
     return run
 
 
@@ -120,9 +174,9 @@ def scoring_run_resume(*, run: ScoringRun) -> ScoringRun:
         if not updated:
             raise ApplicationError(_("This run has already succeeded."), code="run_finished",
                                    status=409)
-        pending = list(ScoringChunk.objects.filter(run=run, done=False).order_by("index")
-                       .values_list("pk", flat=True))
-        transaction.on_commit(lambda: _queue_chunks(run.pk, pending), robust=True)
+        # Re-aggregates only if the staging table is missing or incomplete; queues the chunks
+        # that are not done (or finishes the run when none is left).
+        transaction.on_commit(lambda: _queue_run(run.pk), robust=True)
     run.refresh_from_db()
     return run
 
@@ -139,12 +193,10 @@ def scoring_chunk_run(*, chunk_id: int) -> None:
     if chunk is None or chunk.done or chunk.run.status == ScoringRunStatus.SUCCEEDED:
         return
     run = chunk.run
-    now = timezone.now()
-    ScoringRun.objects.filter(pk=run.pk, status=ScoringRunStatus.QUEUED).update(
-        status=ScoringRunStatus.RUNNING, updated_at=now)
-    ScoringRun.objects.filter(pk=run.pk, started_at__isnull=True).update(started_at=now)
+    _mark_running(run.pk)
     started = time.perf_counter()
     try:
+        _ensure_aggregated(run.pk)  # normally done by the run's first step already
         with transaction.atomic():
             locked = ScoringChunk.objects.select_for_update().get(pk=chunk_id)
             if locked.done:
@@ -166,16 +218,9 @@ def scoring_chunk_run(*, chunk_id: int) -> None:
         scoring_run_finish(run_id=run.pk)
 
 
-_CURRENT_UPSERT = """
-    INSERT INTO clients_currentscore (client_id, score_id, as_of, total_score, tier)
-    SELECT client_id, id, as_of, total_score, tier FROM clients_clientscore WHERE run_id = %s
-    ON CONFLICT (client_id) DO UPDATE SET score_id = excluded.score_id, as_of = excluded.as_of,
-        total_score = excluded.total_score, tier = excluded.tier
-"""
-
-
 def scoring_run_finish(*, run_id: int) -> ScoringRun | None:
-    """Make the run's scores current (unless a later date already is), count tiers, succeed."""
+    """Point current scores at the run (unless a later date already is current), count tiers,
+    drop the staging table, succeed. O(1) in the number of clients apart from the tier count."""
     with transaction.atomic():
         run = ScoringRun.objects.select_for_update().filter(pk=run_id).first()
         if run is None or run.status == ScoringRunStatus.SUCCEEDED:
@@ -183,20 +228,27 @@ def scoring_run_finish(*, run_id: int) -> ScoringRun | None:
         if ScoringChunk.objects.filter(run=run, done=False).exists():
             return run
         started = time.perf_counter()
+        pointer = ScoringCurrent.objects.select_for_update().filter(pk=1).first()
         later = ScoringRun.objects.filter(status=ScoringRunStatus.SUCCEEDED,
                                           as_of__gt=run.as_of).exists()
+        if not later and (pointer is None or pointer.as_of <= run.as_of):
+            ScoringCurrent.objects.update_or_create(
+                pk=1, defaults={"as_of": run.as_of, "scheme_id": run.scheme_id, "run": run})
         with connection.cursor() as cur:
-            if not later:
-                cur.execute(_CURRENT_UPSERT, [run.pk])
-            cur.execute("SELECT tier, COUNT(*) FROM clients_clientscore WHERE run_id = %s "
-                        "GROUP BY tier", [run.pk])
+            # Every row of (as_of, scheme) is this run's now: the (as_of, scheme, tier) index
+            # answers without reading the table.
+            cur.execute("SELECT tier, COUNT(*) FROM clients_clientscore WHERE as_of = %s "
+                        "AND scheme_id = %s GROUP BY tier", [run.as_of, run.scheme_id])
             tier_counts = {tier: count for tier, count in cur.fetchall()}
+        engine.staging_drop(run.pk)
         totals: Counter[str] = Counter()
         for timings in ScoringChunk.objects.filter(run=run).values_list("timings", flat=True):
             totals.update(timings or {})
         now = timezone.now()
-        run.timings = {phase: round(totals.get(phase, 0.0), 3)
-                       for phase in ("aggregate", "band", "write")}
+        aggregate = (run.timings or {}).get("aggregate", 0.0)
+        run.timings = {"aggregate": round(aggregate, 3),
+                       **{phase: round(totals.get(phase, 0.0), 3)
+                          for phase in ("read", "band", "write")}}
         run.timings["finish"] = round(time.perf_counter() - started, 3)
         if run.started_at:
             run.timings["wall"] = round((now - run.started_at).total_seconds(), 3)

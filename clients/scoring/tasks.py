@@ -6,6 +6,14 @@ from django.utils.translation import gettext as _
 from core.errors import ApplicationError
 
 
+@shared_task(name="clients.scoring.tasks.scoring_aggregate_task", acks_late=True)
+def scoring_aggregate_task(run_id: int) -> None:
+    """A run's first step: the window aggregate (skipped when complete), then the chunk group."""
+    from .services import scoring_run_aggregate
+
+    scoring_run_aggregate(run_id=run_id)
+
+
 @shared_task(name="clients.scoring.tasks.scoring_chunk_task", acks_late=True)
 def scoring_chunk_task(chunk_id: int) -> None:
     from .services import scoring_chunk_run

@@ -49,15 +49,16 @@
           return d.names[p.value[1]] + " × " + d.names[p.value[0]] + ": " + p.value[2];
         }
       },
-      grid: { left: 130, right: 30, top: 10, bottom: 110 },
+      grid: { left: 10, right: 30, top: 10, bottom: 60, containLabel: true },
       xAxis: { type: "category", data: d.names, axisLabel: { rotate: 35, interval: 0 },
                splitArea: { show: true } },
-      yAxis: { type: "category", data: d.names, axisLabel: { interval: 0 },
+      yAxis: { type: "category", data: d.names, axisLabel: { interval: 0 }, inverse: true,
                splitArea: { show: true } },
       visualMap: { min: 0, max: max, calculable: false, orient: "horizontal", left: "center",
                    bottom: 0, itemHeight: 160, inRange: { color: ["#f4f6f9", "#85c1e9", "#1f4e79"] } },
       series: [{ type: "heatmap", name: d.title, data: d.matrix,
-                 label: { show: true, fontSize: 11 },
+                 label: { show: true, fontSize: 11,
+                          formatter: function (p) { return p.value[2] ? String(p.value[2]) : ""; } },
                  emphasis: { itemStyle: { borderColor: "#14283d", borderWidth: 1 } } }]
     });
     charts.push(chart);

@@ -16,6 +16,7 @@ from clients.scoring.models import (
     ClientScore,
     CurrentScore,
     ScoringChunk,
+    ScoringCurrent,
     ScoringRun,
     ScoringScheme,
 )
@@ -333,7 +334,7 @@ def test_resume_after_a_crash_gives_the_result_of_an_uninterrupted_run(buy, scor
     _book_of(60, buy)
     uninterrupted = stored_scores(score(AS_OF, chunk_clients=10))
     ClientScore.objects.all().delete()
-    CurrentScore.objects.all().delete()
+    ScoringCurrent.objects.all().delete()  # no current scores (CurrentScore is a view)
 
     run = scoring_run_start(as_of=AS_OF, chunk_clients=10)  # nothing queued (no commit)
     chunks = list(ScoringChunk.objects.filter(run=run).order_by("index"))

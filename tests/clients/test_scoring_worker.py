@@ -10,7 +10,13 @@ import pytest
 from django.db import connection
 
 from clients.models import Client, Transaction
-from clients.scoring.models import ClientScore, CurrentScore, ScoringChunk, ScoringRun
+from clients.scoring.models import (
+    ClientScore,
+    CurrentScore,
+    ScoringChunk,
+    ScoringCurrent,
+    ScoringRun,
+)
 from clients.scoring.services import scoring_run_resume, scoring_run_start
 from tests.clients.test_scoring import ensure_scheme_v1
 from tests.factories import ProductFactory
@@ -54,7 +60,7 @@ def eager_result(book):
     run.refresh_from_db()
     assert run.status == "succeeded"
     result = scores()
-    CurrentScore.objects.all().delete()
+    ScoringCurrent.objects.all().delete()  # no current scores (CurrentScore is a view)
     ClientScore.objects.all().delete()
     return result
 

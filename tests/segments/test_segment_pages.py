@@ -11,7 +11,7 @@ from django.utils import timezone
 from core.models import AuditAction, AuditLog, Role
 from segments.models import Segment, SegmentMembership, SegmentRuleVersion
 from segments.services import segment_refresh_run, segment_refresh_start
-from tests.factories import ClientFactory, HoldingFactory, ProductFactory, staff
+from tests.factories import ClientFactory, HoldingFactory, ProductFactory
 
 EXAMPLE_RULE = {"all": [
     {"field": "age", "op": "between", "value": [60, 69]},

@@ -7,7 +7,6 @@ import pytest
 from django.utils import timezone
 
 from segments.models import Segment, SegmentMembership
-from tests.factories import ClientFactory
 
 
 def cond(field, op, value):
