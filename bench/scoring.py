@@ -23,6 +23,18 @@ import uuid
 from pathlib import Path
 
 BASELINE_TABLE = "bench_clientscore"
+BARE_TABLE = "bench_clientscore_bare"
+
+
+def clear_product_rows(as_of, scheme_id) -> None:
+    """Untimed, like the baseline's TRUNCATE: remove the date's rows so (a) writes into the same
+    state as a nightly run for a new date (a re-run of a date also deletes, timed as 're-run')."""
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute("DELETE FROM clients_clientscore WHERE as_of = %s AND scheme_id = %s",
+                    [as_of, scheme_id])
+        cur.execute("VACUUM ANALYZE clients_clientscore")
 
 
 def _case(column: str, bounds: list) -> str:
@@ -31,7 +43,7 @@ def _case(column: str, bounds: list) -> str:
     return f"CASE {parts} ELSE 1 END"
 
 
-def baseline_sql(scheme, run_id: int, as_of, start, end) -> str:
+def baseline_sql(scheme, run_id: int, as_of, start, end, table: str = BASELINE_TABLE) -> str:
     m = scheme.window_months
     precedence = {
         "guiding": f"f_score >= {scheme.high_score}",
@@ -42,7 +54,7 @@ def baseline_sql(scheme, run_id: int, as_of, start, end) -> str:
     tier = "CASE " + " ".join(f"WHEN {precedence[r]} THEN '{r}'"
                               for r in scheme.tier_precedence) + " END"
     return f"""
-    INSERT INTO {BASELINE_TABLE} (client_id, scheme_id, run_id, as_of, amount, purchases,
+    INSERT INTO {table} (client_id, scheme_id, run_id, as_of, amount, purchases,
         frequency, benefit, recency_days, amount_score, frequency_score, benefit_score,
         total_score, tier)
     SELECT id, {scheme.pk}, {run_id}, DATE '{as_of}', amount, purchases, frequency, benefit,
@@ -116,29 +128,36 @@ def main(argv: list[str] | None = None) -> int:
         purchases, as_of = cur.fetchone()
         cur.execute(f"DROP TABLE IF EXISTS {BASELINE_TABLE}")
         cur.execute(f"CREATE TABLE {BASELINE_TABLE} (LIKE clients_clientscore INCLUDING ALL)")
+        cur.execute(f"DROP TABLE IF EXISTS {BARE_TABLE}")
+        cur.execute(f"CREATE TABLE {BARE_TABLE} (LIKE clients_clientscore)")
     scheme = scheme_current()
     start, end = window_bounds(as_of=as_of, months=scheme.window_months)
     print(f"{clients:,} clients, {purchases:,} purchases; as of {as_of}, scheme v{scheme.version}"
           f", window [{start}, {end}), chunks of {args.chunk_clients:,} clients", flush=True)
 
     app.conf.task_always_eager = True
-    product, baseline, timings = [], [], []
+    product, baseline, bare, timings = [], [], [], []
     for rep in range(args.repeat):
         ScoringRun.objects.filter(as_of=as_of, status__in=["queued", "running"]).update(
             status="failed")
+        clear_product_rows(as_of, scheme.pk)
         t0 = time.perf_counter()
         run = scoring_run_start(as_of=as_of, trigger="command", chunk_clients=args.chunk_clients)
         product.append(time.perf_counter() - t0)
         run.refresh_from_db()
         assert run.status == "succeeded", run.error
         timings.append(run.timings)
-        t0 = time.perf_counter()
         with connection.cursor() as cur:
             cur.execute(f"TRUNCATE {BASELINE_TABLE}")
+            t0 = time.perf_counter()
             cur.execute(baseline_sql(scheme, run.pk, as_of, start, end))
-        baseline.append(time.perf_counter() - t0)
+            baseline.append(time.perf_counter() - t0)
+            cur.execute(f"TRUNCATE {BARE_TABLE}")
+            t0 = time.perf_counter()
+            cur.execute(baseline_sql(scheme, run.pk, as_of, start, end, table=BARE_TABLE))
+            bare.append(time.perf_counter() - t0)
         print(f"rep {rep + 1}: product {product[-1]:.1f}s {run.timings}  "
-              f"baseline {baseline[-1]:.1f}s", flush=True)
+              f"baseline {baseline[-1]:.1f}s  bare-table baseline {bare[-1]:.1f}s", flush=True)
     with connection.cursor() as cur:
         cur.execute(f"SELECT COUNT(*) FROM {BASELINE_TABLE} b JOIN clients_clientscore s "
                     "ON s.client_id = b.client_id AND s.as_of = b.as_of AND s.scheme_id = "
@@ -147,8 +166,21 @@ def main(argv: list[str] | None = None) -> int:
         agree = cur.fetchone()[0]
     rows = ClientScore.objects.filter(as_of=as_of, scheme=scheme).count()
     med_a, med_b = statistics.median(product), statistics.median(baseline)
-    print(f"\n(a) product median {med_a:.1f}s  (b) baseline median {med_b:.1f}s  "
+    med_bare = statistics.median(bare)
+    print(f"\n(a) product {[round(x, 1) for x in product]} median {med_a:.1f}s  "
+          f"(b) baseline {[round(x, 1) for x in baseline]} median {med_b:.1f}s  "
           f"ratio (a)/(b) {med_a / med_b:.2f}")
+    print(f"baseline into a bare table (no indexes/constraints) {[round(x, 1) for x in bare]} "
+          f"median {med_bare:.1f}s; ratio (a)/(bare) {med_a / med_bare:.2f}")
+    # A re-run of the same date (its DELETE of the date's rows included), once, for the record.
+    ScoringRun.objects.filter(as_of=as_of, status__in=["queued", "running"]).update(
+        status="failed")
+    t0 = time.perf_counter()
+    run = scoring_run_start(as_of=as_of, trigger="command", chunk_clients=args.chunk_clients)
+    rerun = time.perf_counter() - t0
+    run.refresh_from_db()
+    print(f"re-run of the same date (replacing its 1 row per client): {rerun:.1f}s "
+          f"{run.timings}", flush=True)
     print(f"rows {rows:,}; baseline agrees on bands and tier for {agree:,}")
     print(f"peak RSS of this process {peak_rss_mb():,.0f} MB")
 
@@ -164,9 +196,11 @@ def _with_workers(n: int, args, as_of) -> float:
     from django.db import connection
 
     from clients.scoring.models import ScoringRun
+    from clients.scoring.selectors import scheme_current
     from clients.scoring.services import scoring_run_start
     from config.celery import app
 
+    clear_product_rows(as_of, scheme_current().pk)
     db = connection.settings_dict
     url = (f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST'] or '127.0.0.1'}:"
            f"{db['PORT'] or 5432}/{db['NAME']}")

@@ -145,6 +145,12 @@ def _allocation(holdings: list) -> list[dict]:
              "value": round(v, 2)} for t, v in sorted(by_type.items(), key=lambda kv: -kv[1])]
 
 
+def _open_tasks(client: Client, user) -> list:
+    from campaigns.views import open_tasks_for_client
+
+    return open_tasks_for_client(client=client, user=user)
+
+
 def _segments_card(client: Client) -> dict:
     from segments.views import client_segments_card  # segments.views imports this module
 
@@ -169,6 +175,7 @@ def _render_detail(request, client: Client, form: InteractionForm, *, status: in
         "interactions": interactions_for_client(client=client)[:RECENT_INTERACTIONS],
         "contribution": _contribution(client),
         "form": form,
+        "open_tasks": _open_tasks(client, request.user),
         **score_card(client),
         **_segments_card(client),
     }

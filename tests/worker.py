@@ -22,11 +22,14 @@ def _unavailable(reason: str):
 
 
 @contextmanager
-def running_worker(*, concurrency: int = 1, pool: str = "prefork"):
+def running_worker(*, concurrency: int = 1, pool: str = "prefork",
+                   extra_env: dict | None = None, queue: str | None = None):
     """Start `celery worker` on a private queue; tasks sent inside the block go to it.
 
     `pool="solo"` runs tasks in the worker process itself, so killing that one process kills
-    the task it is running (what the reliability tests need).
+    the task it is running (what the reliability tests need). `extra_env` adds or overrides
+    the worker's environment (e.g. EMAIL_URL); `queue` reuses a queue (a worker replacing a
+    killed one).
     """
     broker = os.environ.get("REDIS_URL") or os.environ.get("CELERY_BROKER_URL")
     if not broker:
@@ -36,12 +39,13 @@ def running_worker(*, concurrency: int = 1, pool: str = "prefork"):
     db = connection.settings_dict
     database_url = (f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST'] or '127.0.0.1'}:"
                     f"{db['PORT'] or 5432}/{db['NAME']}")
-    queue = f"test-{uuid.uuid4().hex[:8]}"
+    queue = queue or f"test-{uuid.uuid4().hex[:8]}"
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"}
     env.update({"DJANGO_SETTINGS_MODULE": "config.settings.test", "DATABASE_URL": database_url,
                 "CELERY_BROKER_URL": broker, "CELERY_TASK_ALWAYS_EAGER": "false",
                 "CELERY_TASK_DEFAULT_QUEUE": queue})
-    log = open(settings.BASE_DIR / "var" / f"worker-{queue}.log", "w")
+    env.update(extra_env or {})
+    log = open(settings.BASE_DIR / "var" / f"worker-{queue}.log", "a")
     proc = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queue, f"--pool={pool}",
          f"--concurrency={concurrency}", "--loglevel=INFO", "--without-gossip",

@@ -117,11 +117,13 @@ class ScoringChunk(models.Model):
 class ClientScore(models.Model):
     """One client's score for one as-of date and scheme version (history is kept)."""
 
-    client = models.ForeignKey("clients.Client", on_delete=models.CASCADE, related_name="scores")
+    # No single-column index: the unique (client, scheme, as_of) serves lookups by client.
+    client = models.ForeignKey("clients.Client", on_delete=models.CASCADE, related_name="scores",
+                               db_index=False)
     # Provenance of a derived, regenerable table: no database constraint (cheaper COPY);
     # Django still applies PROTECT / SET_NULL.
     scheme = models.ForeignKey(ScoringScheme, on_delete=models.PROTECT, related_name="+",
-                               db_constraint=False)
+                               db_constraint=False, db_index=False)
     run = models.ForeignKey(ScoringRun, null=True, blank=True, on_delete=models.SET_NULL,
                             related_name="+", db_constraint=False)
     as_of = models.DateField(_("as of"))

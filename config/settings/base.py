@@ -146,6 +146,19 @@ else:
     EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
     EMAIL_FILE_PATH = VAR_DIR / "outbox"
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="crm@example.com")
+SITE_URL = env("SITE_URL", default="http://127.0.0.1:8000")
+
+# Newsletter dispatch: rate limits (shared across workers through Redis when the broker is
+# redis://, per process otherwise), outbox chunk size, and retries of temporary SMTP failures.
+NEWSLETTER_RATE_PER_SECOND = env.float("NEWSLETTER_RATE_PER_SECOND", default=20)
+NEWSLETTER_RATE_PER_HOUR = env.int("NEWSLETTER_RATE_PER_HOUR", default=50_000)
+NEWSLETTER_CHUNK_SIZE = env.int("NEWSLETTER_CHUNK_SIZE", default=200)
+NEWSLETTER_MAX_ATTEMPTS = env.int("NEWSLETTER_MAX_ATTEMPTS", default=5)
+NEWSLETTER_RETRY_BACKOFF_SECONDS = env.int("NEWSLETTER_RETRY_BACKOFF_SECONDS", default=60)
+# A row claimed ("sending") for longer than this belongs to a dead worker and is handed back.
+NEWSLETTER_STALE_CLAIM_SECONDS = env.int("NEWSLETTER_STALE_CLAIM_SECONDS", default=300)
+# How many dispatch tasks one edition queues; idle workers beyond the first share the outbox.
+NEWSLETTER_DISPATCH_TASKS = env.int("NEWSLETTER_DISPATCH_TASKS", default=4)
 
 # Domain settings (DOMAIN.md): service levels by AUM (CNY) and when a client counts as dormant.
 SERVICE_LEVEL_AFFLUENT_MIN = env.int("SERVICE_LEVEL_AFFLUENT_MIN", default=500_000)
@@ -183,6 +196,10 @@ SPECTACULAR_SETTINGS = {
         "SegmentKindEnum": "segments.models.SegmentKind",
         # A segment refresh's status shares ScoringRunStatus's choices (and so its enum).
         "ClientStatusEnum": "clients.models.ClientStatus",
+        # Newsletters: an edition's and a delivery's status, and a section's kind.
+        "EditionStatusEnum": "newsletters.models.EditionStatus",
+        "DeliveryStatusEnum": "newsletters.models.DeliveryStatus",
+        "SectionKindEnum": "newsletters.models.SectionKind",
     },
 }
 

@@ -301,6 +301,76 @@ def test_an_older_date_does_not_replace_the_current_score(buy, score):
     assert CurrentScore.objects.get(client=client).as_of == AS_OF
 
 
+def test_current_scores_are_a_view_over_one_pointer_an_older_run_does_not_move(buy, score):
+    client = ClientFactory()
+    buy(client, local(AS_OF - dt.timedelta(days=3)), amount="20000.00")
+    current = score(AS_OF)
+    pointer = ScoringCurrent.objects.get()
+    assert (pointer.as_of, pointer.scheme_id, pointer.run_id) == (AS_OF, current.scheme_id,
+                                                                   current.pk)
+
+    older = score(AS_OF - dt.timedelta(days=7))
+
+    assert older.status == "succeeded"
+    pointer.refresh_from_db()
+    assert (pointer.as_of, pointer.run_id) == (AS_OF, current.pk)
+    row = CurrentScore.objects.get(client=client)
+    assert row.score == ClientScore.objects.get(client=client, as_of=AS_OF)
+    assert (row.as_of, row.tier, row.total_score) == (AS_OF, row.score.tier,
+                                                      row.score.total_score)
+    # Deleting a client (and with it its scores) needs no write to the view.
+    client.delete()
+    assert not CurrentScore.objects.exists()
+
+
+def test_resume_after_the_aggregate_but_before_any_chunk_reuses_it(
+        buy, django_capture_on_commit_callbacks, monkeypatch):
+    from clients.scoring import engine
+    from clients.scoring.services import scoring_run_aggregate
+
+    _book_of(30, buy)
+    run = scoring_run_start(as_of=AS_OF, chunk_clients=10)  # nothing queued (no commit)
+    queued = []
+    monkeypatch.setattr("clients.scoring.services._queue_chunks",
+                        lambda run_id, ids: queued.append(ids))
+    scoring_run_aggregate(run_id=run.pk)  # the worker dies right after the aggregate step
+    run.refresh_from_db()
+    assert run.aggregated and engine.staging_exists(run.pk) and len(queued[0]) == 3
+    assert run.chunks_done == 0 and "aggregate" in run.timings
+    monkeypatch.undo()
+
+    calls = []
+    real = engine.aggregate_window
+    monkeypatch.setattr(engine, "aggregate_window", lambda **kw: calls.append(kw) or real(**kw))
+    with django_capture_on_commit_callbacks(execute=True):
+        scoring_run_resume(run=run)
+
+    run.refresh_from_db()
+    assert calls == []  # the complete staging table was reused, not rebuilt
+    assert run.status == "succeeded" and run.progress_done == 30
+    assert not engine.staging_exists(run.pk)  # finishing drops it
+    assert ClientScore.objects.filter(run=run).count() == CurrentScore.objects.count() == 30
+
+
+def test_an_incomplete_aggregate_is_redone_on_resume(buy, score,
+                                                     django_capture_on_commit_callbacks):
+    from clients.scoring import engine
+
+    _book_of(20, buy)
+    uninterrupted = stored_scores(score(AS_OF, chunk_clients=5))
+    run = scoring_run_start(as_of=AS_OF, chunk_clients=5)  # nothing queued (no commit)
+    engine.aggregate_window(run_id=run.pk, as_of=AS_OF, months=12)
+    with engine.connection.cursor() as cur:  # a half-written table, never marked complete
+        cur.execute(f"DELETE FROM {engine.staging_table(run.pk)}")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        scoring_run_resume(run=run)
+
+    run.refresh_from_db()
+    assert run.status == "succeeded" and run.aggregated
+    assert stored_scores(run) == uninterrupted
+
+
 def test_a_second_start_for_an_active_date_is_refused(db):
     ClientFactory()
     scoring_run_start(as_of=AS_OF)  # queued: its chunks wait for the commit

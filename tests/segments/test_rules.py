@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 
 from clients.models import Client, CurrentScore
-from clients.scoring.models import ClientScore, ScoringScheme
+from clients.scoring.models import ClientScore, ScoringCurrent, ScoringScheme
 from segments.rules import FIELDS, RuleError, rule_compile, rule_validate
 from tests.factories import (
     BranchFactory,
@@ -164,13 +164,14 @@ def scored(db):
     for no, tier, (a, f, b) in (("g", "guiding", (2, 5, 3)), ("d", "development", (5, 1, 2)),
                                 ("l", "long_tail", (1, 1, 1))):
         client = ClientFactory(client_no=no)
-        score = ClientScore.objects.create(
+        ClientScore.objects.create(
             client=client, scheme=scheme, as_of=TODAY, amount=0, purchases=0, frequency=0,
             benefit=0, amount_score=a, frequency_score=f, benefit_score=b,
             total_score=a + f + b, tier=tier)
-        CurrentScore.objects.create(client=client, score=score, as_of=TODAY,
-                                    total_score=a + f + b, tier=tier)
         out[no] = client
+    # CurrentScore is a view over the scores of the (as_of, scheme) this pointer names.
+    ScoringCurrent.objects.update_or_create(id=1, defaults={"as_of": TODAY, "scheme": scheme})
+    assert CurrentScore.objects.count() == 3
     ClientFactory(client_no="never")
     return out
 
@@ -218,7 +219,8 @@ def test_days_since_last_purchase(db):
 def test_segment_membership_field(db):
     from segments.models import Segment, SegmentMembership
 
-    a, b = ClientFactory(client_no="a"), ClientFactory(client_no="b")
+    a = ClientFactory(client_no="a")
+    ClientFactory(client_no="b")
     seg = Segment.objects.create(code="vip", kind="static", name_en="VIP")
     SegmentMembership.objects.create(segment=seg, client=a)
     assert members(cond("segment", "eq", "vip")) == {"a"}

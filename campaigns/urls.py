@@ -1,0 +1,11 @@
+from django.urls import path
+
+from . import views
+
+app_name = "campaigns"
+
+urlpatterns = [
+    path("", views.task_list, name="task_list"),
+    path("badge/", views.task_badge, name="task_badge"),
+    path("<int:pk>/done/", views.task_done, name="task_done"),
+]

@@ -1,0 +1,67 @@
+from django.contrib import admin
+
+from .models import Delivery, Edition, EditionEvent, EditionSection, ForbiddenPhrase, Publication
+
+
+@admin.register(Publication)
+class PublicationAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "audience", "sender_mode", "cadence", "tracking_enabled",
+                    "is_active"]
+    list_filter = ["sender_mode", "cadence", "is_active"]
+    search_fields = ["name", "slug"]
+
+
+class SectionInline(admin.TabularInline):
+    model = EditionSection
+    extra = 0
+    fields = ["position", "kind", "title"]
+    readonly_fields = fields
+    can_delete = False
+
+
+class EventInline(admin.TabularInline):
+    model = EditionEvent
+    extra = 0
+    fields = ["at", "actor", "from_status", "to_status", "comment"]
+    readonly_fields = fields
+    can_delete = False
+
+
+@admin.register(Edition)
+class EditionAdmin(admin.ModelAdmin):
+    """Read-only: editions change only through the services (approval rules, events)."""
+
+    list_display = ["publication", "number", "subject", "status", "content_version",
+                    "approved_version", "scheduled_at", "sent_at"]
+    list_filter = ["status", "publication"]
+    search_fields = ["subject"]
+    inlines = [SectionInline, EventInline]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ForbiddenPhrase)
+class ForbiddenPhraseAdmin(admin.ModelAdmin):
+    list_display = ["phrase", "is_builtin", "created_by", "created_at"]
+    readonly_fields = ["is_builtin", "created_by", "created_at"]
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+
+    def has_delete_permission(self, request, obj=None):
+        return obj is None or not obj.is_builtin
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(admin.ModelAdmin):
+    list_display = ["edition", "client", "status", "exclusion_reason", "sent_at", "attempts"]
+    list_filter = ["status", "exclusion_reason"]
+    search_fields = ["client__client_no", "message_id"]
+    raw_id_fields = ["edition", "client"]
+    readonly_fields = ["token", "message_id", "context"]

@@ -1,0 +1,48 @@
+"""Editors write Markdown; this turns it into HTML that is safe to put in an email.
+
+python-markdown renders, then bleach keeps only an allow-list of tags and attributes and only
+http, https and mailto links. Raw HTML an editor types (script, style, iframe, event
+handlers, javascript: links) never survives: disallowed tags are escaped to visible text, so
+nothing is silently lost and nothing runs. The output is data for the product's own
+templates; it is never itself parsed as a template.
+"""
+
+from __future__ import annotations
+
+import bleach
+import markdown as md
+from django.utils.safestring import SafeString, mark_safe
+
+ALLOWED_TAGS = frozenset({
+    "a", "abbr", "b", "blockquote", "br", "code", "del", "em", "h1", "h2", "h3", "h4", "hr", "i",
+    "li", "ol", "p", "pre", "strong", "sub", "sup", "table", "tbody", "td", "th", "thead",
+    "tr", "ul",
+})
+ALLOWED_ATTRIBUTES = {
+    "a": ["href", "title"],
+    "abbr": ["title"],
+    "td": ["align"],
+    "th": ["align"],
+}
+ALLOWED_PROTOCOLS = frozenset({"http", "https", "mailto"})
+_EXTENSIONS = ["markdown.extensions.tables", "markdown.extensions.sane_lists"]
+
+
+def _cleaner() -> bleach.Cleaner:
+    return bleach.Cleaner(
+        tags=ALLOWED_TAGS, attributes=ALLOWED_ATTRIBUTES, protocols=ALLOWED_PROTOCOLS,
+        strip=False, strip_comments=True,
+    )
+
+
+def markdown_to_html(text: str) -> SafeString:
+    """Sanitised HTML for the Markdown `text` (empty string for empty input)."""
+    if not text or not text.strip():
+        return mark_safe("")
+    html = md.markdown(text, extensions=_EXTENSIONS, output_format="html")
+    return mark_safe(_cleaner().clean(html))  # noqa: S308 - bleach allow-list output
+
+
+def markdown_to_text(text: str) -> str:
+    """The Markdown source is already readable plain text; only normalise line endings."""
+    return (text or "").replace("\r\n", "\n").strip()

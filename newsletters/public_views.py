@@ -1,0 +1,127 @@
+"""The pages a client reaches from an email: no login, authorised only by the signed link.
+
+A tampered, swapped or unknown link changes nothing and says so. The unsubscribe endpoint is
+CSRF-exempt so the RFC 8058 one-click POST (body ``List-Unsubscribe=One-Click``, sent by the
+mailbox provider without any cookie) works; the confirmation button on our own page still
+checks the CSRF token by hand.
+"""
+
+import base64
+
+from django.db import transaction
+from django.db.models import F
+from django.http import HttpResponse, HttpResponseRedirect
+from django.middleware.csrf import CsrfViewMiddleware
+from django.shortcuts import render
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_http_methods
+
+from . import links
+from .inbound import feedback_comment, feedback_rate, unsubscribe
+from .models import Delivery, Suppression
+
+PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
+
+
+def _invalid(request, status: int = 404):
+    return render(request, "newsletters/public/invalid_link.html", status=status)
+
+
+def _context(delivery: Delivery, **extra) -> dict:
+    return {"delivery": delivery, "publication": delivery.edition.publication,
+            "edition": delivery.edition, **extra}
+
+
+def _is_one_click(request) -> bool:
+    return request.POST.get("List-Unsubscribe") == "One-Click"
+
+
+@csrf_exempt
+@never_cache
+@require_http_methods(["GET", "POST"])
+def unsubscribe_view(request, signed: str):
+    delivery = links.verify_token(links.UNSUBSCRIBE, signed)
+    if delivery is None:
+        return _invalid(request)
+    publication = delivery.edition.publication
+    if request.method == "GET":
+        already = Suppression.objects.filter(
+            client_id=delivery.client_id, reason=Suppression.UNSUBSCRIBED,
+            publication__in=[publication]).exists() or Suppression.objects.filter(
+            client_id=delivery.client_id, reason=Suppression.UNSUBSCRIBED,
+            publication__isnull=True).exists()
+        return render(request, "newsletters/public/unsubscribe_confirm.html",
+                      _context(delivery, already=already))
+    one_click = _is_one_click(request)
+    if not one_click:
+        rejected = CsrfViewMiddleware(lambda r: None).process_view(request, None, (), {})
+        if rejected is not None:
+            return rejected
+    unsubscribe(delivery=delivery, one_click=one_click, request=request)
+    return render(request, "newsletters/public/unsubscribe_done.html", _context(delivery))
+
+
+def _rating_from(request) -> int | None:
+    raw = request.GET.get("rating") or request.GET.get("r") or request.POST.get("rating")
+    try:
+        rating = int(raw)
+    except (TypeError, ValueError):
+        return None
+    return rating if 1 <= rating <= 5 else None
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def feedback_view(request, signed: str):
+    delivery = links.verify_token(links.FEEDBACK, signed)
+    if delivery is None:
+        return _invalid(request)
+    rating = _rating_from(request)
+    if request.method == "GET":
+        current = feedback_rate(delivery=delivery, rating=rating) if rating else None
+        if current is None:
+            current = (delivery.feedback.filter(is_reply=False, rating__isnull=False)
+                       .values_list("rating", flat=True).first())
+        return render(request, "newsletters/public/feedback_form.html",
+                      _context(delivery, rating=current, ratings=range(1, 6),
+                               just_rated=rating is not None))
+    comment = (request.POST.get("comment") or "").strip()[:4000]
+    if rating:
+        feedback_rate(delivery=delivery, rating=rating)
+    if not comment and not rating:
+        return render(request, "newsletters/public/feedback_form.html",
+                      _context(delivery, rating=None, ratings=range(1, 6), empty=True),
+                      status=400)
+    if comment:
+        feedback_comment(delivery=delivery, comment=comment)
+    return render(request, "newsletters/public/feedback_thanks.html", _context(delivery))
+
+
+@never_cache
+@require_GET
+def open_pixel_view(request, signed: str):
+    delivery = links.verify_token(links.OPEN, signed)
+    if delivery is not None:
+        Delivery.objects.filter(pk=delivery.pk, opened_at__isnull=True).update(
+            opened_at=timezone.now())
+    response = HttpResponse(PIXEL, content_type="image/gif")
+    response["Cache-Control"] = "no-store, private"
+    return response
+
+
+@never_cache
+@require_GET
+def click_view(request, signed: str):
+    verified = links.verify_click(signed)
+    if verified is None:
+        return _invalid(request)
+    delivery, target = verified
+    now = timezone.now()
+    with transaction.atomic():
+        Delivery.objects.filter(pk=delivery.pk).update(clicks=F("clicks") + 1)
+        Delivery.objects.filter(pk=delivery.pk, clicked_at__isnull=True).update(clicked_at=now)
+        Delivery.objects.filter(pk=delivery.pk, opened_at__isnull=True).update(opened_at=now)
+    # Only the URL signed into the link: never a redirect chosen by whoever holds the link.
+    return HttpResponseRedirect(target)

@@ -1,0 +1,520 @@
+"""Writes for newsletters: publications, editions and their approval state machine, tests,
+forbidden phrases.
+
+Every status change goes through `edition_transition`, which checks ALLOWED_TRANSITIONS and
+records an EditionEvent; anything else is ApplicationError code "invalid_transition" (409).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+
+from django.core.mail import EmailMultiAlternatives
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from clients.models import Product, ProductType
+from core.access import has_role
+from core.errors import ApplicationError
+from core.models import Role
+
+from .compliance import edition_compliance_issues
+from .links import is_trackable_target
+from .models import (
+    Cadence,
+    Edition,
+    EditionEvent,
+    EditionSection,
+    EditionStatus,
+    ForbiddenPhrase,
+    Publication,
+    SectionKind,
+    SenderMode,
+)
+
+S = EditionStatus
+COMPOSE_ROLES = (Role.OPS, Role.ADMIN)
+APPROVE_ROLES = (Role.COMPLIANCE,)
+PHRASE_ROLES = (Role.OPS, Role.COMPLIANCE, Role.ADMIN)
+EDITABLE = (S.DRAFT, S.REJECTED)
+MAX_SECTIONS = 30
+
+# from -> the statuses it may move to. Sending -> sent is the dispatcher's (via
+# edition_transition); everything else has a service below.
+ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
+    S.DRAFT: frozenset({S.SUBMITTED, S.CANCELLED}),
+    S.REJECTED: frozenset({S.SUBMITTED, S.CANCELLED}),
+    S.SUBMITTED: frozenset({S.APPROVED, S.REJECTED, S.CANCELLED}),
+    S.APPROVED: frozenset({S.SCHEDULED, S.SENDING, S.CANCELLED}),
+    S.SCHEDULED: frozenset({S.SCHEDULED, S.SENDING, S.CANCELLED}),
+    S.SENDING: frozenset({S.PAUSED, S.SENT, S.CANCELLED}),
+    S.PAUSED: frozenset({S.SENDING, S.CANCELLED}),
+    S.SENT: frozenset(),
+    S.CANCELLED: frozenset(),
+}
+
+
+# --- helpers ----------------------------------------------------------------------------
+
+def _require_role(actor, roles, message: str) -> None:
+    if not has_role(actor, *roles):
+        raise ApplicationError(message, code="permission_denied", status=403)
+
+
+def _locked(edition: Edition) -> Edition:
+    """Re-read the edition under a row lock, so concurrent transitions serialise."""
+    fresh = Edition.objects.select_for_update().select_related("publication").get(pk=edition.pk)
+    edition.__dict__.update({k: v for k, v in fresh.__dict__.items() if not k.startswith("_")})
+    return edition
+
+
+def check_transition(edition: Edition, to_status: str) -> None:
+    """ApplicationError "invalid_transition" (409) unless the table allows the move."""
+    from_status = edition.status
+    if to_status not in ALLOWED_TRANSITIONS.get(from_status, frozenset()):
+        raise ApplicationError(
+            _("An edition that is %(from)s cannot become %(to)s.")
+            % {"from": S(from_status).label, "to": S(to_status).label},
+            code="invalid_transition", status=409,
+            fields={"status": [f"{from_status} -> {to_status} is not allowed"]})
+
+
+@transaction.atomic
+def edition_transition(*, edition: Edition, to_status: str, actor=None, comment: str = "",
+                       changes: dict | None = None) -> Edition:
+    """Move `edition` to `to_status` if the table allows it; record the event.
+
+    `changes` are further fields saved with the status (e.g. approved_by).
+    """
+    _locked(edition)
+    from_status = edition.status
+    check_transition(edition, to_status)
+    edition.status = to_status
+    fields = ["status", "updated_at"]
+    for name, value in (changes or {}).items():
+        setattr(edition, name, value)
+        fields.append(name)
+    edition.save(update_fields=fields)
+    EditionEvent.objects.create(edition=edition, actor=actor, from_status=from_status,
+                                to_status=to_status, comment=comment or "")
+    return edition
+
+
+# --- publications -----------------------------------------------------------------------
+
+PUBLICATION_FIELDS = ("name", "slug", "description", "audience", "sender_mode", "from_name",
+                      "from_email", "reply_to", "cadence", "tracking_enabled", "is_active")
+
+
+def _validate_publication(publication: Publication) -> None:
+    from django.core.exceptions import ValidationError
+
+    if publication.sender_mode not in SenderMode.values:
+        raise ApplicationError(_("Unknown sender mode."), fields={"sender_mode": ["invalid"]})
+    if publication.cadence not in Cadence.values:
+        raise ApplicationError(_("Unknown cadence."), fields={"cadence": ["invalid"]})
+    try:
+        publication.full_clean(exclude=["created_by"], validate_unique=False)
+    except ValidationError as exc:
+        raise ApplicationError(_("Check the publication's fields."),
+                               fields=exc.message_dict) from exc
+    clash = Publication.objects.filter(slug=publication.slug).exclude(pk=publication.pk)
+    if clash.exists():
+        raise ApplicationError(_("A publication with this code already exists."),
+                               code="duplicate", status=409, fields={"slug": ["taken"]})
+
+
+@transaction.atomic
+def publication_create(*, actor, name: str, slug: str, audience, from_name: str,
+                       from_email: str, sender_mode: str = SenderMode.FIRM,
+                       reply_to: str = "", cadence: str = Cadence.WEEKLY,
+                       tracking_enabled: bool = False, description: str = "",
+                       is_active: bool = True) -> Publication:
+    _require_role(actor, COMPOSE_ROLES, _("Only operations staff manage publications."))
+    publication = Publication(
+        name=name, slug=slug, audience=audience, from_name=from_name, from_email=from_email,
+        sender_mode=sender_mode, reply_to=reply_to, cadence=cadence,
+        tracking_enabled=tracking_enabled, description=description, is_active=is_active,
+        created_by=actor)
+    _validate_publication(publication)
+    publication.save()
+    return publication
+
+
+@transaction.atomic
+def publication_update(*, publication: Publication, actor, **changes) -> Publication:
+    _require_role(actor, COMPOSE_ROLES, _("Only operations staff manage publications."))
+    unknown = set(changes) - set(PUBLICATION_FIELDS)
+    if unknown:
+        names = ", ".join(sorted(unknown))
+        raise ApplicationError(_("Unknown fields: %(names)s.") % {"names": names},
+                               fields={n: ["unknown field"] for n in sorted(unknown)})
+    publication = Publication.objects.select_for_update().get(pk=publication.pk)
+    for name, value in changes.items():
+        setattr(publication, name, value)
+    _validate_publication(publication)
+    publication.save(update_fields=[*changes.keys(), "updated_at"])
+    return publication
+
+
+# --- section validation -----------------------------------------------------------------
+
+_DATA_KEYS = {
+    SectionKind.EDITORIAL: set(),
+    SectionKind.RESEARCH: {"title", "summary", "url"},
+    SectionKind.HOLDINGS: {"intro", "top_n", "notes_by_product", "notes_by_type"},
+    SectionKind.PICKS: {"product_codes", "notes"},
+    SectionKind.RM_NOTE: {"fallback", "by_rm"},
+}
+
+
+def _section_error(index: int, kind: str, field: str, message: str) -> ApplicationError:
+    where = _("Section %(n)s (%(kind)s)") % {"n": index + 1, "kind": kind or "?"}
+    return ApplicationError(f"{where}: {message}", code="invalid_section",
+                            fields={f"sections[{index}].{field}": [message]})
+
+
+def _str_map(index, kind, field, value) -> dict:
+    if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise _section_error(index, kind, field,
+                             _("must be an object mapping names to Markdown text"))
+    return value
+
+
+def _clean_sections(sections) -> list[dict]:
+    if not isinstance(sections, list):
+        raise ApplicationError(_("Sections must be a list."), code="invalid_section",
+                               fields={"sections": [_("expected a list")]})
+    if len(sections) > MAX_SECTIONS:
+        raise ApplicationError(_("An edition has at most %(n)s sections.") % {"n": MAX_SECTIONS},
+                               code="invalid_section", fields={"sections": ["too many"]})
+    cleaned, pick_codes = [], []
+    for i, raw in enumerate(sections):
+        if not isinstance(raw, dict):
+            raise _section_error(i, "", "", _("must be an object"))
+        kind = raw.get("kind")
+        if kind not in SectionKind.values:
+            raise _section_error(i, str(kind), "kind", _("unknown kind; one of %(kinds)s")
+                                 % {"kinds": ", ".join(SectionKind.values)})
+        title, body = raw.get("title", "") or "", raw.get("body", "") or ""
+        if not isinstance(title, str) or len(title) > 200:
+            raise _section_error(i, kind, "title", _("must be text of at most 200 characters"))
+        if not isinstance(body, str) or len(body) > 100_000:
+            raise _section_error(i, kind, "body", _("must be Markdown text"))
+        data = raw.get("data") or {}
+        if not isinstance(data, dict):
+            raise _section_error(i, kind, "data", _("must be an object"))
+        unknown = set(data) - _DATA_KEYS[kind]
+        if unknown:
+            raise _section_error(i, kind, "data", _("unknown keys: %(keys)s")
+                                 % {"keys": ", ".join(sorted(unknown))})
+        if kind == SectionKind.RESEARCH:
+            for key in ("title", "summary", "url"):
+                if not isinstance(data.get(key, ""), str):
+                    raise _section_error(i, kind, f"data.{key}", _("must be text"))
+            url = data.get("url", "")
+            if url and not is_trackable_target(url):
+                raise _section_error(i, kind, "data.url", _("must be an http or https URL"))
+        elif kind == SectionKind.HOLDINGS:
+            if not isinstance(data.get("intro", ""), str):
+                raise _section_error(i, kind, "data.intro", _("must be text"))
+            top_n = data.get("top_n", 5)
+            if isinstance(top_n, bool) or not isinstance(top_n, int) or not 1 <= top_n <= 20:
+                raise _section_error(i, kind, "data.top_n", _("must be a whole number 1-20"))
+            _str_map(i, kind, "data.notes_by_product", data.get("notes_by_product", {}))
+            by_type = _str_map(i, kind, "data.notes_by_type", data.get("notes_by_type", {}))
+            bad = sorted(set(by_type) - set(ProductType.values))
+            if bad:
+                raise _section_error(i, kind, "data.notes_by_type",
+                                     _("unknown product types: %(t)s") % {"t": ", ".join(bad)})
+        elif kind == SectionKind.PICKS:
+            codes = data.get("product_codes", [])
+            if not isinstance(codes, list) or not all(isinstance(c, str) for c in codes):
+                raise _section_error(i, kind, "data.product_codes",
+                                     _("must be a list of product codes"))
+            _str_map(i, kind, "data.notes", data.get("notes", {}))
+            pick_codes.append((i, codes))
+        elif kind == SectionKind.RM_NOTE:
+            if not isinstance(data.get("fallback", ""), str):
+                raise _section_error(i, kind, "data.fallback", _("must be Markdown text"))
+            _str_map(i, kind, "data.by_rm", data.get("by_rm", {}))
+        cleaned.append({"position": i + 1, "kind": kind, "title": title, "body": body,
+                        "data": data})
+    all_codes = {c for _i, codes in pick_codes for c in codes}
+    known = set(Product.objects.filter(product_code__in=all_codes)
+                .values_list("product_code", flat=True))
+    for i, codes in pick_codes:
+        missing = [c for c in codes if c not in known]
+        if missing:
+            raise _section_error(i, SectionKind.PICKS, "data.product_codes",
+                                 _("unknown products: %(codes)s") % {"codes": ", ".join(missing)})
+    return cleaned
+
+
+def _check_texts(subject, preheader) -> None:
+    if not isinstance(subject, str) or not subject.strip() or len(subject) > 200:
+        raise ApplicationError(_("A subject of 1-200 characters is required."),
+                               fields={"subject": [_("required, at most 200 characters")]})
+    if not isinstance(preheader, str) or len(preheader) > 200:
+        raise ApplicationError(_("The preheader has at most 200 characters."),
+                               fields={"preheader": [_("at most 200 characters")]})
+
+
+def _replace_sections(edition: Edition, sections: list[dict]) -> None:
+    edition.sections.all().delete()
+    EditionSection.objects.bulk_create(
+        [EditionSection(edition=edition, **section) for section in sections])
+
+
+# --- editions ---------------------------------------------------------------------------
+
+@transaction.atomic
+def edition_create(*, publication: Publication, subject: str, preheader: str = "",
+                   sections: list | None = None, author) -> Edition:
+    _require_role(author, COMPOSE_ROLES, _("Only operations staff compose editions."))
+    _check_texts(subject, preheader)
+    cleaned = _clean_sections(sections or [])
+    Publication.objects.select_for_update().filter(pk=publication.pk).first()
+    last = publication.editions.aggregate(n=Max("number"))["n"] or 0
+    edition = Edition.objects.create(publication=publication, number=last + 1,
+                                     subject=subject.strip(), preheader=preheader.strip(),
+                                     author=author)
+    _replace_sections(edition, cleaned)
+    EditionEvent.objects.create(edition=edition, actor=author, from_status="",
+                                to_status=S.DRAFT)
+    return edition
+
+
+@transaction.atomic
+def edition_update(*, edition: Edition, actor, subject: str | None = None,
+                   preheader: str | None = None, sections: list | None = None) -> Edition:
+    """Change a draft or rejected edition; bumps content_version, replaces sections whole."""
+    _require_role(actor, COMPOSE_ROLES, _("Only operations staff compose editions."))
+    _locked(edition)
+    if edition.status not in EDITABLE:
+        raise ApplicationError(
+            _("Only a draft or rejected edition can be changed; this one is %(status)s.")
+            % {"status": S(edition.status).label}, code="not_editable", status=409)
+    subject = edition.subject if subject is None else subject
+    preheader = edition.preheader if preheader is None else preheader
+    _check_texts(subject, preheader)
+    if sections is not None:
+        _replace_sections(edition, _clean_sections(sections))
+    edition.subject, edition.preheader = subject.strip(), preheader.strip()
+    edition.content_version += 1
+    edition.approved_version = None
+    edition.save(update_fields=["subject", "preheader", "content_version", "approved_version",
+                                "updated_at"])
+    return edition
+
+
+def _raise_if_forbidden_phrases(edition: Edition) -> None:
+    issues = edition_compliance_issues(edition=edition)
+    if not issues:
+        return
+    fields: dict[str, list[str]] = {}
+    for issue in issues:
+        where = issue["field"] if issue["section_position"] is None else (
+            f"sections[{issue['section_position'] - 1}].{issue['field']}")
+        fields.setdefault(where, []).append(
+            f"\u201c{issue['phrase']}\u201d @ {issue['start']}-{issue['end']}")
+    error = ApplicationError(
+        _("The edition contains phrases forbidden in financial marketing: %(phrases)s.")
+        % {"phrases": ", ".join(sorted({i["phrase"] for i in issues}))},
+        code="forbidden_phrases", fields=fields)
+    error.issues = issues
+    raise error
+
+
+@transaction.atomic
+def edition_submit(*, edition: Edition, actor) -> Edition:
+    _require_role(actor, COMPOSE_ROLES, _("Only operations staff submit editions."))
+    _locked(edition)
+    if edition.status in EDITABLE:
+        if not edition.sections.exists():
+            raise ApplicationError(_("Add at least one section before submitting."),
+                                   code="empty_edition", fields={"sections": ["empty"]})
+        _raise_if_forbidden_phrases(edition)
+    return edition_transition(edition=edition, to_status=S.SUBMITTED, actor=actor,
+                              changes={"review_comment": ""})
+
+
+@transaction.atomic
+def edition_approve(*, edition: Edition, actor, content_version: int | None = None,
+                    comment: str = "") -> Edition:
+    """Compliance approves the current content version; never the author's own edition."""
+    _require_role(actor, APPROVE_ROLES, _("Only compliance approves editions."))
+    _locked(edition)
+    if edition.author_id == getattr(actor, "pk", None):
+        raise ApplicationError(_("The author of an edition can never approve it."),
+                               code="own_edition", status=403)
+    if content_version is not None and content_version != edition.content_version:
+        raise ApplicationError(
+            _("The edition changed since you opened it (version %(seen)s, now %(now)s).")
+            % {"seen": content_version, "now": edition.content_version},
+            code="stale_version", status=409)
+    if edition.status == S.SUBMITTED:
+        _raise_if_forbidden_phrases(edition)
+    return edition_transition(
+        edition=edition, to_status=S.APPROVED, actor=actor, comment=comment,
+        changes={"approved_by": actor, "approved_at": timezone.now(),
+                 "approved_version": edition.content_version,
+                 "review_comment": comment or ""})
+
+
+@transaction.atomic
+def edition_reject(*, edition: Edition, actor, comment: str) -> Edition:
+    _require_role(actor, APPROVE_ROLES, _("Only compliance rejects editions."))
+    comment = (comment or "").strip() if isinstance(comment, str) else ""
+    if not comment:
+        raise ApplicationError(_("Say why the edition is rejected."), code="comment_required",
+                               fields={"comment": [_("required")]})
+    return edition_transition(edition=edition, to_status=S.REJECTED, actor=actor,
+                              comment=comment, changes={"review_comment": comment})
+
+
+def _require_approved_content(edition: Edition) -> None:
+    if edition.approved_version != edition.content_version:
+        raise ApplicationError(_("The current content has not been approved."),
+                               code="not_approved", status=409)
+
+
+@transaction.atomic
+def edition_schedule(*, edition: Edition, actor, at: dt.datetime) -> Edition:
+    _require_role(actor, COMPOSE_ROLES, _("Only operations staff schedule editions."))
+    if not isinstance(at, dt.datetime) or timezone.is_naive(at):
+        raise ApplicationError(_("Give the send time with its time zone."),
+                               fields={"at": [_("aware date-time required")]})
+    if at <= timezone.now():
+        raise ApplicationError(_("The send time must be in the future."),
+                               fields={"at": [_("must be in the future")]})
+    _locked(edition)
+    if edition.status in (S.APPROVED, S.SCHEDULED):
+        _require_approved_content(edition)
+    return edition_transition(edition=edition, to_status=S.SCHEDULED, actor=actor,
+                              comment=at.isoformat(), changes={"scheduled_at": at})
+
+
+def _dispatch():
+    try:
+        return importlib.import_module("newsletters.dispatch")
+    except ModuleNotFoundError as exc:
+        raise ApplicationError(_("Sending is not available yet."), code="dispatch_unavailable",
+                               status=503) from exc
+
+
+def _refreshed(edition: Edition) -> Edition:
+    edition.refresh_from_db()
+    return edition
+
+
+@transaction.atomic
+def edition_send_now(*, edition: Edition, actor=None) -> Edition:
+    """Approved or scheduled -> sending: newsletters.dispatch.edition_dispatch_start freezes
+    the audience into the outbox, archives, moves the status and queues the work on commit.
+
+    actor None is the scheduler (Celery beat) sending a scheduled edition when due.
+    """
+    if actor is not None:
+        _require_role(actor, COMPOSE_ROLES, _("Only operations staff send editions."))
+    _locked(edition)
+    check_transition(edition, S.SENDING)
+    _require_approved_content(edition)
+    _dispatch().edition_dispatch_start(edition=edition, actor=actor)
+    return _refreshed(edition)
+
+
+@transaction.atomic
+def edition_pause(*, edition: Edition, actor) -> Edition:
+    """The dispatcher checks the status between chunks and stops claiming rows."""
+    _require_role(actor, COMPOSE_ROLES, _("Only operations staff pause sending."))
+    _locked(edition)
+    check_transition(edition, S.PAUSED)
+    _dispatch().edition_dispatch_pause(edition=edition, actor=actor)
+    return _refreshed(edition)
+
+
+@transaction.atomic
+def edition_resume(*, edition: Edition, actor) -> Edition:
+    _require_role(actor, COMPOSE_ROLES, _("Only operations staff resume sending."))
+    _locked(edition)
+    if edition.status != S.PAUSED:
+        raise ApplicationError(
+            _("Only a paused edition can be resumed; this one is %(status)s.")
+            % {"status": S(edition.status).label}, code="invalid_transition", status=409)
+    _dispatch().edition_dispatch_resume(edition=edition, actor=actor)
+    return _refreshed(edition)
+
+
+@transaction.atomic
+def edition_cancel(*, edition: Edition, actor, comment: str = "") -> Edition:
+    """Before approval a plain transition; from approved on, the dispatcher also cancels
+    every outbox row not yet sent."""
+    _require_role(actor, COMPOSE_ROLES, _("Only operations staff cancel editions."))
+    _locked(edition)
+    check_transition(edition, S.CANCELLED)
+    if edition.status in (S.DRAFT, S.REJECTED, S.SUBMITTED):
+        return edition_transition(edition=edition, to_status=S.CANCELLED, actor=actor,
+                                  comment=comment)
+    _dispatch().edition_dispatch_cancel(edition=edition, actor=actor, comment=comment)
+    return _refreshed(edition)
+
+
+def edition_send_test(*, edition: Edition, actor, client) -> EmailMultiAlternatives:
+    """Render `edition` as `client` would get it and send it to the actor's own address."""
+    from .rendering import render_preview, sender_address
+
+    _require_role(actor, (*COMPOSE_ROLES, *APPROVE_ROLES),
+                  _("Only operations and compliance staff send test emails."))
+    if not getattr(actor, "email", ""):
+        raise ApplicationError(_("Your account has no email address to send the test to."),
+                               code="no_address", fields={"email": [_("missing")]})
+    rendered = render_preview(edition=edition, client=client)
+    publication = edition.publication
+    message = EmailMultiAlternatives(
+        subject=f"[TEST] {rendered.subject}", body=rendered.text,
+        from_email=sender_address(publication, client.rm if client.rm_id else None),
+        to=[actor.email],
+        reply_to=[publication.reply_to] if publication.reply_to else None,
+        headers={"List-Id": rendered.headers.get("List-Id", "")})
+    message.attach_alternative(rendered.html, "text/html")
+    message.send()
+    return message
+
+
+# --- forbidden phrases ------------------------------------------------------------------
+
+@transaction.atomic
+def forbidden_phrase_add(*, phrase: str, actor) -> ForbiddenPhrase:
+    _require_role(actor, PHRASE_ROLES, _("Only operations or compliance staff edit the list."))
+    phrase = (phrase or "").strip() if isinstance(phrase, str) else ""
+    if not phrase or len(phrase) > 100:
+        raise ApplicationError(_("A phrase of 1-100 characters is required."),
+                               fields={"phrase": [_("required, at most 100 characters")]})
+    existing = ForbiddenPhrase.objects.filter(phrase__iexact=phrase).first()
+    if existing is not None:
+        return existing
+    return ForbiddenPhrase.objects.create(phrase=phrase, created_by=actor)
+
+
+@transaction.atomic
+def forbidden_phrase_remove(*, phrase: ForbiddenPhrase, actor) -> None:
+    _require_role(actor, PHRASE_ROLES, _("Only operations or compliance staff edit the list."))
+    if phrase.is_builtin:
+        raise ApplicationError(_("Built-in phrases cannot be removed."), code="builtin",
+                               status=409)
+    phrase.delete()
+
+
+@transaction.atomic
+def publication_delete(*, publication: Publication, actor) -> None:
+    """Only a publication with no editions (the FK protects them); else ProtectedError."""
+    _require_role(actor, COMPOSE_ROLES, _("Only operations staff manage publications."))
+    if publication.editions.exists():
+        raise ApplicationError(_("A publication with editions cannot be deleted."),
+                               code="in_use", status=409)
+    publication.delete()

@@ -1,0 +1,20 @@
+"""Celery tasks of newsletters: they take ids, re-load, return early when done, call a service."""
+
+from celery import shared_task
+
+
+@shared_task(name="newsletters.tasks.edition_dispatch_task", acks_late=True)
+def edition_dispatch_task(edition_id: int) -> str:
+    """Send an edition's due outbox rows; any number of these share one edition safely."""
+    from .dispatch import edition_dispatch_run
+
+    return edition_dispatch_run(edition_id=edition_id)
+
+
+@shared_task(name="newsletters.tasks.editions_due_task", acks_late=True)
+def editions_due_task() -> dict:
+    """Celery beat, every minute (a row in django_celery_beat): scheduled editions that are due,
+    stale claims of dead workers, sending editions with rows due (retries), finished ones."""
+    from .dispatch import editions_due
+
+    return editions_due()

@@ -1,0 +1,85 @@
+"""The RM task list: whose tasks each role sees, marking one done, and the 360 card."""
+
+import pytest
+
+from campaigns.models import RMTask, TaskSource, TaskStatus
+from core.models import AuditAction, AuditLog
+
+
+def task(client, *, assignee, title="回复：很有帮助", detail="想了解债券配置"):
+    return RMTask.objects.create(client=client, assignee=assignee,
+                                 source=TaskSource.NEWSLETTER_COMMENT, title=title,
+                                 detail=detail)
+
+
+@pytest.fixture
+def tasks(rm_a, rm_b, client_of_a, clients_of_b):
+    return {"a": task(client_of_a, assignee=rm_a, detail="A 的客户留言"),
+            "b": task(clients_of_b[0], assignee=rm_b, detail="B 的客户留言")}
+
+
+@pytest.mark.parametrize("who, sees, hidden", [
+    ("rm_a", ["a"], ["b"]),
+    ("rm_b", ["b"], ["a"]),
+    ("branch_manager", ["a"], ["b"]),
+    ("ops_user", ["a", "b"], []),
+    ("compliance_user", ["a", "b"], []),
+])
+def test_task_list_scoping(request, logged_in, tasks, who, sees, hidden):
+    body = logged_in(request.getfixturevalue(who)).get("/tasks/").content.decode()
+    for key in sees:
+        assert tasks[key].detail in body, (who, key)
+    for key in hidden:
+        assert tasks[key].detail not in body, (who, key)
+        assert tasks[key].client.client_no not in body, (who, key)
+
+
+def test_rm_marks_a_task_done(logged_in, rm_a, tasks):
+    http = logged_in(rm_a)
+    response = http.post(f"/tasks/{tasks['a'].pk}/done/")
+    assert response.status_code == 302
+    tasks["a"].refresh_from_db()
+    assert tasks["a"].status == TaskStatus.DONE and tasks["a"].done_at is not None
+    assert tasks["a"].detail not in http.get("/tasks/").content.decode()
+    assert tasks["a"].detail in http.get("/tasks/?status=done").content.decode()
+
+
+def test_rm_cannot_close_another_rms_task(logged_in, rm_a, tasks):
+    response = logged_in(rm_a).post(f"/tasks/{tasks['b'].pk}/done/")
+    assert response.status_code == 404
+    tasks["b"].refresh_from_db()
+    assert tasks["b"].status == TaskStatus.OPEN
+    assert AuditLog.objects.filter(action=AuditAction.ACCESS_DENIED, actor=rm_a,
+                                   object_type="task").exists()
+
+
+def test_done_needs_post(logged_in, rm_a, tasks):
+    assert logged_in(rm_a).get(f"/tasks/{tasks['a'].pk}/done/").status_code == 405
+
+
+def test_done_goes_back_only_to_a_local_page(logged_in, rm_a, tasks):
+    response = logged_in(rm_a).post(f"/tasks/{tasks['a'].pk}/done/",
+                                    {"next": "https://evil.example.com/"})
+    assert response["Location"] == "/tasks/"
+
+
+def test_open_count_badge_is_one_query(logged_in, rm_a, tasks, django_assert_max_num_queries):
+    http = logged_in(rm_a)
+    http.get("/tasks/badge/")  # warm the session
+    with django_assert_max_num_queries(4):  # session, user, COUNT (+ savepoint-free)
+        body = http.get("/tasks/badge/").content.decode()
+    assert ">1</span>" in body
+    assert 'id="nav-tasks"' in http.get("/tasks/").content.decode()
+
+
+def test_client_360_lists_open_follow_ups_with_a_done_button(logged_in, rm_a, tasks,
+                                                             client_of_a):
+    http = logged_in(rm_a)
+    body = http.get(f"/clients/{client_of_a.client_no}/").content.decode()
+    card = body[body.index('id="follow-ups"'):]
+    assert "A 的客户留言" in card and f'data-done="{tasks["a"].pk}"' in card
+    response = http.post(f"/tasks/{tasks['a'].pk}/done/",
+                         {"next": f"/clients/{client_of_a.client_no}/"})
+    assert response["Location"] == f"/clients/{client_of_a.client_no}/"
+    body = http.get(f"/clients/{client_of_a.client_no}/").content.decode()
+    assert "A 的客户留言" not in body[body.index('id="follow-ups"'):]
