@@ -129,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         cur.execute(f"DROP TABLE IF EXISTS {BASELINE_TABLE}")
         cur.execute(f"CREATE TABLE {BASELINE_TABLE} (LIKE clients_clientscore INCLUDING ALL)")
         cur.execute(f"DROP TABLE IF EXISTS {BARE_TABLE}")
-        cur.execute(f"CREATE TABLE {BARE_TABLE} (LIKE clients_clientscore)")
+        cur.execute(f"CREATE TABLE {BARE_TABLE} (LIKE clients_clientscore INCLUDING IDENTITY "
+                    "INCLUDING DEFAULTS)")
     scheme = scheme_current()
     start, end = window_bounds(as_of=as_of, months=scheme.window_months)
     print(f"{clients:,} clients, {purchases:,} purchases; as of {as_of}, scheme v{scheme.version}"

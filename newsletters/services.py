@@ -369,6 +369,8 @@ def edition_approve(*, edition: Edition, actor, content_version: int | None = No
 @transaction.atomic
 def edition_reject(*, edition: Edition, actor, comment: str) -> Edition:
     _require_role(actor, APPROVE_ROLES, _("Only compliance rejects editions."))
+    _locked(edition)
+    check_transition(edition, S.REJECTED)
     comment = (comment or "").strip() if isinstance(comment, str) else ""
     if not comment:
         raise ApplicationError(_("Say why the edition is rejected."), code="comment_required",

@@ -11,7 +11,6 @@ from clients.models import Client
 from newsletters import dispatch
 from newsletters.models import (
     Delivery,
-    DeliveryStatus,
     Edition,
     EditionArchive,
     EditionSection,
