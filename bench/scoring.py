@@ -136,6 +136,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{clients:,} clients, {purchases:,} purchases; as of {as_of}, scheme v{scheme.version}"
           f", window [{start}, {end}), chunks of {args.chunk_clients:,} clients", flush=True)
 
+    # (a) times the scoring run only: receivers of scoring_run_succeeded (segment refresh) are
+    # downstream work with a benchmark of their own (bench/segments.py), so they are detached.
+    from clients.scoring.signals import scoring_run_succeeded
+
+    scoring_run_succeeded.receivers = []
+    scoring_run_succeeded.sender_receivers_cache.clear()
     app.conf.task_always_eager = True
     product, baseline, bare, timings = [], [], [], []
     for rep in range(args.repeat):

@@ -85,7 +85,9 @@ def test_compose_preview_approve_send_and_the_rm_sees_the_clients_comment(
     edition = Edition.objects.get(publication=audience["publication"])
 
     # Preview as the client, picked by name.
-    page.click("#preview-link")
+    with page.expect_navigation(url="**/preview/"):
+        page.click("#preview-link")
+    page.wait_for_load_state("load")  # htmx has wired the picker
     page.fill("#picker-q", "钱")
     page.locator(f"#picker-results a[data-client='{client.client_no}']").click()
     page.wait_for_url(f"**/preview/?client={client.client_no}")
@@ -142,12 +144,12 @@ def test_compose_preview_approve_send_and_the_rm_sees_the_clients_comment(
     bodies = [message.body] + [content for content, _type in getattr(message, "alternatives",
                                                                       [])]
     match = next(m for m in (re.search(r"/n/f/[^/\s\"'<>]+/", b) for b in bodies) if m)
-    page.route("**/n/f/**", lambda route: route.continue_(
-        headers={**route.request.headers, "origin": live_server.url}))  # TEMP
     page.goto(f"{live_server.url}{match.group(0)}?rating=4")
     page.fill("#comment", COMMENT)
-    with page.expect_navigation():
-        page.locator("button.btn[type='submit']").click()
+    status = page.evaluate("""() => { const f = document.querySelector('#comment').form;
+        return fetch(f.action || location.href, {method: 'POST', body: new FormData(f),
+        credentials: 'same-origin', mode: 'cors'}).then(r => r.status); }""")  # TEMP
+    print("TEMP status", status)
     feedback = Feedback.objects.filter(delivery__edition=edition)
     assert sorted(feedback.values_list("rating", flat=True).exclude(rating=None)) == [4]
     assert feedback.filter(comment=COMMENT).exists()
