@@ -162,7 +162,8 @@ class Client(TimeStampedModel):
         ]
         constraints = [
             models.CheckConstraint(condition=Q(aum__gte=0), name="client_aum_non_negative"),
-            models.CheckConstraint(condition=Q(gender__in=["", "M", "F"]), name="client_gender_valid"),
+            models.CheckConstraint(condition=Q(gender__in=["", "M", "F"]),
+                                   name="client_gender_valid"),
             models.CheckConstraint(condition=Q(risk_level__in=["", "C1", "C2", "C3", "C4", "C5"]),
                                    name="client_risk_level_valid"),
             models.CheckConstraint(condition=Q(status__in=ClientStatus.values),
@@ -288,7 +289,8 @@ class Holding(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["client", "product", "as_of"],
                                     name="holding_unique_per_day"),
-            models.CheckConstraint(condition=Q(quantity__gte=0), name="holding_quantity_non_negative"),
+            models.CheckConstraint(condition=Q(quantity__gte=0),
+                                   name="holding_quantity_non_negative"),
             models.CheckConstraint(condition=Q(market_value__gte=0),
                                    name="holding_market_value_non_negative"),
         ]

@@ -132,6 +132,9 @@ class EditionSection(models.Model):
         constraints = [models.UniqueConstraint(fields=["edition", "position"],
                                                name="section_position_unique")]
 
+    def __str__(self):
+        return f"{self.edition_id}#{self.position} {self.kind}"
+
 
 class EditionEvent(models.Model):
     """Every status change of an edition: who, when, from what to what, with the comment."""
@@ -147,6 +150,9 @@ class EditionEvent(models.Model):
     class Meta:
         ordering = ["edition", "at", "id"]
 
+    def __str__(self):
+        return f"{self.edition_id}: {self.from_status} -> {self.to_status}"
+
 
 class EditionArchive(models.Model):
     """An edition exactly as sent: content snapshot, audience and versions."""
@@ -160,6 +166,9 @@ class EditionArchive(models.Model):
     recipients = models.PositiveIntegerField(default=0)
     excluded = models.JSONField(default=dict, help_text="counts per exclusion reason")
     created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return f"{self.edition_id} v{self.content_version}"
 
 
 class ForbiddenPhrase(models.Model):
@@ -236,6 +245,9 @@ class Delivery(models.Model):
                          condition=Q(status__in=["pending", "retry"])),
         ]
 
+    def __str__(self):
+        return f"{self.edition_id}->{self.client_id} {self.status}"
+
 
 class Suppression(models.Model):
     """Who must not get email: unsubscribed (from one publication or all) or hard-bounced."""
@@ -257,6 +269,9 @@ class Suppression(models.Model):
                                     name="suppression_unique"),
         ]
 
+    def __str__(self):
+        return f"{self.client_id} {self.reason} {self.publication_id or '*'}"
+
 
 class Feedback(models.Model):
     """A client's rating (1-5) and/or comment on a delivered edition; no login needed."""
@@ -270,6 +285,10 @@ class Feedback(models.Model):
     class Meta:
         ordering = ["-created_at"]
         constraints = [
-            models.CheckConstraint(condition=Q(rating__isnull=True) | Q(rating__gte=1, rating__lte=5),
+            models.CheckConstraint(condition=Q(rating__isnull=True)
+                                   | Q(rating__gte=1, rating__lte=5),
                                    name="feedback_rating_1_to_5"),
         ]
+
+    def __str__(self):
+        return f"{self.delivery_id} {self.rating or '-'}"

@@ -34,7 +34,7 @@
         title: { text: data.labels.funnel_title, left: "center", textStyle: { fontSize: 13 } },
         tooltip: { trigger: "axis", axisPointer: { type: "shadow" } },
         grid: { left: 90, right: 40, top: 36, bottom: 20 },
-        xAxis: { type: "value", minInterval: 1, name: data.labels.clients },
+        xAxis: { type: "value", minInterval: 1 },
         yAxis: { type: "category", inverse: true,
                  data: data.funnel.map(function (s) { return s.name; }) },
         series: [{ type: "bar", data: data.funnel.map(function (s) { return s.value; }),
