@@ -124,7 +124,7 @@ EDITORIAL = """
 PARA = ("本周债券收益率在央行流动性投放后小幅下行，十年期国债在2.3%附近震荡。我们维持久期中性、"
         "信用下沉谨慎的观点，建议关注高等级短久期品种的票息价值。Equity markets consolidated "
         "after a strong month; we keep a balanced allocation with a tilt to dividend payers "
-        "and quality growth, and would add on weakness rather than chase. ") * 4
+        "and quality growth, and would add on weakness rather than chase. ")
 
 
 def seed(n: int):
