@@ -107,8 +107,6 @@ EDITORIAL = """
 
 ### 信用市场 / Credit
 
-{para}
-
 | 品种 | 观点 | 期限 |
 |---|---|---|
 | 国债 | 中性偏多 | 5-10年 |
@@ -118,8 +116,6 @@ EDITORIAL = """
 {para}
 
 > 投资有风险，过往业绩不代表未来表现。
-
-{para}
 """
 PARA = ("本周债券收益率在央行流动性投放后小幅下行，十年期国债在2.3%附近震荡。我们维持久期中性、"
         "信用下沉谨慎的观点，建议关注高等级短久期品种的票息价值。Equity markets consolidated "
@@ -216,7 +212,7 @@ def start_worker(env: dict, queue: str, name: str) -> subprocess.Popen:
          "-n", f"{name}@%h"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
-def run_product(segment, sink, n, workers: int, env: dict, queue: str) -> tuple[float, int]:
+def run_product(segment, sink, n, workers: int, env: dict, queue: str) -> tuple[float, int, int]:
     from newsletters.dispatch import edition_dispatch_start
     from newsletters.models import Delivery
 
@@ -232,16 +228,16 @@ def run_product(segment, sink, n, workers: int, env: dict, queue: str) -> tuple[
     for p in procs:
         p.wait(30)
     sent = Delivery.objects.filter(edition=edition, status="sent").count()
-    return t1 - t0, sent
+    return t1 - t0, sent, edition.id
 
 
-def sample_message(segment) -> bytes:
+def sample_message(edition_id: int) -> bytes:
     """One product message (same size, headers and structure) for the baseline."""
     from newsletters import rendering
     from newsletters.dispatch import edition_dispatch_start  # noqa: F401
     from newsletters.models import Delivery
 
-    delivery = (Delivery.objects.filter(status="sent", edition__publication__slug="bench-weekly")
+    delivery = (Delivery.objects.filter(status="sent", edition_id=edition_id)
                 .select_related("edition__publication", "client__rm").first())
     edition = delivery.edition
     context = rendering.delivery_context(edition=edition, client=delivery.client)
@@ -299,13 +295,13 @@ def main(argv=None) -> None:
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     results = {}
     for workers in [int(w) for w in args.workers.split(",")]:
-        seconds, sent = run_product(segment, sink, n, workers, env, queue)
+        seconds, sent, edition_id = run_product(segment, sink, n, workers, env, queue)
         results[workers] = seconds
         print(f"(a) product, {workers} worker process(es): {n} messages in {seconds:.1f}s = "
               f"{n / seconds:.0f} msg/s; avg size {sink.size.value / max(1, n) / 1024:.1f} KB; "
               f"rows sent {sent}", flush=True)
         if workers == 1:
-            raw = sample_message(segment)
+            raw = sample_message(edition_id)
             base = run_baseline(sink, n, raw)
             print(f"(b) baseline, smtplib one connection: {n} messages of {len(raw) / 1024:.1f}"
                   f" KB in {base:.1f}s = {n / base:.0f} msg/s", flush=True)

@@ -272,7 +272,7 @@ def test_send_a_test_to_me(logged_in, ops_user, draft, hnw_client):
     ops_user.save(update_fields=["email"])
     response = http.post(f"/newsletters/editions/{draft.pk}/test/",
                          {"client": hnw_client.client_no}, follow=True)
-    assert "no email address" in "".join(str(m) for m in response.context["messages"])
+    assert "没有电子邮箱地址" in "".join(str(m) for m in response.context["messages"])
     assert not mail.outbox
     ops_user.email = "ops@example.com"
     ops_user.save(update_fields=["email"])
@@ -304,7 +304,7 @@ def test_the_author_cannot_approve_their_own_edition(logged_in, branch, publicat
     response = http.post(f"/newsletters/editions/{edition.pk}/approve/", follow=True)
     edition.refresh_from_db()
     assert edition.status == EditionStatus.SUBMITTED
-    assert "never approve" in "".join(str(m) for m in response.context["messages"])
+    assert "不能审批自己" in "".join(str(m) for m in response.context["messages"])
 
 
 def test_reject_requires_a_comment(logged_in, compliance_user, submitted):
