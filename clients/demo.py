@@ -33,7 +33,10 @@ from core.services import staff_user_upsert
 
 # Tables this generator fills; `demo_wipe` empties them (and, on PostgreSQL, whatever
 # references them, e.g. segment memberships and campaign targets, through CASCADE).
-CLIENT_TABLES = ("clients_transaction", "clients_holding", "clients_client", "clients_product")
+# clients_clientscore has no database FK to clients (see its model), so it is named explicitly:
+# RESTART IDENTITY reuses client ids, and old scores must not attach to new clients.
+CLIENT_TABLES = ("clients_transaction", "clients_holding", "clients_clientscore",
+                 "clients_client", "clients_product")
 # Tables whose secondary indexes and constraints are dropped during a big COPY and rebuilt after.
 BULK_TABLES = ("clients_client", "clients_holding", "clients_transaction")
 BULK_THRESHOLD_ROWS = 200_000

@@ -500,6 +500,12 @@ def edition_dispatch_run(*, edition_id: int, max_seconds: float | None = None) -
                           per_hour=settings.NEWSLETTER_RATE_PER_HOUR)
     started = time.monotonic()
     while True:
+        status = _status_of(edition_id)  # between chunks: paused or cancelled stops claiming
+        if status != EditionStatus.SENDING:
+            if status == EditionStatus.CANCELLED:
+                _cancel_open_rows(edition_id, include_sending=False)
+            return {EditionStatus.PAUSED: "paused", EditionStatus.CANCELLED: "cancelled",
+                    None: "gone"}.get(status, "not sending")
         ids = _claim(edition_id, settings.NEWSLETTER_CHUNK_SIZE)
         if not ids:
             return "sent" if edition_finish_if_done(edition_id=edition_id) else "waiting"

@@ -118,8 +118,12 @@ class ClientScore(models.Model):
     """One client's score for one as-of date and scheme version (history is kept)."""
 
     # No single-column index: the unique (client, scheme, as_of) serves lookups by client.
+    # No database constraint either: its deferred check cost ~11 s per million rows written
+    # (bench/RESULTS.md), and score rows are only ever written by the engine from client ids it
+    # reads in the same transaction. Django's collector still cascades a client's deletion, and
+    # clients.demo.demo_wipe truncates this table explicitly.
     client = models.ForeignKey("clients.Client", on_delete=models.CASCADE, related_name="scores",
-                               db_index=False)
+                               db_index=False, db_constraint=False)
     # Provenance of a derived, regenerable table: no database constraint (cheaper COPY);
     # Django still applies PROTECT / SET_NULL.
     scheme = models.ForeignKey(ScoringScheme, on_delete=models.PROTECT, related_name="+",

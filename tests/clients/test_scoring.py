@@ -596,3 +596,20 @@ def test_distributions_and_the_tier_migration_matrix(buy, score, ops_user, rm_a)
                                    tier_to="potential", user=ops_user)
     assert list(moved) == [mover]
     assert stayer not in moved
+
+
+def test_deleting_a_client_deletes_its_scores_without_a_database_constraint(
+        db, django_capture_on_commit_callbacks):
+    """ClientScore.client has no DB-level FK (write speed); Django's collector must cascade."""
+    from clients.models import Client, ClientScore
+    from clients.scoring.services import scoring_run_start
+    from tests.factories import ClientFactory, TransactionFactory
+
+    ensure_scheme_v1()
+    client = ClientFactory()
+    TransactionFactory(client=client)
+    with django_capture_on_commit_callbacks(execute=True):
+        scoring_run_start(trigger="command")
+    assert ClientScore.objects.filter(client=client).exists()
+    Client.objects.filter(pk=client.pk).delete()
+    assert not ClientScore.objects.filter(client_id=client.pk).exists()
