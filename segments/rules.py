@@ -46,7 +46,7 @@ from clients.models import (
     ServiceLevel,
     service_level_q,
 )
-from clients.scoring.models import CurrentScore, Tier
+from clients.scoring.models import Tier
 from core.errors import ApplicationError
 
 MAX_DEPTH = 10
@@ -525,8 +525,19 @@ def _holds_q(name: str, op: str, value: Any) -> Q:
 
 
 def _score_q(column: str, op: str, value: Any) -> Q:
-    """A field of the client's current score, as EXISTS over CurrentScore (one row a client)."""
-    current = CurrentScore.objects.filter(client=OuterRef("pk"))
+    """A field of the client's current score (CurrentScore), as EXISTS over ClientScore.
+
+    The current-score pointer is read when the rule is compiled and the scores are addressed
+    by its (as_of, scheme) directly: through the view, PostgreSQL cannot use the score index
+    and hashes every score of the table for each statement (bench/RESULTS.md, segments).
+    """
+    from clients.scoring.models import ClientScore, ScoringCurrent
+
+    pointer = ScoringCurrent.objects.filter(pk=1).values_list("as_of", "scheme_id").first()
+    if pointer is None:  # nobody has a current score
+        return (_EVERYBODY if value else _NOBODY) if op == "is_null" else _NOBODY
+    current = ClientScore.objects.filter(client=OuterRef("pk"), as_of=pointer[0],
+                                         scheme_id=pointer[1])
     if op == "is_null":
         return ~Q(Exists(current)) if value else Q(Exists(current))
     inner = _plain_q(column, op, value)
@@ -587,7 +598,7 @@ def _condition_q(node: dict, today: date) -> Q:
     if name == "total_score":
         return _score_q("total_score", op, value)
     if name in ("amount_score", "frequency_score", "benefit_score"):
-        return _score_q(f"score__{name}", op, value)
+        return _score_q(name, op, value)
     if name in ("holds_product_type", "holds_product"):
         return _holds_q(name, op, value)
     if name == "segment":
