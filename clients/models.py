@@ -159,6 +159,8 @@ class Client(TimeStampedModel):
             models.Index(fields=["rm", "-aum"], name="client_rm_aum"),
             models.Index(fields=["status"], name="client_status"),
             models.Index(fields=["risk_level"], name="client_risk_level"),
+            # Age and birth-year segment rules are birth-date ranges.
+            models.Index(fields=["birth_date"], name="client_birth_date"),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(aum__gte=0), name="client_aum_non_negative"),

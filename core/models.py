@@ -76,6 +76,7 @@ class AuditAction(models.TextChoices):
     EXPORT = "export", _("Export")
     IMPORT = "import", _("Import")
     TOKEN_ISSUED = "token_issued", _("API token issued")
+    NEWSLETTER_UNSUBSCRIBE = "newsletter_unsubscribe", _("Newsletter unsubscribe")
 
 
 class AuditLog(models.Model):

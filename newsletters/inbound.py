@@ -12,13 +12,14 @@ import re
 from django.db import IntegrityError, transaction
 
 from campaigns.models import RMTask, TaskSource
+from core.models import AuditAction
 from core.services import audit_record
 
 from .dispatch import suppression_add
 from .models import Delivery, Feedback, Suppression
 
 LOW_RATING = 2
-AUDIT_UNSUBSCRIBE = "newsletter_unsubscribe"
+AUDIT_UNSUBSCRIBE = AuditAction.NEWSLETTER_UNSUBSCRIBE
 ORIGIN_COMMENT = "newsletters.feedback"
 ORIGIN_RATING = "newsletters.rating"
 ORIGIN_REPLY = "newsletters.reply"

@@ -1,12 +1,13 @@
 """Test settings: the DATABASE_URL / CELERY_BROKER_URL the environment gives (CI: PostgreSQL)."""
 
 from .base import *  # noqa: F401,F403
-from .base import BASE_DIR, env
+from .base import BASE_DIR, EMAIL_URL, env
 
 DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 MEDIA_ROOT = BASE_DIR / "var" / "test-media"
-EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+if not EMAIL_URL:  # a test worker pointed at a real SMTP server (aiosmtpd) keeps SMTP
+    EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
