@@ -12,6 +12,11 @@ In the same run, alternating, `--reps` times (medians reported):
 Then the builder's live count (`segment_preview`, as ops) of the issue's example rule and of
 each persona. Needs the database migrated; scores clients first if nobody has a current score.
 Writes only the segments tables (and, when missing, scores).
+
+The tier segments read the current scores, so a scoring run finishing mid-benchmark would make
+the two sides select different clients: the current-score pointer is read at the start and
+checked after every measured step; the benchmark refuses to start while a scoring run is active
+and aborts (exit 3) if the pointer moves.
 """
 
 from __future__ import annotations
@@ -84,8 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     from django.utils import timezone
 
     from clients.models import Client, CurrentScore
+    from clients.scoring.models import ScoringCurrent, ScoringRun
     from core.services import staff_user_upsert
-    from segments.models import Segment
+    from segments.models import Segment, SegmentMembership, SegmentRefresh
     from segments.services import segment_preview, segment_refresh_many, segments_refresh_all
 
     if connection.vendor != "postgresql":
@@ -94,6 +100,28 @@ def main(argv: list[str] | None = None) -> int:
     if not CurrentScore.objects.exists():
         print("no current scores: scoring every client first (manage.py score_clients)")
         call_command("score_clients")
+    active_runs = list(ScoringRun.objects.filter(status__in=["queued", "running"])
+                       .values_list("pk", "as_of", "status"))
+    if active_runs:
+        print(f"a scoring run is active {active_runs}: it would change the tier segments' "
+              "scores during the benchmark; wait for it to finish", file=sys.stderr)
+        return 3
+
+    def pointer() -> tuple | None:
+        return ScoringCurrent.objects.filter(pk=1).values_list(
+            "as_of", "scheme_id", "run_id", "updated_at").first()
+
+    snapshot = pointer()
+
+    def check_pointer(step: str) -> None:
+        now = pointer()
+        if now != snapshot:
+            print(f"ABORT after {step}: the current scores changed during the benchmark "
+                  f"(pointer {snapshot} -> {now}); a scoring run finished meanwhile, so the "
+                  "product and the baseline no longer select the same clients. Re-run on a "
+                  "quiet database.", file=sys.stderr)
+            raise SystemExit(3)
+
     segments = list(Segment.objects.filter(kind__in=KINDS, is_active=True))
     ids = [s.pk for s in segments]
     today = timezone.localdate()
@@ -104,21 +132,35 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     def clear() -> None:
+        """Empty membership of the measured segments, the table and indexes as after a
+        TRUNCATE when nothing else has members (no dead rows left for either side)."""
+        others = SegmentMembership.objects.exclude(segment_id__in=ids).exists()
         with connection.cursor() as cur:
-            cur.execute("DELETE FROM segments_segmentmembership WHERE segment_id = ANY(%s)",
-                        [ids])
+            if others:
+                cur.execute("DELETE FROM segments_segmentmembership WHERE segment_id = ANY(%s)",
+                            [ids])
+            else:
+                cur.execute("TRUNCATE segments_segmentmembership")
             cur.execute("VACUUM ANALYZE segments_segmentmembership")
+        cur.execute("CHECKPOINT") if False else None
 
-    def product() -> tuple[float, dict[str, int]]:
+    per_segment: dict[str, dict[str, list[float]]] = {"a": {}, "b": {}, "c": {}}
+
+    def product(which: str | None = None) -> tuple[float, dict[str, int]]:
         started = time.perf_counter()
         refreshes = segments_refresh_all(trigger="bench", kinds=KINDS, queue=False)
         segment_refresh_many(refresh_ids=[r.pk for r in refreshes])
         seconds = time.perf_counter() - started
         sizes = dict(Segment.objects.filter(pk__in=ids).values_list("code", "size"))
-        bad = [r.segment.code for r in refreshes
-               if type(r).objects.get(pk=r.pk).status != "succeeded"]
+        rows = SegmentRefresh.objects.filter(pk__in=[r.pk for r in refreshes]).values_list(
+            "segment__code", "status", "error", "started_at", "finished_at")
+        bad = [(code, error) for code, status, error, _s, _f in rows if status != "succeeded"]
         if bad:
             raise SystemExit(f"refresh failed: {bad}")
+        if which:
+            for code, _st, _e, begun, ended in rows:
+                per_segment[which].setdefault(code, []).append(
+                    (ended - begun).total_seconds())
         return seconds, sizes
 
     def baseline() -> tuple[float, dict[str, int]]:
@@ -128,11 +170,14 @@ def main(argv: list[str] | None = None) -> int:
         with connection.cursor() as cur:
             for segment in segments:
                 where, params = hand[segment.code]
+                begun = time.perf_counter()
                 cur.execute(
                     "INSERT INTO segments_segmentmembership (segment_id, client_id, "
                     "rule_version, since) SELECT %s, c.id, %s, %s FROM clients_client c "
                     f"WHERE {where}", [segment.pk, segment.rule_version, now, *params])
                 counts[segment.code] = cur.rowcount
+                per_segment["b"].setdefault(segment.code, []).append(
+                    time.perf_counter() - begun)
         return time.perf_counter() - started, counts
 
     connection.ensure_connection()
@@ -140,21 +185,24 @@ def main(argv: list[str] | None = None) -> int:
         cur.execute("SHOW server_version")
         version = cur.fetchone()[0]
     print(f"clients {clients:,}; PostgreSQL {version}; segments {len(segments)}; "
-          f"load average {os.getloadavg()}")
+          f"load average {os.getloadavg()}; current scores {snapshot}")
     times: dict[str, list[float]] = {"a": [], "b": [], "c": []}
     for rep in range(args.reps):
         order = ("product", "baseline") if rep % 2 == 0 else ("baseline", "product")
         for which in order:
             clear()
             if which == "product":
-                seconds, sizes = product()
+                seconds, sizes = product("a")
+                check_pointer(f"(a) of repetition {rep + 1}")
                 times["a"].append(seconds)
-                again, sizes_again = product()
+                again, sizes_again = product("c")
+                check_pointer(f"(c) of repetition {rep + 1}")
                 times["c"].append(again)
                 assert sizes_again == sizes
                 product_sizes = sizes
             else:
                 seconds, base_counts = baseline()
+                check_pointer(f"(b) of repetition {rep + 1}")
                 times["b"].append(seconds)
         diff = {c: (product_sizes[c], base_counts[c]) for c in product_sizes
                 if product_sizes[c] != base_counts[c]}
@@ -167,9 +215,11 @@ def main(argv: list[str] | None = None) -> int:
     clear()
     product()
     a, b, c = (statistics.median(times[k]) for k in "abc")
-    print("\nsegment                  members (product = baseline)")
+    print("\nsegment                  members (product = baseline)   median s: (a)   (b)   (c)")
     for code in sorted(product_sizes):
-        print(f"{code:<24} {product_sizes[code]:>10,}")
+        medians = "  ".join(f"{statistics.median(per_segment[k].get(code) or [0]):5.2f}"
+                            for k in "abc")
+        print(f"{code:<24} {product_sizes[code]:>10,}                         {medians}")
     print(f"\n(a) product full refresh      median {a:7.2f} s  {[round(t, 2) for t in times['a']]}")
     print(f"(b) hand-written INSERT…SELECT median {b:7.2f} s  {[round(t, 2) for t in times['b']]}")
     print(f"(c) product, nothing changed  median {c:7.2f} s  {[round(t, 2) for t in times['c']]}")
