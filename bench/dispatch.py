@@ -8,8 +8,10 @@ with --messages clients (email, consent, three holdings each) in a static segmen
 aiosmtpd sink runs in a subprocess and counts messages and bytes. Timed in the same run:
 (a) the product: edition_dispatch_start (freeze) + dispatch through ONE real Celery worker
 process (`celery worker --pool=solo`) until the sink counted every message; (b) the baseline:
-the same number of pre-rendered messages of the same size sent with plain smtplib over one
-reused connection; (c) the product with TWO worker processes. Rate limits are off.
+the same number of pre-rendered messages (one product message, byte for byte) sent with plain
+smtplib over one reused connection; (c) the product with TWO worker processes. With --reps N
+the sequence (a), (b), (c) repeats, so product and baseline alternate on the same sink.
+Rate limits are off.
 """
 
 from __future__ import annotations
@@ -113,12 +115,10 @@ EDITORIAL = """
 | 高等级信用 | 超配 | 1-3年 |
 | 权益 | 均衡 | - |
 
-{para}
-
 > 投资有风险，过往业绩不代表未来表现。
 """
 PARA = ("本周债券收益率在央行流动性投放后小幅下行，十年期国债在2.3%附近震荡。我们维持久期中性、"
-        "信用下沉谨慎的观点，建议关注高等级短久期品种的票息价值。Equity markets consolidated "
+        "信用下沉谨慎的观点，建议关注高等级短久期品种的票息价值。\n\nEquity markets consolidated "
         "after a strong month; we keep a balanced allocation with a tilt to dividend payers "
         "and quality growth, and would add on weakness rather than chase. ")
 
@@ -189,15 +189,15 @@ def new_edition(segment):
         EditionSection(edition=edition, position=1, kind="editorial", title="市场观点",
                        body=body),
         EditionSection(edition=edition, position=2, kind="research", title="研究报告",
-                       data={"title": "2027年度策略", "summary": PARA[:300],
+                       data={"title": "2027年度策略", "summary": PARA[:260],
                              "url": "https://research.broker.example/r/2027"}),
         EditionSection(edition=edition, position=3, kind="holdings", title="您的持仓",
                        data={"intro": "您的主要持仓与我们的观点：", "top_n": 5,
-                             "notes_by_type": {"fixed_income": PARA[:200],
-                                               "fund": PARA[:200], "stock": PARA[:200],
-                                               "wealth_management": PARA[:200]}}),
+                             "notes_by_type": {"fixed_income": PARA[:90],
+                                               "fund": PARA[:90], "stock": PARA[:90],
+                                               "wealth_management": PARA[:90]}}),
         EditionSection(edition=edition, position=4, kind="picks", title="精选产品",
-                       data={"product_codes": codes, "notes": {c: PARA[:160] for c in codes}}),
+                       data={"product_codes": codes, "notes": {c: PARA[:60] for c in codes}}),
         EditionSection(edition=edition, position=5, kind="rm_note", title="理财经理寄语",
                        data={"fallback": "如需调整配置，欢迎随时联系我。"}),
     ])
@@ -232,9 +232,8 @@ def run_product(segment, sink, n, workers: int, env: dict, queue: str) -> tuple[
 
 
 def sample_message(edition_id: int) -> bytes:
-    """One product message (same size, headers and structure) for the baseline."""
+    """One product message, byte for byte as a worker sends it, for the baseline."""
     from newsletters import rendering
-    from newsletters.dispatch import edition_dispatch_start  # noqa: F401
     from newsletters.models import Delivery
 
     delivery = (Delivery.objects.filter(status="sent", edition_id=edition_id)
@@ -242,8 +241,7 @@ def sample_message(edition_id: int) -> bytes:
     edition = delivery.edition
     context = rendering.delivery_context(edition=edition, client=delivery.client)
     rendered = rendering.render_edition(edition=edition, context=context, delivery=delivery)
-    message = rendering.build_message(delivery=delivery, rendered=rendered)
-    return message.message().as_bytes(linesep="\r\n")
+    return rendering.message_bytes(delivery=delivery, rendered=rendered)[2]
 
 
 def run_baseline(sink, n: int, raw: bytes) -> float:
@@ -263,6 +261,7 @@ def main(argv=None) -> None:
                                                            "redis://127.0.0.1:6379/0"))
     parser.add_argument("--chunk-size", type=int, default=None)
     parser.add_argument("--workers", default="1,2")
+    parser.add_argument("--reps", type=int, default=1)
     args = parser.parse_args(argv)
 
     url = os.environ.get("DATABASE_URL", "")
@@ -293,20 +292,25 @@ def main(argv=None) -> None:
           f"(chunk size {settings.NEWSLETTER_CHUNK_SIZE})", flush=True)
     env = dict(os.environ)
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-    results = {}
-    for workers in [int(w) for w in args.workers.split(",")]:
-        seconds, sent, edition_id = run_product(segment, sink, n, workers, env, queue)
-        results[workers] = seconds
-        print(f"(a) product, {workers} worker process(es): {n} messages in {seconds:.1f}s = "
-              f"{n / seconds:.0f} msg/s; avg size {sink.size.value / max(1, n) / 1024:.1f} KB; "
-              f"rows sent {sent}", flush=True)
-        if workers == 1:
-            raw = sample_message(edition_id)
-            base = run_baseline(sink, n, raw)
-            print(f"(b) baseline, smtplib one connection: {n} messages of {len(raw) / 1024:.1f}"
-                  f" KB in {base:.1f}s = {n / base:.0f} msg/s", flush=True)
-            print(f"ratio (a)/(b), one worker: {(n / seconds) / (n / base):.2f} "
-                  "(goal >= 0.5)", flush=True)
+    workers_list = [int(w) for w in args.workers.split(",")]
+    raw = None
+    for rep in range(1, args.reps + 1):
+        # product and baseline alternate against the same sink process, in the same run
+        for workers in workers_list:
+            seconds, sent, edition_id = run_product(segment, sink, n, workers, env, queue)
+            size = sink.size.value / max(1, n) / 1024
+            print(f"rep {rep} (a) product, {workers} worker process(es): {n} messages in "
+                  f"{seconds:.1f}s = {n / seconds:.0f} msg/s; avg size {size:.1f} KB; "
+                  f"rows sent {sent}; load {os.getloadavg()[0]:.1f}", flush=True)
+            if raw is None:
+                raw = sample_message(edition_id)
+            if workers == workers_list[0]:
+                base = run_baseline(sink, n, raw)
+                print(f"rep {rep} (b) baseline, smtplib one connection: {n} messages of "
+                      f"{len(raw) / 1024:.1f} KB in {base:.1f}s = {n / base:.0f} msg/s; "
+                      f"load {os.getloadavg()[0]:.1f}", flush=True)
+                print(f"rep {rep} ratio (a)/(b), {workers} worker(s): "
+                      f"{(n / seconds) / (n / base):.2f} (goal >= 0.5)", flush=True)
     print(f"load average: {os.getloadavg()}")
     sink.stop()
 

@@ -107,9 +107,15 @@ def main(argv: list[str] | None = None) -> int:
               "scores during the benchmark; wait for it to finish", file=sys.stderr)
         return 3
 
-    def pointer() -> tuple | None:
-        return ScoringCurrent.objects.filter(pk=1).values_list(
-            "as_of", "scheme_id", "run_id", "updated_at").first()
+    def pointer() -> tuple:
+        """The current-score pointer and a fingerprint of the score rows: a scoring run of
+        the same date rewrites the rows without moving the pointer."""
+        with connection.cursor() as cur:
+            cur.execute("SELECT MAX(id), COUNT(*) FROM clients_clientscore")
+            rows = cur.fetchone()
+        running = ScoringRun.objects.filter(status__in=["queued", "running"]).exists()
+        return (ScoringCurrent.objects.filter(pk=1).values_list(
+            "as_of", "scheme_id", "run_id", "updated_at").first(), rows, running)
 
     snapshot = pointer()
 
@@ -117,9 +123,10 @@ def main(argv: list[str] | None = None) -> int:
         now = pointer()
         if now != snapshot:
             print(f"ABORT after {step}: the current scores changed during the benchmark "
-                  f"(pointer {snapshot} -> {now}); a scoring run finished meanwhile, so the "
-                  "product and the baseline no longer select the same clients. Re-run on a "
-                  "quiet database.", file=sys.stderr)
+                  f"(pointer, (max id, rows) of the scores, a run active: {snapshot} -> "
+                  f"{now}); a scoring run wrote scores meanwhile, so the product and the "
+                  "baseline no longer select the same clients. Re-run on a quiet database.",
+                  file=sys.stderr)
             raise SystemExit(3)
 
     segments = list(Segment.objects.filter(kind__in=KINDS, is_active=True))
@@ -142,13 +149,19 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 cur.execute("TRUNCATE segments_segmentmembership")
             cur.execute("VACUUM ANALYZE segments_segmentmembership")
-        cur.execute("CHECKPOINT") if False else None
 
     per_segment: dict[str, dict[str, list[float]]] = {"a": {}, "b": {}, "c": {}}
 
     def product(which: str | None = None) -> tuple[float, dict[str, int]]:
         started = time.perf_counter()
         refreshes = segments_refresh_all(trigger="bench", kinds=KINDS, queue=False)
+        if len(refreshes) != len(segments):
+            # segments_refresh_all skips a segment being refreshed elsewhere (e.g. by the
+            # refresh a scoring run queues): that one would race with this measurement.
+            busy = sorted({s.code for s in segments} - {r.segment.code for r in refreshes})
+            print(f"ABORT: {busy} are being refreshed by another process; re-run when they "
+                  "have finished", file=sys.stderr)
+            raise SystemExit(3)
         segment_refresh_many(refresh_ids=[r.pk for r in refreshes])
         seconds = time.perf_counter() - started
         sizes = dict(Segment.objects.filter(pk__in=ids).values_list("code", "size"))
@@ -187,6 +200,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"clients {clients:,}; PostgreSQL {version}; segments {len(segments)}; "
           f"load average {os.getloadavg()}; current scores {snapshot}")
     times: dict[str, list[float]] = {"a": [], "b": [], "c": []}
+    check_pointer("the start")
+    active = list(SegmentRefresh.objects.filter(segment_id__in=ids, status="running")
+                  .values_list("segment__code", flat=True))
+    if active:
+        print(f"ABORT: {active} are being refreshed by another process; re-run when they have "
+              "finished", file=sys.stderr)
+        return 3
     for rep in range(args.reps):
         order = ("product", "baseline") if rep % 2 == 0 else ("baseline", "product")
         for which in order:
@@ -204,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
                 seconds, base_counts = baseline()
                 check_pointer(f"(b) of repetition {rep + 1}")
                 times["b"].append(seconds)
+        check_pointer(f"repetition {rep + 1}")
         diff = {c: (product_sizes[c], base_counts[c]) for c in product_sizes
                 if product_sizes[c] != base_counts[c]}
         if diff:

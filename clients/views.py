@@ -18,14 +18,16 @@ from core.errors import ApplicationError
 from core.models import AuditAction, Role
 from core.services import audit_record
 
-from .forms import SORTS, ClientListForm, InteractionForm
+from .forms import SCORE_SORTS, SORTS, ClientListForm, InteractionForm
 from .models import Client, ProductType, Transaction
 from .scoring.views import score_card
 from .selectors import (
     client_filter,
     client_get,
     client_queryset_for,
+    client_score_slice,
     client_search,
+    current_score_pointer,
     holdings_for_client,
     interactions_for_client,
     transactions_for_client,
@@ -90,12 +92,18 @@ def _count(qs: QuerySet, *, whole_table: bool) -> tuple[int, str]:
     return (COUNT_CAP, "capped") if n > COUNT_CAP else (n, "exact")
 
 
-def _paginate(qs: QuerySet, *, page: int, per_page: int, whole_table: bool) -> ListPage:
+def _paginate(qs: QuerySet, *, page: int, per_page: int, whole_table: bool,
+              fetch=None) -> ListPage:
+    """A page of `qs`; `fetch(offset, limit, total_kind)` reads the rows when slicing `qs` is
+    not enough (it may choose its plan by the list's size)."""
     last_page = max(1, MAX_ROWS_PAGED // per_page)
     page = min(page, last_page)
     offset = (page - 1) * per_page
-    rows = list(qs[offset: offset + per_page + 1])  # one extra row tells whether a next exists
     total, kind = _count(qs, whole_table=whole_table)
+    if fetch is None:
+        def fetch(start, limit, kind):
+            return list(qs[start: start + limit])
+    rows = fetch(offset, per_page + 1, kind)  # one extra row tells whether a next exists
     more = len(rows) > per_page
     return ListPage(rows=rows[:per_page], number=page, per_page=per_page,
                     has_next=more and page < last_page, total=total, total_kind=kind,
@@ -116,10 +124,23 @@ def client_list(request):
     qs = client_filter(qs, risk_level=p["risk_level"], service_level=p["service_level"],
                        status=p["status"], assessment_expired=p["assessment_expired"],
                        tier=p["tier"])
-    qs = qs.order_by(*SORTS[p["sort"]])
+    fetch = None
+    if p["sort"] in SCORE_SORTS:
+        # Scored clients, then the unscored ones (selectors.client_score_slice): one extra tiny
+        # query for the ScoringCurrent pointer. A list counted exactly (at most COUNT_CAP
+        # clients) sorts its own rows; a bigger one walks the index on the current scores.
+        pointer = current_score_pointer()
+        descending = p["sort"] == "-total_score"
+
+        def fetch(offset, limit, kind):
+            return client_score_slice(qs, descending=descending, offset=offset, limit=limit,
+                                      pointer=pointer, walk_index=kind != "exact")
+    else:
+        qs = qs.order_by(*SORTS[p["sort"]])
     role = role_of(request.user)
     page = _paginate(qs, page=p["page"], per_page=p["per_page"],
-                     whole_table=role in ALL_CLIENTS_ROLES and not form.has_filters())
+                     whole_table=role in ALL_CLIENTS_ROLES and not form.has_filters(),
+                     fetch=fetch)
     context = {"form": form, "page": page, "sort": p["sort"],
                "show_branch": role not in (None, "rm"), "show_rm": role != "rm",
                "can_select": role in {Role.OPS, Role.ADMIN}}

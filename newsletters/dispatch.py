@@ -9,7 +9,6 @@ pending once the claim is stale: `deliveries_reclaim_stale`, run by the beat tas
 
 import contextlib
 import datetime as dt
-import functools
 import json
 import logging
 import secrets
@@ -19,6 +18,7 @@ import time
 
 from django.conf import settings
 from django.core.mail import get_connection
+from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.db.models import Case, CharField, Count, Exists, OuterRef, Q, Value, When
@@ -335,11 +335,12 @@ def _claim(edition_id: int, size: int) -> list[int]:
     return ids
 
 
-def _jsonable(value) -> dict:
+def _jsonable(value) -> str:
+    """The personal data snapshot as JSON text for Delivery.context."""
     try:
-        return json.loads(json.dumps(value, cls=DjangoJSONEncoder, default=str))
+        return json.dumps(value, cls=DjangoJSONEncoder, default=str)
     except (TypeError, ValueError):
-        return {}
+        return "{}"
 
 
 def _smtp_code(exc: Exception, address: str) -> int | None:
@@ -364,18 +365,30 @@ def _classify(exc: Exception, address: str) -> tuple[str, str]:
 
 
 class _Sender:
-    """One SMTP connection for a chunk; reopened only after the server dropped it."""
+    """One SMTP connection for a chunk; reopened only after the server dropped it.
+
+    With Django's SMTP backend the message goes out as bytes built by
+    rendering.message_bytes over the backend's own smtplib connection (same TLS/auth settings);
+    any other backend (locmem, file, console, a custom one) gets the EmailMessage."""
 
     def __init__(self):
         self.backend = get_connection(fail_silently=False)
         self.is_open = False
+        self.raw = isinstance(self.backend, SMTPBackend)
 
-    def send(self, message) -> None:
+    def _open(self) -> None:
         if not self.is_open:
             self.backend.open()
             self.is_open = True
-        message.connection = self.backend
+
+    def send(self, message) -> None:
+        self._open()
         try:
+            if self.raw:
+                envelope_from, recipients, data = message
+                self.backend.connection.sendmail(envelope_from, recipients, data)
+                return
+            message.connection = self.backend
             sent = self.backend.send_messages([message])
         except (smtplib.SMTPServerDisconnected, OSError, smtplib.SMTPHeloError):
             self.reset()
@@ -396,10 +409,16 @@ class _Sender:
             self.reset()
 
 
-def _mark_sent(delivery: Delivery, context: dict, now) -> None:
-    Delivery.objects.filter(pk=delivery.pk).update(
-        status=DeliveryStatus.SENT, sent_at=now, claimed_at=None, attempts=delivery.attempts + 1,
-        next_attempt_at=None, last_error="", context=context)
+def _mark_sent(delivery: Delivery, context_json: str, now) -> None:
+    """One short statement, committed at once (autocommit): the row is sent before the next
+    message is even rendered, so a kill repeats at most the message in flight."""
+    table = Delivery._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET status = %s, sent_at = %s, claimed_at = NULL, "  # noqa: S608
+            "attempts = %s, next_attempt_at = NULL, last_error = '', context = %s "
+            "WHERE id = %s",
+            [DeliveryStatus.SENT.value, now, delivery.attempts + 1, context_json, delivery.pk])
 
 
 def _mark_failure(delivery: Delivery, outcome: str, error: str, now) -> None:
@@ -433,42 +452,37 @@ def suppression_add(*, client_id: int, publication_id: int | None, reason: str,
 
 
 class _Renderer:
-    """Builds each client's message with the content module's renderer."""
+    """Builds each client's message with the content module's renderer: the personal data of
+    a whole chunk in a few queries (rendering.delivery_contexts), the edition's Markdown and
+    CSS from the renderer's per-process caches."""
 
-    def __init__(self, edition: Edition):
+    def __init__(self, edition: Edition, *, raw: bool = False):
         from . import rendering
 
         self.rendering = rendering
         self.edition = edition
+        self.raw = raw
+        self.contexts: dict[int, dict] = {}
+
+    def prepare(self, deliveries: list[Delivery]) -> None:
+        """Personal data for a chunk; a failure here falls back to one client at a time."""
+        try:
+            self.contexts = self.rendering.delivery_contexts(
+                edition=self.edition, clients=[d.client for d in deliveries])
+        except Exception:
+            log.exception("newsletter: batched personal data failed; per client instead")
+            self.contexts = {}
 
     def message(self, delivery: Delivery):
-        with _markdown_memo(self.rendering):
+        context = self.contexts.pop(delivery.client_id, None)
+        if context is None:
             context = self.rendering.delivery_context(edition=self.edition,
                                                       client=delivery.client)
-            rendered = self.rendering.render_edition(edition=self.edition, context=context,
-                                                     delivery=delivery)
+        rendered = self.rendering.render_edition(edition=self.edition, context=context,
+                                                 delivery=delivery)
+        if self.raw:
+            return self.rendering.message_bytes(delivery=delivery, rendered=rendered), context
         return self.rendering.build_message(delivery=delivery, rendered=rendered), context
-
-
-@contextlib.contextmanager
-def _markdown_memo(rendering):
-    """The edition's Markdown (editorial, desk notes) is the same for every client: convert each
-    text once per process instead of once per message (measured: ~40% of the render time).
-    TODO(content): move this memo into newsletters.markdown.markdown_to_html itself."""
-    original = getattr(rendering, "markdown_to_html", None)
-    if original is None or getattr(original, "cache_info", None):
-        yield
-        return
-    rendering.markdown_to_html = _memoised(original)
-    try:
-        yield
-    finally:
-        rendering.markdown_to_html = original
-
-
-@functools.cache
-def _memoised(function):
-    return functools.lru_cache(maxsize=4096)(function)
 
 
 def _edition_for_sending(edition_id: int) -> Edition:
@@ -498,6 +512,53 @@ def edition_dispatch_run(*, edition_id: int, max_seconds: float | None = None) -
     renderer = _Renderer(edition)
     limiter = RateLimiter(per_second=settings.NEWSLETTER_RATE_PER_SECOND,
                           per_hour=settings.NEWSLETTER_RATE_PER_HOUR)
+    with _dispatch_session():
+        pipeline = _Pipeline.for_this_connection()
+        try:
+            return _run_chunks(edition_id, edition, renderer, limiter, max_seconds, pipeline)
+        finally:
+            pipeline.close()
+
+
+def _synchronous_commit_mode() -> str | None:
+    mode = str(getattr(settings, "NEWSLETTER_DISPATCH_SYNCHRONOUS_COMMIT", "off")).lower()
+    if connection.vendor != "postgresql" or mode not in ("off", "local"):
+        return None
+    return mode
+
+
+def _set_synchronous_commit() -> bool:
+    mode = _synchronous_commit_mode()
+    if mode is None:
+        return False
+    with connection.cursor() as cursor:
+        cursor.execute(f"SET synchronous_commit TO {mode}")
+    return True
+
+
+@contextlib.contextmanager
+def _dispatch_session():
+    """PostgreSQL: this session's commits do not wait for the WAL flush
+    (synchronous_commit = off; NEWSLETTER_DISPATCH_SYNCHRONOUS_COMMIT = "on" restores it).
+    A committed "sent" is visible at once and survives any kill of the worker -- the guarantee
+    "a kill repeats at most the message in flight" is unchanged; only a crash of the database
+    server itself could forget the last fraction of a second of "sent" marks (those clients
+    would get the edition again), never corrupt anything. Reset when the run ends."""
+    if not _set_synchronous_commit():
+        yield
+        return
+    try:
+        yield
+    finally:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("RESET synchronous_commit")
+        except Exception:  # a broken connection is discarded by Django anyway
+            log.warning("newsletter: could not reset synchronous_commit", exc_info=True)
+
+
+def _run_chunks(edition_id: int, edition: Edition, renderer: _Renderer, limiter: RateLimiter,
+                max_seconds: float | None, pipeline: "_Pipeline") -> str:
     started = time.monotonic()
     while True:
         status = _status_of(edition_id)  # between chunks: paused or cancelled stops claiming
@@ -509,47 +570,130 @@ def edition_dispatch_run(*, edition_id: int, max_seconds: float | None = None) -
         ids = _claim(edition_id, settings.NEWSLETTER_CHUNK_SIZE)
         if not ids:
             return "sent" if edition_finish_if_done(edition_id=edition_id) else "waiting"
-        stopped = _send_chunk(edition, ids, renderer, limiter)
+        stopped = _send_chunk(edition, ids, renderer, limiter, pipeline)
         if stopped:
             return stopped
         if max_seconds is not None and time.monotonic() - started > max_seconds:
             return "continued"
 
 
+class _Pipeline:
+    """Send-and-mark, one message at a time, on a helper thread while the main thread renders
+    the next message (rendering is CPU; sending and marking are waits on the SMTP server and
+    the database, which release the GIL).
+
+    Strictly sequential: a message is handed over only after the previous one was sent AND
+    its row marked (or marked failed), so at any instant at most one message is accepted by
+    SMTP but not yet marked -- the same guarantee as sending inline. A kill loses the rendered
+    next message (never sent: its row is still claimed and goes back to pending) and repeats
+    at most the one in flight. Used on PostgreSQL outside a transaction (a worker); inline
+    otherwise (tests run inside a transaction another connection could not see).
+    """
+
+    def __init__(self, *, threaded: bool):
+        self.executor = None
+        if threaded:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nl-send")
+        self.pending = None
+
+    @classmethod
+    def for_this_connection(cls) -> "_Pipeline":
+        threaded = (connection.vendor == "postgresql" and not connection.in_atomic_block
+                    and bool(getattr(settings, "NEWSLETTER_DISPATCH_PIPELINE", True)))
+        return cls(threaded=threaded)
+
+    def submit(self, function, *args) -> None:
+        self.wait()
+        if self.executor is None:
+            function(*args)
+        else:
+            self.pending = self.executor.submit(_in_send_thread, function, *args)
+
+    def wait(self) -> None:
+        pending, self.pending = self.pending, None
+        if pending is not None:
+            pending.result()  # re-raises what the helper thread raised
+
+    def close(self) -> None:
+        try:
+            self.wait()
+        finally:
+            if self.executor is not None:
+                self.executor.submit(_close_send_thread).result()
+                self.executor.shutdown(wait=True)
+                self.executor = None
+
+
+_send_thread = threading.local()
+
+
+def _in_send_thread(function, *args):
+    if not getattr(_send_thread, "session", False):
+        _set_synchronous_commit()
+        _send_thread.session = True
+    return function(*args)
+
+
+def _close_send_thread() -> None:
+    _send_thread.session = False
+    connection.close()  # the helper thread's own database connection
+
+
+def _deliver(sender: "_Sender", delivery: Delivery, message, context_json: str) -> None:
+    """Send one message; mark its row sent right after the server accepted it, or failed /
+    to retry with the SMTP error."""
+    try:
+        sender.send(message)
+    except (smtplib.SMTPException, OSError) as exc:
+        outcome, error = _classify(exc, delivery.to_email)
+        _mark_failure(delivery, outcome, error, timezone.now())
+    else:
+        _mark_sent(delivery, context_json, timezone.now())
+
+
 def _send_chunk(edition: Edition, ids: list[int], renderer: _Renderer,
-                limiter: RateLimiter) -> str | None:
+                limiter: RateLimiter, pipeline: _Pipeline | None = None) -> str | None:
     deliveries = list(Delivery.objects.filter(id__in=ids, status=DeliveryStatus.SENDING)
                       .select_related("client", "client__rm").order_by("id"))
     for delivery in deliveries:
         delivery.edition = edition  # one edition instance: the renderer caches per edition
+    own_pipeline = pipeline is None
+    pipeline = pipeline or _Pipeline(threaded=False)
     sender = _Sender()
+    renderer.raw = sender.raw
     checked = time.monotonic()
     done: set[int] = set()
     try:
+        renderer.prepare(deliveries)
         for delivery in deliveries:
             if time.monotonic() - checked >= 1.0:
                 checked = time.monotonic()
+                pipeline.wait()
                 stopped = _stop_requested(edition.id, [i for i in ids if i not in done])
                 if stopped:
                     return stopped
             try:
                 message, context = renderer.message(delivery)
+                context_json = _jsonable(context)
             except Exception as exc:  # a bug or bad data for one client must not stop the rest
                 log.exception("newsletter: rendering delivery %s failed", delivery.pk)
                 _mark_failure(delivery, _Outcome.FAILED, f"render: {exc}"[:1000], timezone.now())
                 done.add(delivery.pk)
                 continue
             limiter.acquire()
-            try:
-                sender.send(message)
-            except (smtplib.SMTPException, OSError) as exc:
-                outcome, error = _classify(exc, delivery.to_email)
-                _mark_failure(delivery, outcome, error, timezone.now())
-            else:
-                _mark_sent(delivery, _jsonable(context), timezone.now())
+            pipeline.submit(_deliver, sender, delivery, message, context_json)
             done.add(delivery.pk)
+        pipeline.wait()
     finally:
-        sender.close()
+        try:
+            if own_pipeline:
+                pipeline.close()
+            else:
+                pipeline.wait()
+        finally:
+            sender.close()
     return None
 
 

@@ -5,9 +5,16 @@ http, https and mailto links. Raw HTML an editor types (script, style, iframe, e
 handlers, javascript: links) never survives: disallowed tags are escaped to visible text, so
 nothing is silently lost and nothing runs. The output is data for the product's own
 templates; it is never itself parsed as a template.
+
+The conversion is a pure function of the text, so it is memoised per process (content-
+addressed: an edited section is different text and is converted afresh). Dispatch renders the
+same editorial, desk notes and picks notes for every client of an edition; each distinct text
+is converted once instead of once per message.
 """
 
 from __future__ import annotations
+
+import functools
 
 import bleach
 import markdown as md
@@ -26,6 +33,7 @@ ALLOWED_ATTRIBUTES = {
 }
 ALLOWED_PROTOCOLS = frozenset({"http", "https", "mailto"})
 _EXTENSIONS = ["markdown.extensions.tables", "markdown.extensions.sane_lists"]
+CACHE_SIZE = 4096
 
 
 def _cleaner() -> bleach.Cleaner:
@@ -35,12 +43,21 @@ def _cleaner() -> bleach.Cleaner:
     )
 
 
+@functools.lru_cache(maxsize=CACHE_SIZE)
+def _convert(text: str) -> str:
+    html = md.markdown(text, extensions=_EXTENSIONS, output_format="html")
+    return _cleaner().clean(html)
+
+
 def markdown_to_html(text: str) -> SafeString:
     """Sanitised HTML for the Markdown `text` (empty string for empty input)."""
     if not text or not text.strip():
         return mark_safe("")
-    html = md.markdown(text, extensions=_EXTENSIONS, output_format="html")
-    return mark_safe(_cleaner().clean(html))  # noqa: S308 - bleach allow-list output
+    return mark_safe(_convert(str(text)))  # noqa: S308 - bleach allow-list output
+
+
+def markdown_cache_clear() -> None:
+    _convert.cache_clear()
 
 
 def markdown_to_text(text: str) -> str:

@@ -381,8 +381,10 @@ def _sample(refresh_id: int, change: str, client_ids: list[int], room: int) -> i
 
 
 def _apply_chunk(*, segment_id: int, version: int, refresh_id: int, q: Q, lo: int | None,
-                 hi: int | None, now, room_joined: int, room_left: int) -> tuple[int, int]:
-    """Newcomers in, leavers out, for one id range: (joined, left). Sampled up to `room_*`."""
+                 hi: int | None, now, room_joined: int,
+                 room_left: int) -> tuple[int, int, int | None]:
+    """Newcomers in, leavers out, for one id range: (joined, left, members of the range
+    afterwards, or None when not counted). Sampled up to `room_*`."""
     match = _match_sql(q, lo, hi)
     if connection.vendor == "postgresql":
         return _apply_chunk_pg(segment_id=segment_id, version=version, refresh_id=refresh_id,
@@ -414,19 +416,22 @@ def _apply_chunk(*, segment_id: int, version: int, refresh_id: int, q: Q, lo: in
                     [segment_id, *rng_params, *keep_params])
         ids = [row[0] for row in cur.fetchall()]
         _sample(refresh_id, MembershipChange.LEFT, ids, room_left)
-    return joined, len(ids)
+    return joined, len(ids), None
 
 
 def _apply_chunk_pg(*, segment_id: int, version: int, refresh_id: int,
                     match: tuple[str, tuple] | None, lo: int | None, hi: int | None, now,
-                    room_joined: int, room_left: int) -> tuple[int, int]:
-    """One statement: the rule is evaluated once (the materialised `m`), newcomers are
-    inserted and leavers deleted against it, and each is sampled into MembershipChange by a
-    LIMITed INSERT … SELECT from the statement's own RETURNING rows (nothing comes back to
-    Python but the two counts). The data-modifying parts see the same snapshot; they touch
-    disjoint rows (newcomers are not members yet, leavers are not in `m`)."""
-    # The range is repeated on the members read by the anti-joins: the planner cannot infer
-    # it from `m`, and without it each chunk would read every member of the segment.
+                    room_joined: int, room_left: int) -> tuple[int, int, int]:
+    """One statement per chunk: (joined, left, members in the range afterwards).
+
+    The rule is evaluated once (the materialised `m`) and compared with the range's current
+    members in one full join (`d`: the newcomers and the leavers, nothing when nothing
+    changed); newcomers are inserted, leavers deleted, and each is sampled into
+    MembershipChange by a LIMITed INSERT … SELECT from the statement's own RETURNING rows, so
+    nothing comes back to Python but three counts. The data-modifying parts see the same
+    snapshot and touch disjoint rows.
+    """
+    # The range is repeated on the members read: the planner cannot infer it from `m`.
     rng, rng_params = _range_sql("sm.client_id", lo, hi)
     if match is None:
         sql, params = "SELECT NULL::bigint AS id WHERE false", ()
@@ -434,25 +439,29 @@ def _apply_chunk_pg(*, segment_id: int, version: int, refresh_id: int,
         sql, params = match
     statement = (
         f"WITH m AS MATERIALIZED ({sql}), "
+        "d AS MATERIALIZED (SELECT m.id AS joining, sm.client_id AS leaving FROM m FULL JOIN "
+        "(SELECT sm.client_id FROM segments_segmentmembership sm WHERE sm.segment_id = %s "
+        f"AND {rng}) sm ON sm.client_id = m.id WHERE m.id IS NULL OR sm.client_id IS NULL), "
         "ins AS (INSERT INTO segments_segmentmembership (segment_id, client_id, rule_version, "
-        "since) SELECT %s, m.id, %s, %s FROM m WHERE NOT EXISTS (SELECT 1 FROM "
-        "segments_segmentmembership sm WHERE sm.segment_id = %s AND "
-        f"{rng} AND sm.client_id = m.id) RETURNING client_id), "
-        "del AS (DELETE FROM segments_segmentmembership AS sm WHERE sm.segment_id = %s AND "
-        f"{rng} AND NOT EXISTS (SELECT 1 FROM m WHERE m.id = sm.client_id) "
+        "since) SELECT %s, d.joining, %s, %s FROM d WHERE d.joining IS NOT NULL "
         "RETURNING client_id), "
+        "del AS (DELETE FROM segments_segmentmembership AS sm USING d WHERE "
+        f"sm.segment_id = %s AND {rng} AND sm.client_id = d.leaving "
+        "RETURNING sm.client_id), "
         "sj AS (INSERT INTO segments_membershipchange (refresh_id, client_id, change) "
         "SELECT %s, client_id, 'joined' FROM ins LIMIT %s RETURNING 1), "
         "sl AS (INSERT INTO segments_membershipchange (refresh_id, client_id, change) "
         "SELECT %s, client_id, 'left' FROM del LIMIT %s RETURNING 1) "
-        "SELECT (SELECT COUNT(*) FROM ins), (SELECT COUNT(*) FROM del)")
+        "SELECT (SELECT COUNT(*) FROM ins), (SELECT COUNT(*) FROM del), "
+        "(SELECT COUNT(*) FROM m)")
     with connection.cursor() as cur:
         cur.execute(statement, [
-            *params, segment_id, version, now, segment_id, *rng_params,
+            *params, segment_id, *rng_params,
+            segment_id, version, now,
             segment_id, *rng_params,
             refresh_id, max(room_joined, 0), refresh_id, max(room_left, 0)])
-        joined, left = cur.fetchone()
-    return joined, left
+        joined, left, members = cur.fetchone()
+    return joined, left, members
 
 
 def _tune_transaction() -> None:
@@ -498,23 +507,28 @@ def segment_refresh_run(*, refresh_id: int) -> SegmentRefresh | None:
         SegmentRefresh.objects.filter(pk=refresh_id).update(progress_done=0,
                                                             progress_total=len(chunks))
         version = segment.rule_version
+        sizes: list[int | None] = []
         for lo, hi in chunks:
             with transaction.atomic():
                 _tune_transaction()
                 counts = SegmentRefresh.objects.values("joined", "left").get(pk=refresh_id)
-                joined, left = _apply_chunk(
+                joined, left, members = _apply_chunk(
                     segment_id=segment.pk, version=version, refresh_id=refresh_id, q=q, lo=lo,
                     hi=hi, now=now, room_joined=SAMPLE_MAX - (counts["joined"] or 0),
                     room_left=SAMPLE_MAX - (counts["left"] or 0))
                 SegmentRefresh.objects.filter(pk=refresh_id).update(
                     joined=(counts["joined"] or 0) + joined, left=(counts["left"] or 0) + left,
                     progress_done=F("progress_done") + 1)
+            sizes.append(members)
         last_version = (SegmentRefresh.objects.filter(segment=segment,
                                                       status=RefreshStatus.SUCCEEDED)
                         .values_list("rule_version", flat=True).first())
         if last_version != version:
             _restamp(segment_id=segment.pk, version=version)
-        size = SegmentMembership.objects.filter(segment=segment).count()
+        # The chunks cover every client id, and after its chunk a range's members are
+        # exactly its matches: their sum is the size (no second pass over the members).
+        size = (sum(sizes) if None not in sizes
+                else SegmentMembership.objects.filter(segment=segment).count())
         return _finish(refresh_id=refresh_id, segment=segment, size=size, now=now)
     except Exception as exc:
         logger.exception("segment refresh %s of %s failed", refresh_id, segment.code)

@@ -2,10 +2,11 @@
 
 import django_filters
 from django.contrib.auth import get_user_model
-from django.db.models import BigIntegerField, ExpressionWrapper, F, QuerySet, Subquery, Value
-from django.db.models.functions import Coalesce
+from django.db.models import BooleanField, F, Func, QuerySet, Subquery, Value
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import generics, serializers, status
+from rest_framework.exceptions import NotFound
+from rest_framework.pagination import Cursor
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -19,7 +20,16 @@ from core.services import audit_record
 from ..models import Client, ClientRiskLevel, ClientStatus, ServiceLevel
 from ..scoring.models import Tier
 from ..scoring.selectors import client_score_history
-from ..selectors import client_filter, client_get, client_queryset_for, client_search
+from ..selectors import (
+    client_filter,
+    client_get,
+    client_queryset_for,
+    client_search,
+    clients_scored,
+    clients_unscored,
+    current_score_pointer,
+    score_sort_walks_index,
+)
 from ..services import CLIENT_UPSERT_FIELDS, client_upsert
 from .common import (
     CanRead,
@@ -35,7 +45,6 @@ from .scoring import ScoreOutput
 CLIENT_NO_MAX = Client._meta.get_field("client_no").max_length
 _MASKERS = {"phone": mask_phone, "email": mask_email, "id_number": mask_id}
 ORDERINGS = ("id", "total_score", "-total_score")
-SCORE_RANK_SCALE = 10**12  # above any client id
 
 
 class ClientFilter(django_filters.FilterSet):
@@ -79,34 +88,157 @@ class ClientFilter(django_filters.FilterSet):
                                  assessment_expired=data.get("assessment_expired"),
                                  rm_id=rm_id, branch_id=branch_id, tier=data.get("tier") or "",
                                  segment=data.get("segment") or "")
-        if data.get("ordering") in ("total_score", "-total_score"):
-            queryset = queryset.annotate(score_rank=_score_rank(
-                descending=data["ordering"] == "-total_score"))
         return queryset
 
 
-def _score_rank(*, descending: bool):
-    """A unique key for keyset pagination by score: score * SCALE + id, unscored clients last.
+class _RowCompare(Func):
+    """`(a, b) < (c, d)` (or `>`): a row comparison, which PostgreSQL uses as an index bound."""
 
-    The cursor needs one unique column; folding the id into the score gives one, and the
-    never-scored (no CurrentScore) sort as 0 descending or 19 ascending, after every 3..18.
-    """
-    missing = 0 if descending else 19
-    return ExpressionWrapper(
-        Coalesce(F("current_score__total_score"), Value(missing)) * Value(SCORE_RANK_SCALE)
-        + F("id"), output_field=BigIntegerField())
+    output_field = BooleanField()
+
+    def __init__(self, left, op, right):
+        assert op in ("<", ">") and len(left) == len(right)
+        super().__init__(*left, *right)
+        self.op = op
+
+    def as_sql(self, compiler, connection, **extra_context):
+        parts, params = [], []
+        for expression in self.get_source_expressions():
+            sql, p = compiler.compile(expression)
+            parts.append(sql)
+            params.extend(p)
+        half = len(parts) // 2
+        return (f"(({', '.join(parts[:half])}) {self.op} ({', '.join(parts[half:])}))",
+                params)
 
 
 class ClientPagination(KeysetPagination):
-    """Keyset by id, or by the score rank when `ordering=total_score|-total_score`."""
+    """Keyset by id, or by (current total score, id) when `ordering=total_score|-total_score`.
+
+    The score ordering has two parts, read in this order: the scored clients (an INNER JOIN on
+    clientscore at the ScoringCurrent pointer, walked in the order of the index
+    score_asof_total: (total_score, client_id) compared as a row against the cursor), then the
+    clients never scored, by id in the same direction. The cursor's position is `s.<score>.<id>`
+    in the first part and `u.<id>` in the second; a page that crosses from one to the other
+    reads both. Every page is an index range scan, as cheap deep in the list as at its start.
+    """
 
     def get_ordering(self, request, queryset, view):
-        ordering = request.query_params.get("ordering")
-        if ordering == "-total_score":
-            return ("-score_rank",)
-        if ordering == "total_score":
-            return ("score_rank",)
         return ("id",)
+
+    def paginate_queryset(self, queryset, request, view=None):
+        ordering = request.query_params.get("ordering")
+        if ordering not in ("total_score", "-total_score"):
+            return super().paginate_queryset(queryset, request, view)
+        self.page_size = self.get_page_size(request)
+        if not self.page_size:
+            return None
+        self.base_url = request.build_absolute_uri()
+        self.ordering = (ordering,)
+        self.cursor = self.decode_cursor(request)
+        position = _score_position(self.cursor.position) if self.cursor else None
+        if self.cursor and position is None:
+            raise NotFound(self.invalid_cursor_message)
+        reverse = bool(self.cursor and self.cursor.reverse)
+        descending = ordering == "-total_score"
+        pointer = current_score_pointer()
+        # A list of at most SCORE_SORT_IN_MEMORY_MAX clients (an RM's book) sorts its own rows;
+        # a bigger one walks the index (selectors: a capped count decides, like the page's).
+        walk_index = pointer is not None and score_sort_walks_index(queryset)
+        rows = _score_keyset(queryset, pointer=pointer, descending=descending,
+                             position=position, reverse=reverse, limit=self.page_size + 1,
+                             walk_index=walk_index)
+        more = len(rows) > self.page_size
+        page = rows[: self.page_size]
+        if reverse:
+            page.reverse()
+        self.page = page
+        self.has_next = more if not reverse else True
+        self.has_previous = more if reverse else self.cursor is not None
+        first = page[0]._score_position if page else (self.cursor.position if self.cursor
+                                                        else None)
+        last = page[-1]._score_position if page else (self.cursor.position if self.cursor
+                                                       else None)
+        self._score_next = Cursor(offset=0, reverse=False, position=last)
+        self._score_previous = Cursor(offset=0, reverse=True, position=first)
+        return page
+
+    def get_next_link(self):
+        if getattr(self, "_score_next", None) is None:
+            return super().get_next_link()
+        return self.encode_cursor(self._score_next) if self.has_next else None
+
+    def get_previous_link(self):
+        if getattr(self, "_score_previous", None) is None:
+            return super().get_previous_link()
+        return self.encode_cursor(self._score_previous) if self.has_previous else None
+
+
+def _score_position(raw: str):
+    """("s", score, id) or ("u", id) from a cursor's position; None when malformed."""
+    parts = (raw or "").split(".")
+    try:
+        if parts[0] == "s" and len(parts) == 3:
+            return ("s", int(parts[1]), int(parts[2]))
+        if parts[0] == "u" and len(parts) == 2:
+            return ("u", int(parts[1]))
+    except ValueError:
+        return None
+    return None
+
+
+def _score_keyset(qs: QuerySet[Client], *, pointer, descending: bool, position, reverse: bool,
+                  limit: int, walk_index: bool = True) -> list[Client]:
+    """Up to `limit` clients after (or, `reverse`, before: nearest first) `position`.
+
+    Order: scored clients by (total_score, id), then unscored by id, both ascending or both
+    descending. Each row gets `_score_position` for the cursor.
+    """
+    forward_desc = descending != reverse  # the direction this read walks in
+    id_order = "-id" if forward_desc else "id"
+    beyond = "<" if forward_desc else ">"
+    scored = unscored = None
+    if pointer is not None:
+        # `+ 0`: an order no index provides, so PostgreSQL sorts the (small) list's own rows.
+        score = F("sort_score") if walk_index else F("sort_score") + 0
+        scored = (clients_scored(qs, pointer)
+                  .annotate(sort_score=F("scores__total_score"), sort_client=F("scores__client_id"))
+                  .order_by(*((score.desc(), "-sort_client") if forward_desc
+                              else (score.asc(), "sort_client"))))
+    unscored = clients_unscored(qs, pointer).order_by(id_order)
+    id_beyond = "id__lt" if forward_desc else "id__gt"
+
+    def read_scored(after, n):
+        if scored is None or n <= 0:
+            return []
+        part = scored
+        if after is not None:
+            part = part.filter(_RowCompare((F("sort_score"), F("sort_client")), beyond,
+                                           (Value(after[0]), Value(after[1]))))
+        rows = list(part[:n])
+        for row in rows:
+            row._score_position = f"s.{row.sort_score}.{row.pk}"
+        return rows
+
+    def read_unscored(after_id, n):
+        if n <= 0:
+            return []
+        part = unscored if after_id is None else unscored.filter(**{id_beyond: after_id})
+        rows = list(part[:n])
+        for row in rows:
+            row._score_position = f"u.{row.pk}"
+        return rows
+
+    # Forward: scored part, then unscored. Reverse: unscored part (walked back), then scored.
+    if not reverse:
+        if position is not None and position[0] == "u":
+            return read_unscored(position[1], limit)
+        rows = read_scored(position[1:] if position else None, limit)
+        return rows + read_unscored(None, limit - len(rows))
+    if position[0] == "s":
+        return read_scored(position[1:], limit)
+    rows = read_unscored(position[1], limit)
+    return rows + read_scored(None, limit - len(rows))
 
 
 class ClientListOutput(serializers.ModelSerializer):

@@ -156,8 +156,13 @@ class ClientScore(models.Model):
             models.CheckConstraint(condition=Q(amount__gte=0, benefit__gte=0),
                                    name="score_amounts_non_negative"),
         ]
-        # The unique (client, scheme, as_of) serves a client's history.
-        indexes = [models.Index(fields=["as_of", "scheme", "tier"], name="score_asof_tier")]
+        # The unique (client, scheme, as_of) serves a client's history. score_asof_total serves
+        # lists sorted by the current score: with as_of and scheme fixed (the ScoringCurrent
+        # pointer, resolved first), an index scan yields (total_score, client_id) in order, so
+        # a page is a LIMIT on it instead of a sort of every scored client.
+        indexes = [models.Index(fields=["as_of", "scheme", "tier"], name="score_asof_tier"),
+                   models.Index(fields=["as_of", "scheme", "total_score", "client"],
+                                name="score_asof_total")]
 
     def __str__(self):
         return f"{self.client_id} {self.as_of} {self.tier} ({self.total_score})"

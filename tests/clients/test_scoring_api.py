@@ -173,6 +173,48 @@ def test_the_client_list_orders_by_total_score_unscored_last_and_pages_through(a
     assert_error(api.get("/api/v1/clients/", {"ordering": "name; drop"}), 400)
 
 
+@pytest.mark.parametrize("who", ["rm_a", "ops_user"])
+@pytest.mark.parametrize("ordering", ["-total_score", "total_score"])
+def test_the_score_keyset_pages_scored_then_unscored_both_ways(db, request, api_as, monkeypatch,
+                                                              who, ordering):
+    """next links walk scored clients by (score, id) then the unscored by id, pages crossing
+    the boundary; previous links walk back to the start. Ops walk the score index (as at a
+    million: more clients than the in-memory limit), the RM's book is sorted in memory."""
+    from tests.clients.test_scoring_pages import scored_and_unscored
+
+    rm = request.getfixturevalue("rm_a")
+    if who == "ops_user":
+        monkeypatch.setattr("clients.selectors.SCORE_SORT_IN_MEMORY_MAX", 5)
+    descending, ascending = scored_and_unscored(rm, scored=20, unscored=12)
+    expected = descending if ordering == "-total_score" else ascending
+    api = api_as(request.getfixturevalue(who))
+    pages, url = [], f"/api/v1/clients/?ordering={ordering}&page_size=7"
+    while url:
+        body = api.get(url).json()
+        pages.append(([r["client_no"] for r in body["results"]], body["previous"]))
+        url = body["next"]
+    assert [no for rows, _ in pages for no in rows] == expected
+    assert pages[0][1] is None
+    # Back from the last page: each previous link gives the page before it.
+    back, url = [], pages[-1][1]
+    while url:
+        body = api.get(url).json()
+        back.insert(0, [r["client_no"] for r in body["results"]])
+        url = body["previous"]
+    assert back == [rows for rows, _ in pages[:-1]]
+
+
+def test_a_forged_score_cursor_is_a_404(api_as, rm_a, scored_book):
+    from rest_framework.pagination import Cursor
+
+    from clients.api.clients import ClientPagination
+
+    pager = ClientPagination()
+    pager.base_url = "http://testserver/api/v1/clients/?ordering=-total_score"
+    url = pager.encode_cursor(Cursor(offset=0, reverse=False, position="x.1"))
+    assert api_as(rm_a).get(url.replace("http://testserver", "")).status_code == 404
+
+
 # --- schemes -----------------------------------------------------------------------------------
 def scheme_body(**changes) -> dict:
     body = {"window_months": 12, "amount_bounds": [10000, 50000, 100000, 500000, 2000000],

@@ -134,6 +134,81 @@ def test_the_list_sorts_by_total_score_with_unscored_clients_last(logged_in, rm_
     assert 'data-tier="guiding"' in body and 'data-total-score="6"' in body
 
 
+def scored_and_unscored(rm, *, scored: int = 30, unscored: int = 30):
+    """`scored` clients with current scores (ties included: 3..8 cycling) and `unscored` ones
+    created after the run; returns the expected client_no order for -total_score and
+    total_score: scored by score then id, unscored after by id (same direction)."""
+    from clients.scoring.models import ClientScore, ScoringCurrent
+
+    scheme = ScoringScheme.objects.get(version=1)
+    as_of = yesterday()
+    old = as_of - dt.timedelta(days=30)  # an older run's rows must not count
+    ScoringCurrent.objects.update_or_create(pk=1, defaults={"as_of": as_of, "scheme": scheme})
+    scores = {}
+    for i in range(scored):
+        c = ClientFactory(rm=rm, branch=rm.branch)
+        total = 3 + (i * 7) % 6
+        scores[c.pk] = (c.client_no, total)
+        for day, value in ((as_of, total), (old, 18 - total)):
+            ClientScore.objects.create(client=c, scheme=scheme, as_of=day, amount=0, purchases=0,
+                                       frequency=0, benefit=0, amount_score=1,
+                                       frequency_score=1, benefit_score=1, total_score=value,
+                                       tier="long_tail")
+    fresh = [(c.pk, c.client_no) for c in ClientFactory.create_batch(unscored, rm=rm,
+                                                                     branch=rm.branch)]
+    by_score = sorted(scores.items(), key=lambda kv: (kv[1][1], kv[0]))
+    ascending = [no for _, (no, _) in by_score] + [no for _, no in sorted(fresh)]
+    descending = ([no for _, (no, _) in reversed(by_score)]
+                  + [no for _, no in sorted(fresh, reverse=True)])
+    return descending, ascending
+
+
+@pytest.mark.parametrize("who", ["rm_a", "ops_user", "ops_filtered"])
+def test_the_score_sort_pages_scored_clients_first_then_unscored(db, request, logged_in,
+                                                                 monkeypatch, who):
+    """Across page boundaries: a page inside the scored part, one that crosses into the
+    unscored part, one entirely beyond it. The RM's short list sorts its rows; for ops the
+    count is capped (as at a million), so the scored part walks the score index (the whole
+    table through the score index alone, a filtered list through the join)."""
+    rm = request.getfixturevalue("rm_a")
+    extra = {"risk_level": "C3"} if who == "ops_filtered" else {}
+    if who != "rm_a":
+        monkeypatch.setattr("clients.views.COUNT_CAP", 20)
+    user = request.getfixturevalue("ops_user" if who == "ops_filtered" else who)
+    descending, ascending = scored_and_unscored(rm)
+    http = logged_in(user)
+    for sort, expected in (("-total_score", descending), ("total_score", ascending)):
+        seen = []
+        for number in (1, 2, 3):
+            response = http.get(LIST, {"sort": sort, "page": number, "per_page": 25, **extra})
+            page = response.context["page"]
+            seen += [c.client_no for c in page.rows]
+            assert page.has_next == (number < 3)
+        assert seen == expected, sort
+
+
+def test_the_score_sort_without_any_run_is_by_id(logged_in, rm_a):
+    clients = ClientFactory.create_batch(3, rm=rm_a, branch=rm_a.branch)
+    http = logged_in(rm_a)
+    nos = [c.client_no for c in sorted(clients, key=lambda c: c.pk)]
+    assert client_nos(http.get(LIST, {"sort": "total_score"})) == nos
+    assert client_nos(http.get(LIST, {"sort": "-total_score"})) == nos[::-1]
+
+
+def test_the_score_sort_costs_one_query_more_than_other_sorts(logged_in, ops_user,
+                                                              django_assert_max_num_queries):
+    scored_and_unscored(ops_user, scored=30, unscored=30)
+    http = logged_in(ops_user)
+    # As test_pages' pin (9) plus the ScoringCurrent pointer read before the rows; the page
+    # crossing into the unscored part reads those too (one more).
+    with django_assert_max_num_queries(10):
+        assert len(http.get(LIST, {"sort": "-total_score", "per_page": 25}).context[
+            "page"].rows) == 25
+    with django_assert_max_num_queries(11):
+        assert len(http.get(LIST, {"sort": "-total_score", "per_page": 50}).context[
+            "page"].rows) == 50
+
+
 # --- the scoring page ---------------------------------------------------------------------------
 @pytest.mark.parametrize("who", ["rm_a", "branch_manager", "compliance_user"])
 def test_only_ops_and_admin_open_the_scoring_page(db, request, logged_in, who):

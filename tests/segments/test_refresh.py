@@ -296,3 +296,75 @@ def test_preview_counts_only_what_the_user_may_see(db, rm_a, ops, client_of_a,
     assert segment_preview(rule=rule, user=rm_a) == {"count": 1, "sample": ["A0000001"]}
     everyone = segment_preview(rule=rule, user=ops)
     assert everyone["count"] == 4 and len(everyone["sample"]) == 4
+
+
+def test_a_chunked_refresh_with_joiners_and_leavers_in_every_chunk_counts_exactly(
+        db, ops, refreshed, settings):
+    settings.SEGMENT_REFRESH_CHUNK_CLIENTS = 4
+    clients = [ClientFactory(client_no=f"c{i:02}", city="上海" if i % 3 else "北京")
+               for i in range(15)]
+    segment = segment_create(code="shc", name_en="Shanghai", rule=cond("city", "eq", "上海"),
+                             actor=ops, refresh=False)
+    first = refreshed(segment)
+    assert (first.joined, first.left, first.size) == (10, 0, 10)
+    for client in clients[::2]:  # every other client swaps city
+        client.city = "北京" if client.city == "上海" else "上海"
+        client.save()
+    expected = {c.client_no for c in clients if c.city == "上海"}
+    second = refreshed(segment)
+    assert member_nos(segment) == expected
+    assert second.size == segment.size == len(expected)
+    assert second.joined == 3 and second.left == 5
+    assert set(second.changes.values_list("client__client_no", flat=True)) == {
+        c.client_no for c in clients[::2]}
+    unchanged = refreshed(segment)
+    assert (unchanged.joined, unchanged.left, unchanged.size) == (0, 0, len(expected))
+    assert not unchanged.changes.exists()
+
+
+def test_a_refresh_where_nothing_changed_leaves_the_members_untouched(db, ops, refreshed):
+    ClientFactory(client_no="a", city="上海")
+    segment = segment_create(code="sh", name_en="Shanghai", rule=cond("city", "eq", "上海"),
+                             actor=ops, refresh=False)
+    refreshed(segment)
+    before = list(SegmentMembership.objects.filter(segment=segment)
+                  .values_list("pk", "since", "rule_version"))
+    again = refreshed(segment)
+    assert (again.joined, again.left, again.size) == (0, 0, 1)
+    assert list(SegmentMembership.objects.filter(segment=segment)
+                .values_list("pk", "since", "rule_version")) == before
+
+
+def test_a_rule_that_can_match_nobody_empties_the_segment(db, ops, refreshed):
+    ClientFactory(client_no="a", city="上海")
+    segment = segment_create(code="sh", name_en="Shanghai", rule=cond("city", "eq", "上海"),
+                             actor=ops, refresh=False)
+    refreshed(segment)
+    segment = segment_update(segment=segment, rule=cond("holds_product", "eq", "NOPE"),
+                             actor=ops, refresh=False)
+    refresh = refreshed(segment)
+    assert (refresh.joined, refresh.left, refresh.size) == (0, 1, 0)
+    assert member_nos(segment) == set()
+
+
+def test_tier_segments_follow_the_scores_the_pointer_named_when_the_refresh_began(
+        db, refreshed):
+    from clients.scoring.models import ClientScore, ScoringCurrent, ScoringScheme
+
+    scheme = ScoringScheme.objects.order_by("-version").first()
+    client = ClientFactory(client_no="scored")
+    ClientFactory(client_no="never")
+    day = timezone.localdate()
+    for as_of, tier in ((day - dt.timedelta(days=1), "guiding"), (day, "long_tail")):
+        ClientScore.objects.create(client=client, scheme=scheme, as_of=as_of, amount=0,
+                                   purchases=0, frequency=0, benefit=0, amount_score=1,
+                                   frequency_score=1, benefit_score=1, total_score=3,
+                                   tier=tier)
+    guiding = Segment.objects.get(code="tier_guiding")
+    long_tail = Segment.objects.get(code="tier_long_tail")
+    assert refreshed(guiding).size == 0  # no current scores yet: nobody has a tier
+    ScoringCurrent.objects.create(id=1, as_of=day - dt.timedelta(days=1), scheme=scheme)
+    assert refreshed(guiding).size == 1 and refreshed(long_tail).size == 0
+    ScoringCurrent.objects.filter(pk=1).update(as_of=day)
+    assert (refreshed(guiding).left, refreshed(long_tail).joined) == (1, 1)
+    assert member_nos(long_tail) == {"scored"}
