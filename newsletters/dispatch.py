@@ -521,7 +521,7 @@ def edition_dispatch_run(*, edition_id: int, max_seconds: float | None = None) -
 
 
 def _synchronous_commit_mode() -> str | None:
-    mode = str(getattr(settings, "NEWSLETTER_DISPATCH_SYNCHRONOUS_COMMIT", "off")).lower()
+    mode = str(getattr(settings, "NEWSLETTER_DISPATCH_SYNCHRONOUS_COMMIT", "on")).lower()
     if connection.vendor != "postgresql" or mode not in ("off", "local"):
         return None
     return mode
@@ -538,8 +538,8 @@ def _set_synchronous_commit() -> bool:
 
 @contextlib.contextmanager
 def _dispatch_session():
-    """PostgreSQL: this session's commits do not wait for the WAL flush
-    (synchronous_commit = off; NEWSLETTER_DISPATCH_SYNCHRONOUS_COMMIT = "on" restores it).
+    """PostgreSQL with NEWSLETTER_DISPATCH_SYNCHRONOUS_COMMIT = "off" (default "on"): this
+    session's commits do not wait for the WAL flush.
     A committed "sent" is visible at once and survives any kill of the worker -- the guarantee
     "a kill repeats at most the message in flight" is unchanged; only a crash of the database
     server itself could forget the last fraction of a second of "sent" marks (those clients

@@ -159,6 +159,13 @@ NEWSLETTER_RETRY_BACKOFF_SECONDS = env.int("NEWSLETTER_RETRY_BACKOFF_SECONDS", d
 NEWSLETTER_STALE_CLAIM_SECONDS = env.int("NEWSLETTER_STALE_CLAIM_SECONDS", default=300)
 # How many dispatch tasks one edition queues; idle workers beyond the first share the outbox.
 NEWSLETTER_DISPATCH_TASKS = env.int("NEWSLETTER_DISPATCH_TASKS", default=4)
+# "on" (default): a "sent" mark survives a crash of the database server too, so no client is
+# mailed twice after one. "off" trades that for throughput (commits don't wait for the WAL flush;
+# a server crash could forget the last ~0.6 s of marks and those messages would go again).
+NEWSLETTER_DISPATCH_SYNCHRONOUS_COMMIT = env("NEWSLETTER_DISPATCH_SYNCHRONOUS_COMMIT",
+                                             default="on")
+# Send message i on a helper thread while message i+1 renders (still one in flight at a time).
+NEWSLETTER_DISPATCH_PIPELINE = env.bool("NEWSLETTER_DISPATCH_PIPELINE", default=True)
 
 # Domain settings (DOMAIN.md): service levels by AUM (CNY) and when a client counts as dormant.
 SERVICE_LEVEL_AFFLUENT_MIN = env.int("SERVICE_LEVEL_AFFLUENT_MIN", default=500_000)

@@ -4,7 +4,7 @@ import datetime as dt
 
 import pytest
 from django.core import mail
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from core.errors import ApplicationError
 from core.models import Role
@@ -132,6 +132,7 @@ def test_scheduling_needs_a_future_time(approved, ops_user):
     assert "at" in error.fields
 
 
+@translation.override("en")
 def test_section_data_is_validated_with_the_section_named(draft, ops_user):
     publication = draft.publication
     bad = [{"kind": "editorial"}, {"kind": "research", "data": {"url": "javascript:alert(1)"}}]
