@@ -368,3 +368,25 @@ def test_tier_segments_follow_the_scores_the_pointer_named_when_the_refresh_bega
     ScoringCurrent.objects.filter(pk=1).update(as_of=day)
     assert (refreshed(guiding).left, refreshed(long_tail).joined) == (1, 1)
     assert member_nos(long_tail) == {"scored"}
+
+
+def test_on_postgresql_each_chunk_is_one_statement_returning_only_counts(
+        db, ops, refreshed, settings):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the single-statement chunk is PostgreSQL's")
+    settings.SEGMENT_REFRESH_CHUNK_CLIENTS = 3
+    for _ in range(9):
+        ClientFactory(city="上海")
+    segment = segment_create(code="sh", name_en="Shanghai", rule=cond("city", "eq", "上海"),
+                             actor=ops, refresh=False)
+    with CaptureQueriesContext(connection) as ctx:
+        refresh = refreshed(segment)
+    writes = [q["sql"] for q in ctx.captured_queries
+              if "INSERT INTO segments_segmentmembership" in q["sql"]]
+    assert len(writes) == refresh.progress_total > 1
+    assert all(sql.startswith("WITH m AS MATERIALIZED") and "LIMIT" in sql for sql in writes)
+    assert (refresh.joined, refresh.size) == (9, 9)
+    assert MembershipChange.objects.filter(refresh=refresh).count() == 9
