@@ -202,3 +202,25 @@ def test_demo_setup_creates_the_six_logins_once_and_seeds_books(db):
     assert Client.objects.filter(branch=manager.branch).count() >= 200
     assert User.objects.get(username="admin").is_superuser
     assert rm.check_password("demo12345")
+
+
+def test_demo_setup_scores_the_demo_twice_and_fills_the_personas(
+        db, django_capture_on_commit_callbacks):
+    """A new user of `make run` finds every client scored, a history and the personas filled."""
+    import importlib
+
+    from django.apps import apps
+
+    from clients.models import ClientScore, CurrentScore
+    from segments.models import SegmentMembership
+    from tests.clients.test_scoring import ensure_scheme_v1
+
+    ensure_scheme_v1()
+    importlib.import_module("segments.migrations.0002_seed_segments").seed(apps, None)
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("demo_setup", clients=400)
+
+    assert CurrentScore.objects.count() == Client.objects.count()
+    assert ClientScore.objects.values("as_of").distinct().count() == 2
+    assert SegmentMembership.objects.filter(segment__code="silver_haired").exists()
+    assert SegmentMembership.objects.filter(segment__kind="tier").count() == Client.objects.count()

@@ -1,5 +1,7 @@
 """`manage.py demo_setup`: the demo logins plus, the first time, the demo data (`make run`)."""
 
+from datetime import timedelta
+
 from django.core.management.base import BaseCommand, CommandParser
 
 from clients.demo import BRANCHES, DemoSpec, demo_seed
@@ -48,7 +50,21 @@ class Command(BaseCommand):
             self.stdout.write(self.style.SUCCESS(
                 f"Seeded {report.clients:,} clients and {report.transactions:,} transactions "
                 f"in {report.total_seconds:.1f}s."))
+            self._score_demo()
         self._print_logins()
+
+    def _score_demo(self) -> None:
+        """Two scoring runs a month apart, so a new user finds every client scored (with the
+        why), a score history, a tier migration matrix and, through the refresh that follows
+        each run, every persona and tier segment filled. Without a broker they run here."""
+        from clients.scoring.services import scoring_default_as_of, scoring_run_start
+
+        latest = scoring_default_as_of()
+        for as_of in (latest - timedelta(days=30), latest):
+            run = scoring_run_start(as_of=as_of, trigger="command")
+            run.refresh_from_db()
+            self.stdout.write(f"Scoring run for {as_of}: {run.status} "
+                              f"({run.progress_done:,}/{run.progress_total:,} clients).")
 
     def _print_logins(self) -> None:
         users = {u.username: u for u in User.objects.filter(
