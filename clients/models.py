@@ -6,7 +6,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from core.models import Branch, TimeStampedModel
+from core.models import Branch, JobStatus, TimeStampedModel
 
 
 class Gender(models.TextChoices):
@@ -395,11 +395,6 @@ class ImportKind(models.TextChoices):
     TRANSACTIONS = "transactions", _("Transactions")
 
 
-class JobStatus(models.TextChoices):
-    QUEUED = "queued", _("Queued")
-    RUNNING = "running", _("Running")
-    SUCCEEDED = "succeeded", _("Succeeded")
-    FAILED = "failed", _("Failed")
 
 
 class ImportJob(TimeStampedModel):

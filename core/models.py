@@ -21,6 +21,15 @@ class Role(models.TextChoices):
     ADMIN = "admin", _("Administrator")
 
 
+class JobStatus(models.TextChoices):
+    """Status of every long job row (imports, scoring runs, segment refreshes)."""
+
+    QUEUED = "queued", _("Queued")
+    RUNNING = "running", _("Running")
+    SUCCEEDED = "succeeded", _("Succeeded")
+    FAILED = "failed", _("Failed")
+
+
 class Branch(TimeStampedModel):
     code = models.CharField(_("branch code"), max_length=32, unique=True)
     name = models.CharField(_("name"), max_length=100)

@@ -10,7 +10,7 @@ from django.db.models import Q
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
-from core.models import TimeStampedModel
+from core.models import JobStatus, TimeStampedModel
 
 
 class SegmentKind(models.TextChoices):
@@ -107,11 +107,7 @@ class SegmentMembership(models.Model):
         return f"{self.segment_id}:{self.client_id}"
 
 
-class RefreshStatus(models.TextChoices):
-    QUEUED = "queued", _("Queued")
-    RUNNING = "running", _("Running")
-    SUCCEEDED = "succeeded", _("Succeeded")
-    FAILED = "failed", _("Failed")
+RefreshStatus = JobStatus
 
 
 class SegmentRefresh(models.Model):

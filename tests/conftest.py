@@ -19,6 +19,16 @@ def services_required() -> bool:
     return os.environ.get("CRM_REQUIRE_SERVICES") == "1"
 
 
+def pytest_sessionstart(session):
+    """CI promises every test runs against PostgreSQL; the PostgreSQL-only tests skip on SQLite,
+    so a CI run on any other database must fail loudly instead of skipping them."""
+    from django.conf import settings
+
+    engine = settings.DATABASES["default"]["ENGINE"]
+    if services_required() and "postgresql" not in engine:
+        raise pytest.UsageError(f"CRM_REQUIRE_SERVICES=1 needs PostgreSQL, not {engine}")
+
+
 @pytest.fixture
 def branch(db):
     return BranchFactory(code="SH01", name="上海陆家嘴营业部", city="上海")

@@ -5,7 +5,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-from core.models import TimeStampedModel
+from core.models import JobStatus, TimeStampedModel
 
 
 class Tier(models.TextChoices):
@@ -47,11 +47,7 @@ class ScoringScheme(models.Model):
         return f"v{self.version}"
 
 
-class ScoringRunStatus(models.TextChoices):
-    QUEUED = "queued", _("Queued")
-    RUNNING = "running", _("Running")
-    SUCCEEDED = "succeeded", _("Succeeded")
-    FAILED = "failed", _("Failed")
+ScoringRunStatus = JobStatus
 
 
 class ScoringRun(TimeStampedModel):
