@@ -30,6 +30,7 @@ from django.core.mail import EmailMultiAlternatives
 from django.core.mail.message import forbid_multi_line_headers, sanitize_address
 from django.db.models import OuterRef, Subquery
 from django.template import engines
+from django.template.defaultfilters import floatformat
 from django.template.loader import get_template, render_to_string
 from django.utils import translation
 from django.utils.html import escape
@@ -42,6 +43,7 @@ from clients.suitability import suitable_products
 from . import links
 from .markdown import markdown_to_html
 from .models import SectionKind, SenderMode
+from .skeleton import SkeletonTemplate
 
 logger = logging.getLogger(__name__)
 
@@ -284,6 +286,7 @@ class _InlinedTemplate:
     template: object  # django.template.backends.django.Template
     css: str
     slots: dict  # "{{ var }}" of an *_html variable -> ((tag, class), ...) from <body> down
+    skeleton: SkeletonTemplate  # renders `template` per client by joining pieces
 
 
 def _premailer(html: str) -> str:
@@ -345,8 +348,20 @@ def _inlined_template(source: str) -> _InlinedTemplate:
                            "in place; keep template tags out of places HTML parsers move")
     restored = _MASK_RE.sub(lambda m: tokens[int(m.group(1))], inlined)
     css = "\n".join(_STYLE_BLOCK.findall(source))
-    return _InlinedTemplate(template=engines["django"].from_string(restored), css=css,
-                            slots=_slot_chains(document, tokens))
+    template = engines["django"].from_string(restored)
+    return _InlinedTemplate(template=template, css=css, slots=_slot_chains(document, tokens),
+                            skeleton=SkeletonTemplate(template))
+
+
+@functools.lru_cache(maxsize=8)
+def _skeleton_from_source(source: str) -> SkeletonTemplate:
+    return SkeletonTemplate(engines["django"].from_string(source))
+
+
+def _text_skeleton() -> SkeletonTemplate:
+    """The plain-text template as a skeleton, per template source (a changed file in
+    development is a new source)."""
+    return _skeleton_from_source(get_template(TEXT_TEMPLATE).template.source)
 
 
 def _html_template() -> _InlinedTemplate:
@@ -433,7 +448,8 @@ def _section_blocks(edition, context: dict, delivery) -> list[dict]:
                                         "s.intro_html"),
                          as_of=context.get("holdings_as_of"),
                          positions=[{**p, "note_html": _md(p.get("note", ""), delivery,
-                                                           "p.note_html")}
+                                                           "p.note_html"),
+                                     "weight_display": floatformat(p.get("weight"), 1)}
                                     for p in positions])
         elif section.kind == SectionKind.PICKS:
             picks = context.get("picks") or []
@@ -522,8 +538,8 @@ def render_edition(*, edition, context: dict, delivery=None) -> Rendered:
             "risk_labels": dict(ClientRiskLevel.choices),
         }
         _fill_constant_sections(edition, template_context)
-        html = _html_template().template.render(template_context)
-        text = render_to_string(TEXT_TEMPLATE, template_context)
+        html = _html_template().skeleton.render(template_context)
+        text = _text_skeleton().render(template_context)
     return Rendered(subject=edition.subject, html=html, text=text.strip() + "\n",
                     headers=_headers(edition, delivery))
 

@@ -1,0 +1,52 @@
+"""What Celery beat runs every minute: scheduled editions, stale claims, retries, finishing."""
+
+import datetime as dt
+import logging
+
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+
+from core.errors import ApplicationError
+
+from ..models import Delivery, DeliveryStatus, Edition, EditionStatus
+from .outbox import edition_dispatch_kick, edition_dispatch_start
+from .run import edition_finish_if_done
+
+log = logging.getLogger(__name__)
+
+
+def deliveries_reclaim_stale(*, older_than_seconds: float | None = None) -> int:
+    """Rows claimed by a worker that died: back to pending (only its in-flight one may repeat)."""
+    seconds = (settings.NEWSLETTER_STALE_CLAIM_SECONDS if older_than_seconds is None
+               else older_than_seconds)
+    cutoff = timezone.now() - dt.timedelta(seconds=seconds)
+    return Delivery.objects.filter(status=DeliveryStatus.SENDING, claimed_at__lt=cutoff).update(
+        status=DeliveryStatus.PENDING, claimed_at=None)
+
+
+def editions_due(*, now=None, stale_seconds: float | None = None) -> dict:
+    """Start scheduled editions that are due, hand back stale claims, re-kick or finish the rest.
+
+    Run every minute by Celery beat; reads only the database (no ETA tasks).
+    """
+    now = now or timezone.now()
+    started = []
+    for edition in Edition.objects.filter(status=EditionStatus.SCHEDULED,
+                                          scheduled_at__lte=now).order_by("scheduled_at"):
+        try:
+            edition_dispatch_start(edition=edition, actor=None)
+            started.append(edition.id)
+        except ApplicationError as exc:
+            log.warning("newsletter: scheduled edition %s not started: %s", edition.id, exc)
+    reclaimed = deliveries_reclaim_stale(older_than_seconds=stale_seconds)
+    due = Q(deliveries__status=DeliveryStatus.PENDING) | Q(
+        deliveries__status=DeliveryStatus.RETRY, deliveries__next_attempt_at__lte=now)
+    sending = Edition.objects.filter(status=EditionStatus.SENDING)
+    kicked = list(sending.filter(due).exclude(id__in=started).values_list("id", flat=True)
+                  .distinct())
+    for edition_id in kicked:
+        edition_dispatch_kick(edition_id=edition_id, tasks=1)
+    finished = [e for e in sending.exclude(id__in=kicked + started).values_list("id", flat=True)
+                if edition_finish_if_done(edition_id=e)]
+    return {"started": started, "reclaimed": reclaimed, "kicked": kicked, "finished": finished}

@@ -1,0 +1,253 @@
+"""The worker's loop: claim rows in chunks, render, send, mark; stop when paused or cancelled."""
+
+import contextlib
+import logging
+import smtplib
+import time
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from ..models import Delivery, DeliveryStatus, Edition, EditionEvent, EditionStatus
+from .control import _cancel_open_rows
+from .marks import jsonable, mark_failure, mark_sent, mark_smtp_error
+from .ratelimit import RateLimiter
+from .smtp import Outcome, Sender
+
+log = logging.getLogger(__name__)
+
+OPEN_STATUSES = (DeliveryStatus.PENDING, DeliveryStatus.RETRY, DeliveryStatus.SENDING)
+
+
+def _claim(edition_id: int, size: int) -> list[int]:
+    """Up to `size` due rows of the edition, locked past other workers (SKIP LOCKED) and
+    marked sending with the claim time (stale claims go back to pending: beat.py)."""
+    now = timezone.now()
+    due = Q(status=DeliveryStatus.PENDING) | Q(status=DeliveryStatus.RETRY,
+                                               next_attempt_at__lte=now)
+    with transaction.atomic():
+        rows = Delivery.objects.filter(due, edition_id=edition_id).order_by("id")
+        if connection.features.has_select_for_update_skip_locked:
+            rows = rows.select_for_update(skip_locked=True)
+        ids = list(rows.values_list("id", flat=True)[:size])
+        if ids:
+            Delivery.objects.filter(id__in=ids).update(status=DeliveryStatus.SENDING,
+                                                       claimed_at=now)
+    return ids
+
+
+class _Renderer:
+    """Builds each client's message with the content module's renderer: the personal data of
+    a whole chunk in a few queries (rendering.delivery_contexts), the edition's Markdown, CSS
+    and template skeletons from the renderer's per-process caches."""
+
+    def __init__(self, edition: Edition, *, raw: bool = False):
+        from .. import rendering
+
+        self.rendering = rendering
+        self.edition = edition
+        self.raw = raw
+        self.contexts: dict[int, dict] = {}
+
+    def prepare(self, deliveries: list[Delivery]) -> None:
+        """Personal data for a chunk; a failure here falls back to one client at a time."""
+        try:
+            self.contexts = self.rendering.delivery_contexts(
+                edition=self.edition, clients=[d.client for d in deliveries])
+        except Exception:
+            log.exception("newsletter: batched personal data failed; per client instead")
+            self.contexts = {}
+
+    def message(self, delivery: Delivery):
+        context = self.contexts.pop(delivery.client_id, None)
+        if context is None:
+            context = self.rendering.delivery_context(edition=self.edition,
+                                                      client=delivery.client)
+        rendered = self.rendering.render_edition(edition=self.edition, context=context,
+                                                 delivery=delivery)
+        if self.raw:
+            return self.rendering.message_bytes(delivery=delivery, rendered=rendered), context
+        return self.rendering.build_message(delivery=delivery, rendered=rendered), context
+
+
+def _edition_for_sending(edition_id: int) -> Edition:
+    return (Edition.objects.select_related("publication", "publication__audience")
+            .prefetch_related("sections").get(pk=edition_id))
+
+
+def _status_of(edition_id: int) -> str | None:
+    return Edition.objects.filter(pk=edition_id).values_list("status", flat=True).first()
+
+
+def edition_dispatch_run(*, edition_id: int, max_seconds: float | None = None) -> str:
+    """Claim, render and send chunks until the edition has nothing due, is paused or cancelled.
+
+    Returns what stopped it: "sent", "waiting" (retries not yet due or rows claimed by another
+    worker), "paused", "cancelled", "gone", "not sending" or "continued" (max_seconds).
+    """
+    status = _status_of(edition_id)
+    if status is None:
+        return "gone"
+    if status == EditionStatus.CANCELLED:
+        _cancel_open_rows(edition_id, include_sending=False)
+        return "cancelled"
+    if status != EditionStatus.SENDING:
+        return "paused" if status == EditionStatus.PAUSED else "not sending"
+    edition = _edition_for_sending(edition_id)
+    renderer = _Renderer(edition)
+    limiter = RateLimiter(per_second=settings.NEWSLETTER_RATE_PER_SECOND,
+                          per_hour=settings.NEWSLETTER_RATE_PER_HOUR)
+    with _dispatch_session():
+        return _run_chunks(edition_id, edition, renderer, limiter, max_seconds)
+
+
+def _synchronous_commit_mode() -> str | None:
+    mode = str(getattr(settings, "NEWSLETTER_DISPATCH_SYNCHRONOUS_COMMIT", "on")).lower()
+    if connection.vendor != "postgresql" or mode not in ("off", "local"):
+        return None
+    return mode
+
+
+@contextlib.contextmanager
+def _dispatch_session():
+    """PostgreSQL with NEWSLETTER_DISPATCH_SYNCHRONOUS_COMMIT = "off" (default "on"): this
+    session's commits do not wait for the WAL flush.
+    A committed "sent" is visible at once and survives any kill of the worker -- the guarantee
+    "a kill repeats at most the message in flight" is unchanged; only a crash of the database
+    server itself could forget the last fraction of a second of "sent" marks (those clients
+    would get the edition again), never corrupt anything. Reset when the run ends."""
+    mode = _synchronous_commit_mode()
+    if mode is None:
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(f"SET synchronous_commit TO {mode}")
+    try:
+        yield
+    finally:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("RESET synchronous_commit")
+        except Exception:  # a broken connection is discarded by Django anyway
+            log.warning("newsletter: could not reset synchronous_commit", exc_info=True)
+
+
+def _run_chunks(edition_id: int, edition: Edition, renderer: _Renderer, limiter: RateLimiter,
+                max_seconds: float | None) -> str:
+    started = time.monotonic()
+    while True:
+        status = _status_of(edition_id)  # between chunks: paused or cancelled stops claiming
+        if status != EditionStatus.SENDING:
+            if status == EditionStatus.CANCELLED:
+                _cancel_open_rows(edition_id, include_sending=False)
+            return {EditionStatus.PAUSED: "paused", EditionStatus.CANCELLED: "cancelled",
+                    None: "gone"}.get(status, "not sending")
+        ids = _claim(edition_id, settings.NEWSLETTER_CHUNK_SIZE)
+        if not ids:
+            return "sent" if edition_finish_if_done(edition_id=edition_id) else "waiting"
+        stopped = _send_chunk(edition, ids, renderer, limiter)
+        if stopped:
+            return stopped
+        if max_seconds is not None and time.monotonic() - started > max_seconds:
+            return "continued"
+
+
+class _InFlight:
+    """The message the server has whole but has not yet answered for, and its row."""
+
+    def __init__(self, sender: Sender):
+        self.sender = sender
+        self.delivery: Delivery | None = None
+        self.context_json = ""
+
+    def begin(self, delivery: Delivery, message, context_json: str) -> None:
+        try:
+            self.sender.begin(message)
+        except (smtplib.SMTPException, OSError) as exc:
+            mark_smtp_error(delivery, exc)
+            return
+        self.delivery, self.context_json = delivery, context_json
+
+    def settle(self) -> None:
+        """Read the server's verdict and mark the row: sent, or failed / to retry."""
+        delivery, self.delivery = self.delivery, None
+        if delivery is None:
+            return
+        try:
+            self.sender.finish()
+        except (smtplib.SMTPException, OSError) as exc:
+            mark_smtp_error(delivery, exc)
+        else:
+            mark_sent(delivery, self.context_json, timezone.now())
+
+
+def _send_chunk(edition: Edition, ids: list[int], renderer: _Renderer,
+                limiter: RateLimiter) -> str | None:
+    """Render message i+1 while the server digests message i; mark i before i+1 goes out.
+
+    At any instant at most one message is accepted (or about to be) without its row marked:
+    a kill repeats at most that one. Its claimed rows go back to pending once stale."""
+    deliveries = list(Delivery.objects.filter(id__in=ids, status=DeliveryStatus.SENDING)
+                      .select_related("client", "client__rm").order_by("id"))
+    for delivery in deliveries:
+        delivery.edition = edition  # one edition instance: the renderer caches per edition
+    sender = Sender()
+    renderer.raw = sender.raw
+    in_flight = _InFlight(sender)
+    checked = time.monotonic()
+    done: set[int] = set()
+    try:
+        renderer.prepare(deliveries)
+        for delivery in deliveries:
+            if time.monotonic() - checked >= 1.0:
+                checked = time.monotonic()
+                in_flight.settle()
+                stopped = _stop_requested(edition.id, [i for i in ids if i not in done])
+                if stopped:
+                    return stopped
+            try:
+                message, context = renderer.message(delivery)
+                context_json = jsonable(context)
+            except Exception as exc:  # a bug or bad data for one client must not stop the rest
+                log.exception("newsletter: rendering delivery %s failed", delivery.pk)
+                mark_failure(delivery, Outcome.FAILED, f"render: {exc}"[:1000], timezone.now())
+                done.add(delivery.pk)
+                continue
+            in_flight.settle()  # the previous message is marked before this one goes out
+            limiter.acquire()
+            done.add(delivery.pk)
+            in_flight.begin(delivery, message, context_json)
+        in_flight.settle()
+    finally:
+        try:
+            in_flight.settle()  # after an error elsewhere: still record the one in flight
+        finally:
+            sender.close()
+    return None
+
+
+def _stop_requested(edition_id: int, unsent_ids: list[int]) -> str | None:
+    status = _status_of(edition_id)
+    if status == EditionStatus.SENDING:
+        return None
+    if status == EditionStatus.CANCELLED:
+        _cancel_open_rows(edition_id, include_sending=True, ids=unsent_ids)
+        return "cancelled"
+    Delivery.objects.filter(id__in=unsent_ids, status=DeliveryStatus.SENDING).update(
+        status=DeliveryStatus.PENDING, claimed_at=None)
+    return "paused" if status == EditionStatus.PAUSED else "not sending"
+
+
+def edition_finish_if_done(*, edition_id: int) -> bool:
+    """Sending → sent once no row is pending, waiting to retry or claimed."""
+    if Delivery.objects.filter(edition_id=edition_id, status__in=OPEN_STATUSES).exists():
+        return False
+    with transaction.atomic():
+        changed = Edition.objects.filter(pk=edition_id, status=EditionStatus.SENDING).update(
+            status=EditionStatus.SENT, sent_at=timezone.now(), updated_at=timezone.now())
+        if changed:
+            EditionEvent.objects.create(edition_id=edition_id, from_status=EditionStatus.SENDING,
+                                        to_status=EditionStatus.SENT)
+    return bool(changed)
