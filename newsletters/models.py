@@ -209,7 +209,12 @@ class ExclusionReason(models.TextChoices):
 class Delivery(models.Model):
     """The outbox: one row per (edition, client), frozen at send time."""
 
-    edition = models.ForeignKey(Edition, on_delete=models.CASCADE, related_name="deliveries")
+    # Every index here is paid on each claim and each "sent" mark (status changes, so no HOT
+    # update): edition_id is served by the (edition, client) and (edition, status) indexes, and
+    # the unique keys are UniqueConstraints so PostgreSQL gets no LIKE (varchar_pattern_ops)
+    # twins that no lookup uses.
+    edition = models.ForeignKey(Edition, on_delete=models.CASCADE, related_name="deliveries",
+                                db_index=False)
     client = models.ForeignKey("clients.Client", on_delete=models.CASCADE,
                                related_name="newsletter_deliveries")
     status = models.CharField(_("status"), max_length=10, choices=DeliveryStatus.choices,
@@ -217,8 +222,8 @@ class Delivery(models.Model):
     exclusion_reason = models.CharField(_("excluded because"), max_length=16,
                                         choices=ExclusionReason.choices, blank=True)
     to_email = models.EmailField(_("to"), blank=True)
-    message_id = models.CharField(_("Message-ID"), max_length=200, unique=True)
-    token = models.CharField(max_length=64, unique=True,
+    message_id = models.CharField(_("Message-ID"), max_length=200)
+    token = models.CharField(max_length=64,
                              help_text="random key of the signed links in this message")
     attempts = models.PositiveSmallIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
@@ -236,6 +241,8 @@ class Delivery(models.Model):
         verbose_name_plural = _("deliveries")
         constraints = [
             models.UniqueConstraint(fields=["edition", "client"], name="delivery_once_per_client"),
+            models.UniqueConstraint(fields=["message_id"], name="delivery_message_id_unique"),
+            models.UniqueConstraint(fields=["token"], name="delivery_token_unique"),
             models.CheckConstraint(condition=Q(status__in=DeliveryStatus.values),
                                    name="delivery_status_valid"),
         ]

@@ -358,14 +358,26 @@ def _skeleton_from_source(source: str) -> SkeletonTemplate:
     return SkeletonTemplate(engines["django"].from_string(source))
 
 
+_compiled: dict = {}  # per process, unless DEBUG (where a template file may change under us)
+
+
 def _text_skeleton() -> SkeletonTemplate:
-    """The plain-text template as a skeleton, per template source (a changed file in
-    development is a new source)."""
-    return _skeleton_from_source(get_template(TEXT_TEMPLATE).template.source)
+    """The plain-text template as a skeleton (per template source)."""
+    found = _compiled.get(TEXT_TEMPLATE)
+    if found is None:
+        found = _skeleton_from_source(get_template(TEXT_TEMPLATE).template.source)
+        if not settings.DEBUG:
+            _compiled[TEXT_TEMPLATE] = found
+    return found
 
 
 def _html_template() -> _InlinedTemplate:
-    return _inlined_template(get_template(HTML_TEMPLATE).template.source)
+    found = _compiled.get(HTML_TEMPLATE)
+    if found is None:
+        found = _inlined_template(get_template(HTML_TEMPLATE).template.source)
+        if not settings.DEBUG:
+            _compiled[HTML_TEMPLATE] = found
+    return found
 
 
 @functools.lru_cache(maxsize=4096)

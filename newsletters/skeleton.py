@@ -33,7 +33,13 @@ from collections import OrderedDict
 from decimal import Decimal
 from html import escape as _html_escape
 
-from django.template.base import FilterExpression, TextNode, Variable, VariableNode
+from django.template.base import (
+    FilterExpression,
+    TextNode,
+    TokenType,
+    Variable,
+    VariableNode,
+)
 from django.template.defaulttags import (
     AutoEscapeControlNode,
     CommentNode,
@@ -46,6 +52,7 @@ from django.templatetags.i18n import BlockTranslateNode, TranslateNode
 from django.utils.formats import localize
 from django.utils.html import conditional_escape
 from django.utils.safestring import SafeString
+from django.utils.timezone import get_current_timezone_name
 from django.utils.translation import get_language
 
 log = logging.getLogger(__name__)
@@ -93,6 +100,11 @@ class _Spec:
         if node is None:
             node = self.children[key] = _Spec(whole=self.whole)
         return node
+
+
+def _literal_below(spec: _Spec) -> bool:
+    return spec.literal or any(_literal_below(c) for c in spec.children.values()) or (
+        spec.items is not None and _literal_below(spec.items))
 
 
 class _Reader:
@@ -175,6 +187,9 @@ class _Reader:
                 self.scopes.append(scope)
                 self._nodes(node.nodelist_loop)
                 self.scopes.pop()
+                if sequence is not None and len(node.loopvars) > 1 and any(
+                        _literal_below(part) for part in scope.values()):
+                    sequence.items.literal = True  # a part compared or filtered: all is shape
                 self._nodes(node.nodelist_empty)
             elif isinstance(node, AutoEscapeControlNode):
                 self._nodes(node.nodelist)
@@ -182,6 +197,8 @@ class _Reader:
                 if node.asvar:
                     raise Unsupported("{% translate ... as var %}")
                 self._expression(node.filter_expression, "as_is")
+                if node.message_context is not None:
+                    self._expression(node.message_context, "as_is")
             elif isinstance(node, BlockTranslateNode):
                 if node.asvar:
                     raise Unsupported("{% blocktranslate ... asvar %}")
@@ -189,6 +206,13 @@ class _Reader:
                     self._expression(fe, "print")
                 if node.counter is not None:
                     self._expression(node.counter, "as_is")
+                if node.message_context is not None:
+                    self._expression(node.message_context, "as_is")
+                local = {*node.extra_context, node.countervar}
+                for token in [*node.singular, *(node.plural or [])]:
+                    if token.token_type == TokenType.VAR and token.contents not in local:
+                        # {{ name }} in the text, from the outer context
+                        self._variable(Variable(token.contents), "print")
             else:
                 raise Unsupported(type(node).__name__)
 
@@ -201,11 +225,15 @@ _NONEMPTY = "__skeleton_nonempty__"
 
 
 def _hashable(value):
+    """A value as part of the shape: equal values that print differently (Decimal("0") and
+    Decimal("0.00"), 0.0 and -0.0) are different shapes."""
     try:
         hash(value)
     except TypeError:
         raise Unsupported(f"unhashable value {type(value).__name__}") from None
-    return ("=", type(value), value)
+    if value.__class__ is str or value is None or value.__class__ is bool:
+        return ("=", type(value), value)
+    return ("=", type(value), value, repr(value))
 
 
 def _shape(value, spec: _Spec, values: list):
@@ -213,23 +241,23 @@ def _shape(value, spec: _Spec, values: list):
     if spec.literal:
         return _hashable(value)
     if isinstance(value, dict):
-        if spec.items is not None:
-            raise Unsupported("a loop over a dict")
+        if spec.items is not None or spec.printed:
+            raise Unsupported("a loop over a dict, or a printed dict")
         if spec.whole:
             return ("d", tuple((k, _shape(v, spec, values)) for k, v in value.items()))
         return ("d", bool(value), tuple(
             _shape(value[key], child, values) if key in value else _MISSING
             for key, child in spec.children.items()))
     if isinstance(value, (list, tuple)):
-        if spec.children and not spec.whole:
-            raise Unsupported("a lookup into a list")
+        if spec.printed or (spec.children and not spec.whole):
+            raise Unsupported("a printed list, or a lookup into one")
         items = spec.items or (spec if spec.whole else None)
         if items is None:
-            if spec.printed:
-                raise Unsupported("a printed list")
             return ("l", len(value))
         return ("l", value.__class__ is tuple, tuple(_shape(v, items, values) for v in value))
     if spec.children and not spec.whole:
+        if value is None or value is False or value == "":
+            return _hashable(value)  # every lookup into it prints "" -- a fixed shape
         raise Unsupported("a lookup into a value")
     if value and isinstance(value, _PRINTABLE) and not isinstance(value, bool):
         values.append(value)
@@ -297,7 +325,7 @@ class SkeletonTemplate:
         except Unsupported:
             self.ordinary += 1
             return self.template.render(context)
-        key = (get_language(), shape)
+        key = (get_language(), get_current_timezone_name(), shape)
         skeleton = self._shapes.get(key)
         if skeleton is None:
             return self._build(key, context, values)

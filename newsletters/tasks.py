@@ -18,3 +18,13 @@ def editions_due_task() -> dict:
     from .dispatch import editions_due
 
     return editions_due()
+
+
+@shared_task(name="newsletters.tasks.replies_fetch_task", acks_late=True)
+def replies_fetch_task() -> dict:
+    """Celery beat, every minute (a row in django_celery_beat): new email replies from the reply
+    mailbox become feedback and RM tasks. Off (returns at once) without
+    NEWSLETTER_REPLY_MAILBOX_URL; a mailbox problem is logged and returned, never raised."""
+    from .mailbox import replies_fetch
+
+    return replies_fetch()

@@ -164,8 +164,12 @@ NEWSLETTER_DISPATCH_TASKS = env.int("NEWSLETTER_DISPATCH_TASKS", default=4)
 # a server crash could forget the last ~0.6 s of marks and those messages would go again).
 NEWSLETTER_DISPATCH_SYNCHRONOUS_COMMIT = env("NEWSLETTER_DISPATCH_SYNCHRONOUS_COMMIT",
                                              default="on")
-# Send message i on a helper thread while message i+1 renders (still one in flight at a time).
-NEWSLETTER_DISPATCH_PIPELINE = env.bool("NEWSLETTER_DISPATCH_PIPELINE", default=True)
+# Email replies: the IMAP mailbox of the publications' Reply-To address, read every minute by
+# Celery beat; imap://user:password@host:143/INBOX or imaps://…:993/… (percent-encode @ / : in
+# the user and password). Empty: replies are not fetched.
+NEWSLETTER_REPLY_MAILBOX_URL = env("NEWSLETTER_REPLY_MAILBOX_URL", default="")
+NEWSLETTER_REPLY_MAILBOX_STARTTLS = env.bool("NEWSLETTER_REPLY_MAILBOX_STARTTLS", default=False)
+NEWSLETTER_REPLY_FETCH_BATCH = env.int("NEWSLETTER_REPLY_FETCH_BATCH", default=200)
 
 # Domain settings (DOMAIN.md): service levels by AUM (CNY) and when a client counts as dormant.
 SERVICE_LEVEL_AFFLUENT_MIN = env.int("SERVICE_LEVEL_AFFLUENT_MIN", default=500_000)

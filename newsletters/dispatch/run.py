@@ -154,75 +154,121 @@ def _run_chunks(edition_id: int, edition: Edition, renderer: _Renderer, limiter:
             return "continued"
 
 
-class _InFlight:
-    """The message the server has whole but has not yet answered for, and its row."""
+class _Outbox:
+    """The connection's state between messages: which row's message is on the wire.
+
+    `previous` is the message whose final dot was sent; `verdict()` reads the server's answer
+    to it and `record()` marks its row. The loop records the previous row only after the next
+    message's content went out (so the database write overlaps the server reading it) but
+    always before that next message's dot: at most one message is ever accepted without its
+    row marked."""
 
     def __init__(self, sender: Sender):
         self.sender = sender
-        self.delivery: Delivery | None = None
-        self.context_json = ""
+        self.previous: tuple[Delivery, str] | None = None
+        self.answer: Exception | None = None
 
-    def begin(self, delivery: Delivery, message, context_json: str) -> None:
-        try:
-            self.sender.begin(message)
-        except (smtplib.SMTPException, OSError) as exc:
-            mark_smtp_error(delivery, exc)
-            return
-        self.delivery, self.context_json = delivery, context_json
-
-    def settle(self) -> None:
-        """Read the server's verdict and mark the row: sent, or failed / to retry."""
-        delivery, self.delivery = self.delivery, None
-        if delivery is None:
+    def verdict(self) -> None:
+        """Read the server's answer to the previous message (kept for record())."""
+        if self.previous is None:
             return
         try:
             self.sender.finish()
         except (smtplib.SMTPException, OSError) as exc:
-            mark_smtp_error(delivery, exc)
+            self.answer = exc
         else:
-            mark_sent(delivery, self.context_json, timezone.now())
+            self.answer = None
+
+    def record(self) -> None:
+        previous, self.previous = self.previous, None
+        if previous is None:
+            return
+        delivery, context_json = previous
+        if self.answer is not None:
+            mark_smtp_error(delivery, self.answer)
+        else:
+            mark_sent(delivery, context_json, timezone.now())
+
+    def settle(self) -> None:
+        self.verdict()
+        self.record()
+
+    def begin(self, delivery: Delivery, message) -> bool:
+        """Everything of `message` but its final dot; False (row marked) if refused."""
+        try:
+            self.sender.begin_data(message)
+        except (smtplib.SMTPException, OSError) as exc:
+            self.record()
+            mark_smtp_error(delivery, exc)
+            return False
+        return True
+
+    def end(self, delivery: Delivery, context_json: str) -> None:
+        """The final dot of the message begun last; the previous row must be recorded."""
+        if self.previous is not None:
+            raise RuntimeError("the previous row must be marked before the next dot")
+        try:
+            self.sender.end_data()
+        except (smtplib.SMTPException, OSError) as exc:
+            mark_smtp_error(delivery, exc)
+            return
+        self.previous = (delivery, context_json)
+
+
+def _rendered(renderer: _Renderer, deliveries, done: set):
+    """(delivery, message, context JSON) for each client whose copy renders; a client whose
+    copy fails is marked failed and skipped (a bug or bad data must not stop the rest)."""
+    for delivery in deliveries:
+        try:
+            message, context = renderer.message(delivery)
+            yield delivery, message, jsonable(context)
+        except Exception as exc:
+            log.exception("newsletter: rendering delivery %s failed", delivery.pk)
+            mark_failure(delivery, Outcome.FAILED, f"render: {exc}"[:1000], timezone.now())
+            done.add(delivery.pk)
 
 
 def _send_chunk(edition: Edition, ids: list[int], renderer: _Renderer,
                 limiter: RateLimiter) -> str | None:
-    """Render message i+1 while the server digests message i; mark i before i+1 goes out.
+    """Send a claimed chunk over one connection, overlapping the three waits.
 
-    At any instant at most one message is accepted (or about to be) without its row marked:
-    a kill repeats at most that one. Its claimed rows go back to pending once stale."""
+    For message k: read the server's verdict on k-1, send k's commands and content, mark
+    row k-1 and render k+1 while the server reads k's content, then send k's final dot.
+    """
     deliveries = list(Delivery.objects.filter(id__in=ids, status=DeliveryStatus.SENDING)
                       .select_related("client", "client__rm").order_by("id"))
     for delivery in deliveries:
         delivery.edition = edition  # one edition instance: the renderer caches per edition
     sender = Sender()
     renderer.raw = sender.raw
-    in_flight = _InFlight(sender)
+    outbox = _Outbox(sender)
     checked = time.monotonic()
     done: set[int] = set()
     try:
         renderer.prepare(deliveries)
-        for delivery in deliveries:
+        copies = _rendered(renderer, deliveries, done)
+        upcoming = next(copies, None)
+        while upcoming is not None:
+            delivery, message, context_json = upcoming
             if time.monotonic() - checked >= 1.0:
                 checked = time.monotonic()
-                in_flight.settle()
+                outbox.settle()
                 stopped = _stop_requested(edition.id, [i for i in ids if i not in done])
                 if stopped:
                     return stopped
-            try:
-                message, context = renderer.message(delivery)
-                context_json = jsonable(context)
-            except Exception as exc:  # a bug or bad data for one client must not stop the rest
-                log.exception("newsletter: rendering delivery %s failed", delivery.pk)
-                mark_failure(delivery, Outcome.FAILED, f"render: {exc}"[:1000], timezone.now())
-                done.add(delivery.pk)
-                continue
-            in_flight.settle()  # the previous message is marked before this one goes out
+            outbox.verdict()
             limiter.acquire()
             done.add(delivery.pk)
-            in_flight.begin(delivery, message, context_json)
-        in_flight.settle()
+            began = outbox.begin(delivery, message)
+            outbox.record()  # row k-1, while the server reads message k
+            upcoming = next(copies, None)  # render k+1 meanwhile too
+            if began:
+                outbox.end(delivery, context_json)
+        outbox.settle()
     finally:
         try:
-            in_flight.settle()  # after an error elsewhere: still record the one in flight
+            sender.abort_data()  # an error between content and dot: that message never left
+            outbox.settle()  # after an error elsewhere: still record the one in flight
         finally:
             sender.close()
     return None

@@ -1,15 +1,18 @@
-"""One SMTP connection per chunk, and a message sent in two halves.
+"""One SMTP connection per chunk, and a message sent in parts.
 
-`begin` hands the server a whole message (MAIL, RCPT, DATA, the content and the final dot) and
-returns without waiting for the server's verdict; `finish` reads it. In between the worker
-renders the next client's copy while the server digests this one. The run loop calls
-`finish` -- and marks the row -- before it begins the next message, so at any instant at most
-one message can have been accepted by the server without its row saying so: a killed worker
-repeats at most that one.
+`begin_data` gives the server MAIL, RCPT, DATA and the whole content but not the final dot;
+`end_data` sends the dot (from then on the server may accept the message) and `finish` reads
+the server's verdict. The run loop uses the gaps: while the server reads one message's content
+the worker marks the previous message's row and renders the next client's copy, and it sends a
+message's dot only after the previous row is marked. So at any instant at most one message can
+have been accepted by the server without its row saying so: a killed worker repeats at most
+that one. (Until the dot the server holds nothing it could deliver; a connection closed before
+the dot discards the message.)
 """
 
 import re
 import smtplib
+import socket
 
 from django.core.mail import get_connection
 from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
@@ -59,8 +62,8 @@ def _rset(smtp: smtplib.SMTP) -> None:
 
 def begin_transaction(smtp: smtplib.SMTP, envelope_from: str, recipients: list[str],
                       data: bytes) -> None:
-    """smtplib.SMTP.sendmail up to and including the final dot, without reading the reply
-    to it (read with finish_transaction). The same commands, options and refusals."""
+    """smtplib.SMTP.sendmail up to the content, without the final dot (end_transaction) and
+    the reply to it (finish_transaction). The same commands, options and refusals."""
     smtp.ehlo_or_helo_if_needed()
     options = [f"size={len(data)}"] if smtp.does_esmtp and smtp.has_extn("size") else []
     code, response = smtp.mail(envelope_from, options)
@@ -86,7 +89,11 @@ def begin_transaction(smtp: smtplib.SMTP, envelope_from: str, recipients: list[s
     quoted = _LEADING_DOT.sub(b"..", data)
     if not quoted.endswith(_CRLF):
         quoted += _CRLF
-    smtp.send(quoted + b"." + _CRLF)
+    smtp.send(quoted)
+
+
+def end_transaction(smtp: smtplib.SMTP) -> None:
+    smtp.send(b"." + _CRLF)
 
 
 def finish_transaction(smtp: smtplib.SMTP) -> None:
@@ -94,6 +101,18 @@ def finish_transaction(smtp: smtplib.SMTP) -> None:
     if code != 250:
         _refuse(smtp, code)
         raise smtplib.SMTPDataError(code, response)
+
+
+def _no_delay(smtp: smtplib.SMTP) -> None:
+    """The final dot is a 3-byte write right after the content: without TCP_NODELAY, Nagle's
+    algorithm holds it until the server acknowledges the content, which a delayed ACK can
+    postpone by ~40 ms per message."""
+    sock = getattr(smtp, "sock", None)
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:  # not TCP (a Unix socket): nothing to tune
+            pass
 
 
 class Sender:
@@ -108,32 +127,61 @@ class Sender:
         self.backend = get_connection(fail_silently=False)
         self.is_open = False
         self.raw = isinstance(self.backend, SMTPBackend)
-        self.awaiting_reply = False
+        self.in_data = False  # content sent, final dot not yet
+        self.awaiting_reply = False  # dot sent, verdict not yet read
 
     def _open(self) -> None:
         if not self.is_open:
             self.backend.open()
             self.is_open = True
+            if self.raw:
+                _no_delay(self.backend.connection)
 
     def begin(self, message) -> None:
-        if self.awaiting_reply:
+        """The whole message including the final dot; the verdict is read by finish()."""
+        self.begin_data(message)
+        self.end_data()
+
+    def begin_data(self, message) -> None:
+        """Everything but the final dot (other backends: the whole message)."""
+        if self.awaiting_reply or self.in_data:
             raise RuntimeError("finish() the message in flight before beginning another")
         self._open()
         try:
             if self.raw:
                 begin_transaction(self.backend.connection, *message)
-                self.awaiting_reply = True
+                self.in_data = True
                 return
             message.connection = self.backend
             sent = self.backend.send_messages([message])
-        except (smtplib.SMTPServerDisconnected, OSError, smtplib.SMTPHeloError):
+        except (smtplib.SMTPServerDisconnected, smtplib.SMTPHeloError):
             self.reset()
             raise
-        except smtplib.SMTPException:
+        except smtplib.SMTPException:  # a refusal: the connection stays (unless a 421 closed it)
             self._reset_if_closed()
+            raise
+        except OSError:  # SMTPException is an OSError too, hence this order
+            self.reset()
             raise
         if not sent:
             raise smtplib.SMTPException("the mail backend did not send the message")
+
+    def end_data(self) -> None:
+        """The final dot: from now on the server may accept the message."""
+        if not self.in_data:
+            return
+        try:
+            end_transaction(self.backend.connection)
+        except (smtplib.SMTPServerDisconnected, OSError):
+            self.reset()
+            raise
+        self.in_data, self.awaiting_reply = False, True
+
+    def abort_data(self) -> None:
+        """Give up a message whose dot was not sent: only closing the connection ends DATA, and
+        the server then discards what it read."""
+        if self.in_data:
+            self.reset()
 
     def finish(self) -> None:
         """The server's verdict on the message begun last (raises its refusal)."""
@@ -142,11 +190,14 @@ class Sender:
         self.awaiting_reply = False
         try:
             finish_transaction(self.backend.connection)
-        except (smtplib.SMTPServerDisconnected, OSError):
+        except smtplib.SMTPServerDisconnected:
             self.reset()
             raise
-        except smtplib.SMTPException:
+        except smtplib.SMTPException:  # a refusal: the connection stays (unless a 421 closed it)
             self._reset_if_closed()
+            raise
+        except OSError:
+            self.reset()
             raise
 
     def _reset_if_closed(self) -> None:
@@ -159,12 +210,20 @@ class Sender:
         self.finish()
 
     def reset(self) -> None:
-        self.awaiting_reply = False
+        """Drop the connection. In the middle of a message no QUIT (the server would read it
+        as content, or answer the message first): the socket is just closed."""
+        mid_message = self.in_data or self.awaiting_reply
+        self.in_data = self.awaiting_reply = False
+        connection = getattr(self.backend, "connection", None) if self.raw else None
         try:
-            self.backend.close()
+            if mid_message and connection is not None:
+                connection.close()
+            else:
+                self.backend.close()
         except Exception:  # a dead connection cannot be closed politely
             pass
-        self.backend.connection = None
+        if self.raw:
+            self.backend.connection = None
         self.is_open = False
 
     def close(self) -> None:
