@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from ..models import Delivery, DeliveryStatus, Edition, EditionEvent, EditionStatus
 from .control import _cancel_open_rows
-from .marks import jsonable, mark_failure, mark_sent, mark_smtp_error
+from .marks import SentMarks, jsonable, mark_failure, mark_smtp_error
 from .ratelimit import RateLimiter
 from .smtp import Outcome, Sender
 
@@ -100,7 +100,11 @@ def edition_dispatch_run(*, edition_id: int, max_seconds: float | None = None) -
     limiter = RateLimiter(per_second=settings.NEWSLETTER_RATE_PER_SECOND,
                           per_hour=settings.NEWSLETTER_RATE_PER_HOUR)
     with _dispatch_session():
-        return _run_chunks(edition_id, edition, renderer, limiter, max_seconds)
+        marks = SentMarks(synchronous_commit=_synchronous_commit_mode())
+        try:
+            return _run_chunks(edition_id, edition, renderer, limiter, max_seconds, marks)
+        finally:
+            marks.close()
 
 
 def _synchronous_commit_mode() -> str | None:
@@ -135,7 +139,7 @@ def _dispatch_session():
 
 
 def _run_chunks(edition_id: int, edition: Edition, renderer: _Renderer, limiter: RateLimiter,
-                max_seconds: float | None) -> str:
+                max_seconds: float | None, marks: SentMarks) -> str:
     started = time.monotonic()
     while True:
         status = _status_of(edition_id)  # between chunks: paused or cancelled stops claiming
@@ -147,7 +151,7 @@ def _run_chunks(edition_id: int, edition: Edition, renderer: _Renderer, limiter:
         ids = _claim(edition_id, settings.NEWSLETTER_CHUNK_SIZE)
         if not ids:
             return "sent" if edition_finish_if_done(edition_id=edition_id) else "waiting"
-        stopped = _send_chunk(edition, ids, renderer, limiter)
+        stopped = _send_chunk(edition, ids, renderer, limiter, marks)
         if stopped:
             return stopped
         if max_seconds is not None and time.monotonic() - started > max_seconds:
@@ -158,13 +162,15 @@ class _Outbox:
     """The connection's state between messages: which row's message is on the wire.
 
     `previous` is the message whose final dot was sent; `verdict()` reads the server's answer
-    to it and `record()` marks its row. The loop records the previous row only after the next
-    message's content went out (so the database write overlaps the server reading it) but
-    always before that next message's dot: at most one message is ever accepted without its
+    to it and `record()` starts marking its row. The loop records the previous row after the
+    next message's content went out (so the database write overlaps the server reading it and
+    the worker rendering the message after) and `end()` waits for that mark to be committed
+    before it sends the next message's dot: at most one message is ever accepted without its
     row marked."""
 
-    def __init__(self, sender: Sender):
+    def __init__(self, sender: Sender, marks: SentMarks):
         self.sender = sender
+        self.marks = marks
         self.previous: tuple[Delivery, str] | None = None
         self.answer: Exception | None = None
 
@@ -187,11 +193,12 @@ class _Outbox:
         if self.answer is not None:
             mark_smtp_error(delivery, self.answer)
         else:
-            mark_sent(delivery, context_json, timezone.now())
+            self.marks.start(delivery, context_json, timezone.now())
 
     def settle(self) -> None:
         self.verdict()
         self.record()
+        self.marks.wait()
 
     def begin(self, delivery: Delivery, message) -> bool:
         """Everything of `message` but its final dot; False (row marked) if refused."""
@@ -207,6 +214,7 @@ class _Outbox:
         """The final dot of the message begun last; the previous row must be recorded."""
         if self.previous is not None:
             raise RuntimeError("the previous row must be marked before the next dot")
+        self.marks.wait()  # committed: only now may the server accept another message
         try:
             self.sender.end_data()
         except (smtplib.SMTPException, OSError) as exc:
@@ -229,7 +237,7 @@ def _rendered(renderer: _Renderer, deliveries, done: set):
 
 
 def _send_chunk(edition: Edition, ids: list[int], renderer: _Renderer,
-                limiter: RateLimiter) -> str | None:
+                limiter: RateLimiter, marks: SentMarks | None = None) -> str | None:
     """Send a claimed chunk over one connection, overlapping the three waits.
 
     For message k: read the server's verdict on k-1, send k's commands and content, mark
@@ -241,7 +249,9 @@ def _send_chunk(edition: Edition, ids: list[int], renderer: _Renderer,
         delivery.edition = edition  # one edition instance: the renderer caches per edition
     sender = Sender()
     renderer.raw = sender.raw
-    outbox = _Outbox(sender)
+    own_marks = marks is None
+    marks = marks or SentMarks()
+    outbox = _Outbox(sender, marks)
     checked = time.monotonic()
     done: set[int] = set()
     try:
@@ -271,6 +281,8 @@ def _send_chunk(edition: Edition, ids: list[int], renderer: _Renderer,
             outbox.settle()  # after an error elsewhere: still record the one in flight
         finally:
             sender.close()
+            if own_marks:
+                marks.close()
     return None
 
 

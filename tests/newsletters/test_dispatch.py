@@ -97,7 +97,9 @@ def freeze(edition):
     """Freeze without running the queued dispatch (the test drives it)."""
     from unittest import mock
 
-    with mock.patch.object(dispatch, "edition_dispatch_kick"):
+    from newsletters.dispatch import outbox
+
+    with mock.patch.object(outbox, "edition_dispatch_kick"):
         return dispatch.edition_dispatch_start(edition=edition, actor=None)
 
 

@@ -16,6 +16,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from newsletters import dispatch
+from newsletters.dispatch import marks as dispatch_marks
 from newsletters.dispatch import run as dispatch_run
 from newsletters.dispatch.smtp import Outcome, Sender, classify
 from newsletters.models import Delivery, Edition, EditionStatus, Suppression
@@ -49,6 +50,7 @@ class VerdictSink:
         self.marks: list[tuple[str, int]] = []
         self.entered = threading.Event()  # handle_DATA has the whole message
         self.hold: threading.Event | None = None  # when set: answer only once it is set
+        self.count_marks = None  # when set: how many rows the database says are marked
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         verdict = self.rcpt_verdict.get(address)
@@ -64,9 +66,10 @@ class VerdictSink:
         verdict = ACCEPTED
         for rcpt in envelope.rcpt_tos:
             verdict = self.data_verdict.get(rcpt, verdict)
+        marked = self.count_marks() if self.count_marks else len(self.marks)
         with self.lock:
             self.arrivals.append(Arrival(list(envelope.rcpt_tos), bytes(envelope.content),
-                                         tuple(session.peer), verdict, len(self.marks)))
+                                         tuple(session.peer), verdict, marked))
         return verdict
 
     def accepted(self) -> Counter:
@@ -251,7 +254,7 @@ def test_begin_twice_without_finish_is_refused(smtp_settings, sink):
 @pytest.fixture
 def recorded_marks(sink, monkeypatch):
     """Every verdict the run loop writes, in order, into the sink's shared list."""
-    sent, error = dispatch_run.mark_sent, dispatch_run.mark_smtp_error
+    sent, error = dispatch_marks.mark_sent, dispatch_run.mark_smtp_error
 
     def mark_sent(delivery, context_json, now):
         sent(delivery, context_json, now)
@@ -261,7 +264,8 @@ def recorded_marks(sink, monkeypatch):
         error(delivery, exc)
         sink.marks.append(("error", delivery.pk))
 
-    monkeypatch.setattr(dispatch_run, "mark_sent", mark_sent)
+    monkeypatch.setattr(dispatch_marks, "mark_sent", mark_sent)  # inside a transaction:
+    # SentMarks writes on the ordinary connection, through marks.mark_sent
     monkeypatch.setattr(dispatch_run, "mark_smtp_error", mark_smtp_error)
     return sink.marks
 
@@ -311,3 +315,53 @@ def test_the_run_loop_marks_each_row_before_the_next_message_goes_out(
         row = next(d for d in by_pk.values() if d.to_email == arrival.rcpts[0])
         assert message["Message-ID"] == row.message_id and message["To"] == row.to_email
     assert Edition.objects.get(pk=edition.pk).status == EditionStatus.SENDING  # 2 retries due
+
+
+@pytest.mark.django_db(transaction=True)
+def test_committed_marks_on_the_asynchronous_connection_come_before_each_next_message(
+        rm_a, smtp_settings, sink):
+    """Outside a transaction on PostgreSQL the "sent" marks go over a second, asynchronous
+    connection while the next message renders. What the database has COMMITTED when a message
+    is whole at the server is counted from another connection: always every earlier row."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("asynchronous marks are PostgreSQL's")
+    import psycopg2
+
+    segment, clients, _ = make_audience(size=12, rm=rm_a, excluded={})
+    edition = make_edition(segment=segment, author=rm_a)
+    freeze(edition)
+    rows = list(Delivery.objects.filter(edition=edition, status="pending").order_by("id"))
+    sink.data_verdict = {rows[4].to_email: TRY_LATER}
+    params = {k: v for k, v in connection.get_connection_params().items()
+              if k not in ("cursor_factory", "context")}
+    observer = psycopg2.connect(**params)
+    observer.autocommit = True
+
+    def count_marks() -> int:
+        with observer.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM newsletters_delivery WHERE edition_id = %s "
+                           "AND status IN ('sent', 'retry', 'failed')", [edition.id])
+            return cursor.fetchone()[0]
+
+    sink.count_marks = count_marks
+    made = []
+    real = dispatch_marks.SentMarks.__init__
+
+    def spy(self, *args, **kwargs):
+        real(self, *args, **kwargs)
+        made.append(self.conn is not None)
+
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(dispatch_marks.SentMarks, "__init__", spy)
+            assert dispatch.edition_dispatch_run(edition_id=edition.id) == "waiting"
+    finally:
+        observer.close()
+    assert made and all(made), "the run did not use the asynchronous connection"
+    assert [a.marks_before for a in sink.arrivals] == list(range(12))
+    by_pk = {d.pk: d for d in Delivery.objects.filter(edition=edition)}
+    assert by_pk[rows[4].pk].status == "retry"
+    assert sorted(d.status for d in by_pk.values()) == ["retry"] + ["sent"] * 11
+    assert sink.accepted() == Counter({r.to_email: 1 for r in rows if r.pk != rows[4].pk})
