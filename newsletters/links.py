@@ -62,9 +62,12 @@ def unsubscribe_post_url(delivery) -> str:
 
 def feedback_url(delivery, rating: int | None = None) -> str:
     url = _absolute(_PATHS[FEEDBACK].format(sign(FEEDBACK, delivery.token)))
-    if rating is not None:
-        url += "?" + urlencode({"rating": int(rating)})
-    return url
+    return url if rating is None else with_rating(url, rating)
+
+
+def with_rating(feedback: str, rating: int) -> str:
+    """The feedback URL that records `rating` when opened."""
+    return feedback + "?" + urlencode({"rating": int(rating)})
 
 
 def _tracking_on(delivery) -> bool:

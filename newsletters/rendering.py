@@ -410,6 +410,16 @@ def _md(text: str, delivery, slot: str) -> str:
     return mark_safe(_wrap_links(inlined_markdown(text, slot), delivery))  # noqa: S308
 
 
+def _weight(value) -> str:
+    """{{ weight|floatformat:1 }}, memoised per language (weights repeat across clients)."""
+    return _weight_in(translation.get_language(), value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _weight_in(_language: str | None, value) -> str:
+    return str(floatformat(value, 1))
+
+
 def _safe_url(url: str) -> str:
     return url if links.is_trackable_target(url) else ""
 
@@ -461,7 +471,7 @@ def _section_blocks(edition, context: dict, delivery) -> list[dict]:
                          as_of=context.get("holdings_as_of"),
                          positions=[{**p, "note_html": _md(p.get("note", ""), delivery,
                                                            "p.note_html"),
-                                     "weight_display": floatformat(p.get("weight"), 1)}
+                                     "weight_display": _weight(p.get("weight"))}
                                     for p in positions])
         elif section.kind == SectionKind.PICKS:
             picks = context.get("picks") or []
@@ -509,9 +519,10 @@ def _links_for(delivery) -> dict:
     if delivery is None:
         return {"unsubscribe": links.PREVIEW_URL, "feedback": links.PREVIEW_URL,
                 "ratings": [(n, links.PREVIEW_URL) for n in range(1, 6)], "pixel": None}
+    feedback = links.feedback_url(delivery)  # signed once; each rating adds its query
     return {"unsubscribe": links.unsubscribe_url(delivery),
-            "feedback": links.feedback_url(delivery),
-            "ratings": [(n, links.feedback_url(delivery, rating=n)) for n in range(1, 6)],
+            "feedback": feedback,
+            "ratings": [(n, links.with_rating(feedback, n)) for n in range(1, 6)],
             "pixel": links.open_pixel_url(delivery)}
 
 
@@ -621,9 +632,8 @@ def _header(name: str, value: str) -> bytes:
 
 def _mime_text(content: str, subtype: str) -> bytes:
     data = content.replace("\r\n", "\n").encode(_ENCODING)
-    lines = data.split(b"\n")
-    if max(map(len, lines)) <= _MAX_LINE:
-        body, encoding = b"\r\n".join(lines), b"8bit"
+    if max(map(len, data.split(b"\n"))) <= _MAX_LINE:
+        body, encoding = data.replace(b"\n", b"\r\n"), b"8bit"
     else:
         body = binascii.b2a_qp(data, istext=True).replace(b"\n", b"\r\n")
         encoding = b"quoted-printable"
