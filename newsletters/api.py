@@ -164,6 +164,8 @@ class StatsOutput(serializers.Serializer):
     clicked = serializers.IntegerField()
     rated = serializers.IntegerField()
     average_rating = serializers.FloatField(allow_null=True)
+    ratings = serializers.DictField(child=serializers.IntegerField(),
+                                    help_text="clients per rating, \"1\" to \"5\"")
     comments = serializers.IntegerField()
     unsubscribes = serializers.IntegerField()
 

@@ -17,6 +17,8 @@ from .models import (
     Suppression,
 )
 
+RATINGS = range(1, 6)  # the 1-5 scale of the "was this useful?" links
+
 
 def publication_list() -> QuerySet[Publication]:
     return Publication.objects.select_related("audience").order_by("name")
@@ -71,6 +73,7 @@ def edition_stats(edition: Edition) -> dict:
         rated=Count("delivery", filter=Q(rating__isnull=False), distinct=True),
         average_rating=Avg("rating"),
         comments=Count("id", filter=~Q(comment="")),
+        **{f"rating_{n}": Count("id", filter=Q(rating=n)) for n in RATINGS},
     )
     unsubscribes = Suppression.objects.filter(source_delivery__edition=edition,
                                               reason=Suppression.UNSUBSCRIBED).count()
@@ -89,6 +92,7 @@ def edition_stats(edition: Edition) -> dict:
         "clicked": clicked,
         "rated": feedback["rated"],
         "average_rating": round(float(average), 2) if average is not None else None,
+        "ratings": {str(n): feedback[f"rating_{n}"] for n in RATINGS},
         "comments": feedback["comments"],
         "unsubscribes": unsubscribes,
     }

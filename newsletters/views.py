@@ -519,7 +519,6 @@ def _progress(edition: Edition, stats: dict) -> dict:
 def edition_stats(request, pk):
     edition = _edition(pk)
     stats = selectors.edition_stats(edition)
-    stats["rating_distribution"] = _rating_distribution(edition)
     comments = _comments(edition, request.user)
     chart = _chart_data(stats)
     tiles = [(key, label, stats.get(key) or 0) for key, label in (
@@ -531,7 +530,8 @@ def edition_stats(request, pk):
     return render(request, "newsletters/edition_stats.html",
                   {"edition": edition, "publication": edition.publication, "stats": stats,
                    "progress": _progress(edition, stats), "chart": chart, "tiles": tiles,
-                   "excluded": excluded, "ratings": list(stats["rating_distribution"].items()),
+                   "excluded": excluded,
+                   "ratings": [(int(n), count) for n, count in stats["ratings"].items()],
                    "comments": comments, **_roles(request.user)})
 
 
@@ -554,17 +554,8 @@ def _comments(edition: Edition, user):
                 .select_related("delivery__client").order_by("-created_at")[:COMMENTS_SHOWN])
 
 
-def _rating_distribution(edition: Edition) -> dict[int, int]:
-    from .models import Feedback
-
-    rows = (Feedback.objects.filter(delivery__edition=edition, rating__isnull=False)
-            .values("rating").annotate(n=Count("id")).order_by())
-    found = {row["rating"]: row["n"] for row in rows}
-    return {r: found.get(r, 0) for r in range(1, 6)}
-
-
 def _chart_data(stats: dict) -> dict:
-    distribution = stats.get("rating_distribution") or {}
+    distribution = stats.get("ratings") or {}
     return {
         "funnel": [{"key": k, "name": str(label), "value": int(stats.get(k) or 0)}
                    for k, label in (("audience", _("Audience")), ("sent", _("Sent")),

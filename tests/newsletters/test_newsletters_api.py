@@ -145,6 +145,10 @@ def test_detail_has_statistics_and_deliveries_are_scoped_to_the_callers_clients(
                                 opened_at=timezone.now() if opened else None)
     Feedback.objects.create(delivery=Delivery.objects.get(client=mine), rating=4,
                             comment="Useful")
+    Feedback.objects.create(delivery=Delivery.objects.get(client=theirs), rating=1)
+    stats = api_as(ops_user).get(f"/api/v1/editions/{edition.pk}/").json()["stats"]
+    assert stats["ratings"] == {"1": 1, "2": 0, "3": 0, "4": 1, "5": 0}
+    Feedback.objects.filter(rating=1).delete()
     stats = api_as(ops_user).get(f"/api/v1/editions/{edition.pk}/").json()["stats"]
     assert (stats["audience"], stats["sent"], stats["failed"], stats["excluded_total"]) == (
         4, 2, 1, 1)
