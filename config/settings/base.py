@@ -164,6 +164,9 @@ NEWSLETTER_DISPATCH_TASKS = env.int("NEWSLETTER_DISPATCH_TASKS", default=4)
 # a server crash could forget the last ~0.6 s of marks and those messages would go again).
 NEWSLETTER_DISPATCH_SYNCHRONOUS_COMMIT = env("NEWSLETTER_DISPATCH_SYNCHRONOUS_COMMIT",
                                              default="on")
+# "Sent" marks on a second, asynchronous PostgreSQL connection while the next message renders
+# (the next message's final dot still waits for the commit). Off: one connection, slower.
+NEWSLETTER_DISPATCH_ASYNC_MARKS = env.bool("NEWSLETTER_DISPATCH_ASYNC_MARKS", default=True)
 # Email replies: the IMAP mailbox of the publications' Reply-To address, read every minute by
 # Celery beat; imap://user:password@host:143/INBOX or imaps://…:993/… (percent-encode @ / : in
 # the user and password). Empty: replies are not fetched.
