@@ -129,6 +129,9 @@ class SegmentRefresh(models.Model):
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     started_at = models.DateTimeField(_("started at"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    # Written when the work starts and after every chunk: a running refresh whose heartbeat
+    # is older than SEGMENT_REFRESH_STALE_SECONDS belongs to a worker that died.
+    heartbeat_at = models.DateTimeField(_("last sign of life"), null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

@@ -12,6 +12,7 @@ leavers are recomputed, nothing is done twice).
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Iterable
 from datetime import date
@@ -23,6 +24,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from clients.models import Client
 from core.errors import ApplicationError
@@ -253,6 +255,7 @@ def segment_refresh_start(*, segment: Segment, actor=None, trigger: str = "page"
     busy = _("%(name)s is already being refreshed; wait for it to finish.") % {
         "name": segment.name}
     with transaction.atomic():
+        segment_refreshes_fail_stale(segment_ids=[segment.pk])
         if SegmentRefresh.objects.filter(segment=segment, status__in=ACTIVE).exists():
             if if_idle:
                 return None
@@ -270,6 +273,31 @@ def segment_refresh_start(*, segment: Segment, actor=None, trigger: str = "page"
             refresh_id = refresh.pk
             transaction.on_commit(lambda: _queue([refresh_id]), robust=True)
     return refresh
+
+
+def _stale_after() -> dt.timedelta:
+    return dt.timedelta(seconds=int(getattr(settings, "SEGMENT_REFRESH_STALE_SECONDS", 900)))
+
+
+def segment_refreshes_fail_stale(*, segment_ids: Iterable[int] | None = None) -> int:
+    """Refreshes left running by a worker that died (no heartbeat for
+    SEGMENT_REFRESH_STALE_SECONDS) become failed, so the segment can be refreshed again.
+
+    Called before a refresh is started and by the nightly refresh of all segments. A worker
+    that is merely slow writes a heartbeat after every chunk and is left alone."""
+    cutoff = timezone.now() - _stale_after()
+    stale = SegmentRefresh.objects.filter(
+        Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, started_at__lt=cutoff),
+        status=RefreshStatus.RUNNING)
+    if segment_ids is not None:
+        stale = stale.filter(segment_id__in=list(segment_ids))
+    found = stale.update(
+        status=RefreshStatus.FAILED, finished_at=timezone.now(),
+        error=gettext_noop("The worker running this refresh stopped without finishing; "
+                           "it was marked failed so the segment can be refreshed again."))
+    if found:
+        logger.warning("segments: %s stale refresh(es) marked failed", found)
+    return found
 
 
 def _queue(refresh_ids: list[int]) -> None:
@@ -316,6 +344,7 @@ def segments_refresh_all(*, trigger: str = "beat", kinds: Iterable[str] | None =
     refreshes = []
     with transaction.atomic():
         segments = _dependency_order(list(qs))
+        segment_refreshes_fail_stale(segment_ids=[s.pk for s in segments])
         # A refresh still waiting (its message lost, or no worker yet) is run again here:
         # running a refresh twice is harmless, leaving it queued would block the segment.
         waiting = {r.segment_id: r for r in SegmentRefresh.objects.filter(
@@ -496,7 +525,7 @@ def segment_refresh_run(*, refresh_id: int) -> SegmentRefresh | None:
     now = timezone.now()
     SegmentRefresh.objects.filter(pk=refresh_id).update(
         status=RefreshStatus.RUNNING, started_at=refresh.started_at or now,
-        rule_version=segment.rule_version)
+        rule_version=segment.rule_version, heartbeat_at=now)
     try:
         if segment.kind == SegmentKind.STATIC or segment.rule is None:
             size = SegmentMembership.objects.filter(segment=segment).count()
@@ -521,7 +550,7 @@ def segment_refresh_run(*, refresh_id: int) -> SegmentRefresh | None:
                     room_left=SAMPLE_MAX - (counts["left"] or 0))
                 SegmentRefresh.objects.filter(pk=refresh_id).update(
                     joined=(counts["joined"] or 0) + joined, left=(counts["left"] or 0) + left,
-                    progress_done=F("progress_done") + 1)
+                    progress_done=F("progress_done") + 1, heartbeat_at=timezone.now())
             sizes.append(members)
         last_version = (SegmentRefresh.objects.filter(segment=segment,
                                                       status=RefreshStatus.SUCCEEDED)

@@ -150,6 +150,9 @@ SITE_URL = env("SITE_URL", default="http://127.0.0.1:8000")
 
 # Newsletter dispatch: rate limits (shared across workers through Redis when the broker is
 # redis://, per process otherwise), outbox chunk size, and retries of temporary SMTP failures.
+# A segment refresh with no heartbeat (written after every chunk) for this long belongs to a
+# worker that died: the next start of that segment, or the nightly refresh, marks it failed.
+SEGMENT_REFRESH_STALE_SECONDS = env.int("SEGMENT_REFRESH_STALE_SECONDS", default=900)
 NEWSLETTER_RATE_PER_SECOND = env.float("NEWSLETTER_RATE_PER_SECOND", default=20)
 NEWSLETTER_RATE_PER_HOUR = env.int("NEWSLETTER_RATE_PER_HOUR", default=50_000)
 NEWSLETTER_CHUNK_SIZE = env.int("NEWSLETTER_CHUNK_SIZE", default=200)

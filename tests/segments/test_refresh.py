@@ -390,3 +390,64 @@ def test_on_postgresql_each_chunk_is_one_statement_returning_only_counts(
     assert all(sql.startswith("WITH m AS MATERIALIZED") and "LIMIT" in sql for sql in writes)
     assert (refresh.joined, refresh.size) == (9, 9)
     assert MembershipChange.objects.filter(refresh=refresh).count() == 9
+
+
+def _running(segment, *, heartbeat_minutes_ago: int) -> SegmentRefresh:
+    """A refresh a worker started and stopped tending `heartbeat_minutes_ago` minutes ago."""
+    at = timezone.now() - dt.timedelta(minutes=heartbeat_minutes_ago)
+    refresh = SegmentRefresh.objects.create(segment=segment, trigger="page",
+                                            rule_version=segment.rule_version)
+    SegmentRefresh.objects.filter(pk=refresh.pk).update(status=RefreshStatus.RUNNING,
+                                                        started_at=at, heartbeat_at=at)
+    return refresh
+
+
+def test_a_refresh_left_running_by_a_dead_worker_no_longer_blocks_the_segment(
+        db, ops, settings, django_capture_on_commit_callbacks):
+    settings.SEGMENT_REFRESH_STALE_SECONDS = 600
+    ClientFactory(birth_date=born(22))
+    segment = Segment.objects.get(code="gen_z")
+    alive = _running(segment, heartbeat_minutes_ago=2)
+    with pytest.raises(ApplicationError) as err:  # a slow but living worker is left alone
+        segment_refresh_start(segment=segment, actor=ops)
+    assert err.value.status == 409
+    SegmentRefresh.objects.filter(pk=alive.pk).update(
+        heartbeat_at=timezone.now() - dt.timedelta(minutes=11))
+    with django_capture_on_commit_callbacks(execute=True):
+        fresh = segment_refresh_start(segment=segment, actor=ops)
+    dead = SegmentRefresh.objects.get(pk=alive.pk)
+    assert dead.status == RefreshStatus.FAILED and "stopped without finishing" in dead.error
+    fresh.refresh_from_db()
+    assert fresh.status == RefreshStatus.SUCCEEDED and fresh.heartbeat_at is not None
+    assert segment.memberships.count() == 1
+
+
+def test_the_nightly_refresh_takes_over_segments_whose_refresh_died(
+        db, ops, settings, django_capture_on_commit_callbacks):
+    settings.SEGMENT_REFRESH_STALE_SECONDS = 600
+    ClientFactory(birth_date=born(65))
+    silver = Segment.objects.get(code="silver_haired")
+    dead = _running(silver, heartbeat_minutes_ago=60)
+    with django_capture_on_commit_callbacks(execute=True):
+        refreshes = segments_refresh_all(trigger="beat")
+    assert silver.pk in {r.segment_id for r in refreshes}
+    assert SegmentRefresh.objects.get(pk=dead.pk).status == RefreshStatus.FAILED
+    assert silver.memberships.count() == 1
+
+
+def test_a_stale_refresh_reads_in_both_languages(db, ops_user, settings, client):
+    from django.utils import translation
+
+    settings.SEGMENT_REFRESH_STALE_SECONDS = 600
+    segment = Segment.objects.get(code="gen_z")
+    dead = _running(segment, heartbeat_minutes_ago=60)
+    from segments.services import segment_refreshes_fail_stale
+
+    assert segment_refreshes_fail_stale() == 1
+    dead.refresh_from_db()
+    from django.template.loader import render_to_string
+
+    for language, expected in (("en", "stopped without finishing"), ("zh-hans", "重新刷新")):
+        with translation.override(language):
+            html = render_to_string("segments/_refresh_status.html", {"refresh": dead})
+        assert expected in html, (language, html)
