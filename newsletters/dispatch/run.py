@@ -162,11 +162,10 @@ class _Outbox:
     """The connection's state between messages: which row's message is on the wire.
 
     `previous` is the message whose final dot was sent; `verdict()` reads the server's answer
-    to it and `record()` starts marking its row. The loop records the previous row after the
-    next message's content went out (so the database write overlaps the server reading it and
-    the worker rendering the message after) and `end()` waits for that mark to be committed
-    before it sends the next message's dot: at most one message is ever accepted without its
-    row marked."""
+    to it and `record()` starts marking its row (the commit overlaps the next message's
+    commands and content and the render after), and `end()` waits for that mark to be
+    committed before it sends the next message's dot: at most one message is ever accepted
+    without its row marked."""
 
     def __init__(self, sender: Sender, marks: SentMarks):
         self.sender = sender
@@ -240,8 +239,9 @@ def _send_chunk(edition: Edition, ids: list[int], renderer: _Renderer,
                 limiter: RateLimiter, marks: SentMarks | None = None) -> str | None:
     """Send a claimed chunk over one connection, overlapping the three waits.
 
-    For message k: read the server's verdict on k-1, send k's commands and content, mark
-    row k-1 and render k+1 while the server reads k's content, then send k's final dot.
+    For message k: read the server's verdict on k-1 and start marking row k-1; send k's
+    commands and content meanwhile; render k+1 while the server reads k's content; once row
+    k-1 is committed, send k's final dot.
     """
     deliveries = list(Delivery.objects.filter(id__in=ids, status=DeliveryStatus.SENDING)
                       .select_related("client", "client__rm").order_by("id"))
@@ -267,13 +267,13 @@ def _send_chunk(edition: Edition, ids: list[int], renderer: _Renderer,
                 if stopped:
                     return stopped
             outbox.verdict()
+            outbox.record()  # row k-1: committed while k's commands and content go out
             limiter.acquire()
             done.add(delivery.pk)
             began = outbox.begin(delivery, message)
-            outbox.record()  # row k-1, while the server reads message k
-            upcoming = next(copies, None)  # render k+1 meanwhile too
+            upcoming = next(copies, None)  # render k+1 while the server reads message k
             if began:
-                outbox.end(delivery, context_json)
+                outbox.end(delivery, context_json)  # waits for row k-1, then k's dot
         outbox.settle()
     finally:
         try:
