@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import connection
 from django.db.models import Count, QuerySet
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 
 from clients.models import Client
 from clients.selectors import client_queryset_for
 
 from .engine import TIER_RULES
-from .models import ClientScore, ScoringRun, ScoringScheme, Tier
+from .models import ClientScore, ScoringRun, ScoringRunStatus, ScoringScheme, Tier
 
 DIMENSIONS = ("amount", "frequency", "benefit")
 
@@ -29,6 +32,19 @@ def scheme_list() -> QuerySet[ScoringScheme]:
 
 def run_list() -> QuerySet[ScoringRun]:
     return ScoringRun.objects.select_related("scheme", "created_by").order_by("-created_at", "-id")
+
+
+def stale_runs() -> QuerySet[ScoringRun]:
+    """Queued or running runs with no progress for SCORING_STALE_SECONDS: their worker died or
+    their message was lost (a chunk writes progress every few seconds)."""
+    cutoff = timezone.now() - timedelta(seconds=settings.SCORING_STALE_SECONDS)
+    return ScoringRun.objects.filter(
+        status__in=(ScoringRunStatus.QUEUED, ScoringRunStatus.RUNNING), updated_at__lt=cutoff)
+
+
+def run_is_stale(run: ScoringRun) -> bool:
+    return (run.status in (ScoringRunStatus.QUEUED, ScoringRunStatus.RUNNING)
+            and run.updated_at < timezone.now() - timedelta(seconds=settings.SCORING_STALE_SECONDS))
 
 
 def run_get(run_id: int) -> ScoringRun:

@@ -181,6 +181,25 @@ def scoring_run_resume(*, run: ScoringRun) -> ScoringRun:
     return run
 
 
+def scoring_runs_resume_stale() -> list[int]:
+    """Resume every run that stopped moving (Celery beat, every 10 minutes). Chunks already
+    done are kept, and a chunk run twice writes once, so resuming a run that was merely slow
+    costs time, never correctness."""
+    from .selectors import stale_runs
+
+    resumed = []
+    for run in stale_runs().order_by("as_of"):
+        try:
+            scoring_run_resume(run=run)
+        except ApplicationError as exc:  # finished or another run of the date took over
+            logger.info("scoring: stale run %s not resumed: %s", run.pk, exc.message)
+            continue
+        logger.warning("scoring: run %s (as of %s) had stopped moving; resumed", run.pk,
+                       run.as_of)
+        resumed.append(run.pk)
+    return resumed
+
+
 def scoring_run_fail(*, run_id: int, error: str) -> None:
     ScoringRun.objects.filter(pk=run_id).exclude(status=ScoringRunStatus.SUCCEEDED).update(
         status=ScoringRunStatus.FAILED, error=error[:4000], finished_at=timezone.now(),

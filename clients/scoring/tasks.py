@@ -43,3 +43,11 @@ def scoring_nightly_task() -> str:
     except ApplicationError as exc:
         return exc.message
     return f"run {run.pk}"
+
+
+@shared_task(name="clients.scoring.tasks.scoring_resume_stale_task", acks_late=True)
+def scoring_resume_stale_task() -> list[int]:
+    """Celery beat, every 10 minutes: resume runs whose worker died or whose message was lost."""
+    from .services import scoring_runs_resume_stale
+
+    return scoring_runs_resume_stale()

@@ -3,7 +3,6 @@ scheme versions. Also the "Value score" card of the client 360 page (`score_card
 
 from __future__ import annotations
 
-from datetime import timedelta
 from functools import wraps
 
 from django.contrib.auth.decorators import login_required
@@ -11,7 +10,6 @@ from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
@@ -27,6 +25,7 @@ from .schemes import scheme_publish
 from .selectors import (
     client_score_history,
     run_get,
+    run_is_stale,
     run_list,
     scheme_current,
     scheme_list,
@@ -41,7 +40,6 @@ from .services import scoring_run_resume, scoring_run_start
 SCORING_ROLES = (Role.OPS, Role.ADMIN)
 ACTIVE = (ScoringRunStatus.QUEUED, ScoringRunStatus.RUNNING)
 # A queued or running run that has not moved for this long lost its worker: offer "Resume".
-STALE_AFTER = timedelta(minutes=10)
 RUNS_SHOWN = 20
 HISTORY_POINTS = 60
 MIGRATION_PAGE_SIZE = 25
@@ -135,10 +133,6 @@ def score_card(client) -> dict:
 
 
 # --- the scoring page ----------------------------------------------------------------------
-def _is_stale(run: ScoringRun) -> bool:
-    return run.status in ACTIVE and run.updated_at < timezone.now() - STALE_AFTER
-
-
 def _run_rows(runs) -> list[dict]:
     rows = []
     for run in runs:
@@ -150,7 +144,7 @@ def _run_rows(runs) -> list[dict]:
             duration = (run.finished_at - run.started_at).total_seconds()
         rows.append({"run": run, "percent": percent, "duration": duration,
                      "active": run.status in ACTIVE,
-                     "can_resume": run.status == ScoringRunStatus.FAILED or _is_stale(run),
+                     "can_resume": run.status == ScoringRunStatus.FAILED or run_is_stale(run),
                      "tiers": [(t, Tier(t).label, run.tier_counts.get(t, 0)) for t in TIERS]
                      if run.tier_counts else []})
     return rows

@@ -613,3 +613,43 @@ def test_deleting_a_client_deletes_its_scores_without_a_database_constraint(
     assert ClientScore.objects.filter(client=client).exists()
     Client.objects.filter(pk=client.pk).delete()
     assert not ClientScore.objects.filter(client_id=client.pk).exists()
+
+
+def test_beat_resumes_runs_that_stopped_moving_and_leaves_moving_ones_alone(
+        buy, score, settings, django_capture_on_commit_callbacks):
+    from django.utils import timezone
+
+    from clients.scoring.selectors import run_is_stale
+    from clients.scoring.tasks import scoring_resume_stale_task
+
+    settings.SCORING_STALE_SECONDS = 600
+    _book_of(30, buy)
+    uninterrupted = stored_scores(score(AS_OF, chunk_clients=10))
+    ClientScore.objects.all().delete()
+    ScoringCurrent.objects.all().delete()
+    dead = scoring_run_start(as_of=AS_OF, chunk_clients=10)  # its worker dies after a chunk
+    scoring_chunk_run(chunk_id=ScoringChunk.objects.filter(run=dead).order_by("index")[0].pk)
+    moving = scoring_run_start(as_of=AS_OF - dt.timedelta(days=1), chunk_clients=10)
+    ScoringRun.objects.filter(pk=dead.pk).update(
+        updated_at=timezone.now() - dt.timedelta(minutes=11))
+    ScoringRun.objects.filter(pk=moving.pk).update(
+        updated_at=timezone.now() - dt.timedelta(minutes=2))
+    dead.refresh_from_db()
+    moving.refresh_from_db()
+    assert run_is_stale(dead) and not run_is_stale(moving)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert scoring_resume_stale_task() == [dead.pk]
+
+    dead.refresh_from_db()
+    moving.refresh_from_db()
+    assert dead.status == "succeeded" and dead.progress_done == 30
+    assert stored_scores(dead) == uninterrupted
+    assert moving.status == "queued" and moving.chunks_done == 0  # left to its worker
+
+
+def test_the_resume_schedule_is_in_the_beat_table(db):
+    from django_celery_beat.models import PeriodicTask
+
+    task = PeriodicTask.objects.get(task="clients.scoring.tasks.scoring_resume_stale_task")
+    assert task.enabled and task.interval.every == 10 and task.interval.period == "minutes"
