@@ -161,41 +161,31 @@ def _run_chunks(edition_id: int, edition: Edition, renderer: _Renderer, limiter:
 class _Outbox:
     """The connection's state between messages: which row's message is on the wire.
 
-    `previous` is the message whose final dot was sent; `verdict()` reads the server's answer
-    to it and `record()` starts marking its row (the commit overlaps the next message's
-    commands and content and the render after), and `end()` waits for that mark to be
-    committed before it sends the next message's dot: at most one message is ever accepted
-    without its row marked."""
+    `previous` is the message whose final dot was sent. `record()` reads the server's answer
+    to it and starts marking its row (the commit overlaps the next message's commands and
+    content and the render after); `end()` waits for that mark to be committed before it
+    sends the next message's dot: at most one message is ever accepted without its row
+    marked."""
 
     def __init__(self, sender: Sender, marks: SentMarks):
         self.sender = sender
         self.marks = marks
         self.previous: tuple[Delivery, str] | None = None
-        self.answer: Exception | None = None
-
-    def verdict(self) -> None:
-        """Read the server's answer to the previous message (kept for record())."""
-        if self.previous is None:
-            return
-        try:
-            self.sender.finish()
-        except (smtplib.SMTPException, OSError) as exc:
-            self.answer = exc
-        else:
-            self.answer = None
 
     def record(self) -> None:
+        """The server's answer to the previous message, and the start of its row's mark."""
         previous, self.previous = self.previous, None
         if previous is None:
             return
         delivery, context_json = previous
-        if self.answer is not None:
-            mark_smtp_error(delivery, self.answer)
+        try:
+            self.sender.finish()
+        except (smtplib.SMTPException, OSError) as exc:
+            mark_smtp_error(delivery, exc)
         else:
             self.marks.start(delivery, context_json, timezone.now())
 
     def settle(self) -> None:
-        self.verdict()
         self.record()
         self.marks.wait()
 
@@ -204,15 +194,14 @@ class _Outbox:
         try:
             self.sender.begin_data(message)
         except (smtplib.SMTPException, OSError) as exc:
-            self.record()
             mark_smtp_error(delivery, exc)
             return False
         return True
 
     def end(self, delivery: Delivery, context_json: str) -> None:
-        """The final dot of the message begun last; the previous row must be recorded."""
+        """The final dot of the message begun last, once the previous row is committed."""
         if self.previous is not None:
-            raise RuntimeError("the previous row must be marked before the next dot")
+            raise RuntimeError("the previous row must be recorded before the next dot")
         self.marks.wait()  # committed: only now may the server accept another message
         try:
             self.sender.end_data()
@@ -266,7 +255,6 @@ def _send_chunk(edition: Edition, ids: list[int], renderer: _Renderer,
                 stopped = _stop_requested(edition.id, [i for i in ids if i not in done])
                 if stopped:
                     return stopped
-            outbox.verdict()
             outbox.record()  # row k-1: committed while k's commands and content go out
             limiter.acquire()
             done.add(delivery.pk)
