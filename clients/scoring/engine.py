@@ -9,6 +9,7 @@ its client-id range from it, bands it with numpy on whole columns, and writes ba
 from __future__ import annotations
 
 import io
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -105,6 +106,16 @@ def staging_exists(run_id: int) -> bool:
 def staging_drop(run_id: int) -> None:
     with connection.cursor() as cur:
         cur.execute(f"DROP TABLE IF EXISTS {staging_table(run_id)}")
+
+
+_STAGING_NAME = re.compile(r"^scoring_agg_(\d+)$")
+
+
+def staging_run_ids() -> list[int]:
+    """The runs that have a staging table now."""
+    with connection.cursor() as cur:
+        names = connection.introspection.table_names(cur)
+    return sorted(int(m.group(1)) for m in map(_STAGING_NAME.match, names) if m)
 
 
 _WINDOW_PG = """

@@ -200,6 +200,29 @@ def scoring_runs_resume_stale() -> list[int]:
     return resumed
 
 
+def scoring_staging_cleanup(*, keep_days: int | None = None) -> list[int]:
+    """Drop the window aggregates nobody will use: of failed runs that ended more than
+    SCORING_STAGING_KEEP_DAYS ago (a later resume simply aggregates again) and of runs that no
+    longer exist. Queued, running and recently failed runs keep theirs."""
+    days = settings.SCORING_STAGING_KEEP_DAYS if keep_days is None else keep_days
+    cutoff = timezone.now() - timedelta(days=days)
+    present = engine.staging_run_ids()
+    if not present:
+        return []
+    runs = dict(ScoringRun.objects.filter(pk__in=present).values_list("pk", "status"))
+    old_failed = set(ScoringRun.objects.filter(
+        pk__in=present, status=ScoringRunStatus.FAILED, finished_at__lt=cutoff)
+        .values_list("pk", flat=True))
+    dropped = [run_id for run_id in present
+               if run_id not in runs or run_id in old_failed
+               or runs[run_id] == ScoringRunStatus.SUCCEEDED]
+    for run_id in dropped:
+        engine.staging_drop(run_id)
+    if dropped:
+        logger.info("scoring: dropped staging tables of runs %s", dropped)
+    return dropped
+
+
 def scoring_run_fail(*, run_id: int, error: str) -> None:
     ScoringRun.objects.filter(pk=run_id).exclude(status=ScoringRunStatus.SUCCEEDED).update(
         status=ScoringRunStatus.FAILED, error=error[:4000], finished_at=timezone.now(),

@@ -47,7 +47,10 @@ def scoring_nightly_task() -> str:
 
 @shared_task(name="clients.scoring.tasks.scoring_resume_stale_task", acks_late=True)
 def scoring_resume_stale_task() -> list[int]:
-    """Celery beat, every 10 minutes: resume runs whose worker died or whose message was lost."""
-    from .services import scoring_runs_resume_stale
+    """Celery beat, every 10 minutes: resume runs whose worker died or whose message was lost,
+    and drop staging tables nobody will use any more."""
+    from .services import scoring_runs_resume_stale, scoring_staging_cleanup
 
-    return scoring_runs_resume_stale()
+    resumed = scoring_runs_resume_stale()
+    scoring_staging_cleanup()
+    return resumed

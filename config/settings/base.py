@@ -153,6 +153,8 @@ SITE_URL = env("SITE_URL", default="http://127.0.0.1:8000")
 # A scoring run with no progress for this long is resumed by Celery beat (every 10 minutes)
 # and offered for resuming on the scoring page.
 SCORING_STALE_SECONDS = env.int("SCORING_STALE_SECONDS", default=600)
+# The window aggregate of a failed run is kept this long for a quick resume, then dropped.
+SCORING_STAGING_KEEP_DAYS = env.int("SCORING_STAGING_KEEP_DAYS", default=7)
 # A segment refresh with no heartbeat (written after every chunk) for this long belongs to a
 # worker that died: the next start of that segment, or the nightly refresh, marks it failed.
 SEGMENT_REFRESH_STALE_SECONDS = env.int("SEGMENT_REFRESH_STALE_SECONDS", default=900)

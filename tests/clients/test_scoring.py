@@ -653,3 +653,34 @@ def test_the_resume_schedule_is_in_the_beat_table(db):
 
     task = PeriodicTask.objects.get(task="clients.scoring.tasks.scoring_resume_stale_task")
     assert task.enabled and task.interval.every == 10 and task.interval.period == "minutes"
+
+
+def test_staging_tables_nobody_will_use_are_dropped(db):
+    from django.db import connection
+    from django.utils import timezone
+
+    from clients.scoring import engine
+    from clients.scoring.services import scoring_staging_cleanup
+
+    ClientFactory()
+    now = timezone.now()
+    old_failed = scoring_run_start(as_of=AS_OF)
+    new_failed = scoring_run_start(as_of=AS_OF - dt.timedelta(days=1))
+    running = scoring_run_start(as_of=AS_OF - dt.timedelta(days=2))
+    done = scoring_run_start(as_of=AS_OF - dt.timedelta(days=3))
+    ScoringRun.objects.filter(pk=old_failed.pk).update(
+        status="failed", finished_at=now - dt.timedelta(days=8))
+    ScoringRun.objects.filter(pk=new_failed.pk).update(
+        status="failed", finished_at=now - dt.timedelta(days=1))
+    ScoringRun.objects.filter(pk=running.pk).update(status="running")
+    ScoringRun.objects.filter(pk=done.pk).update(status="succeeded", finished_at=now)
+    orphan = max(r.pk for r in (old_failed, new_failed, running, done)) + 1000
+    with connection.cursor() as cur:
+        for run_id in (old_failed.pk, new_failed.pk, running.pk, done.pk, orphan):
+            cur.execute(f"CREATE TABLE {engine.staging_table(run_id)} (client_id bigint)")
+
+    dropped = scoring_staging_cleanup(keep_days=7)
+
+    assert sorted(dropped) == sorted([old_failed.pk, done.pk, orphan])
+    assert engine.staging_run_ids() == sorted([new_failed.pk, running.pk])
+    assert scoring_staging_cleanup(keep_days=7) == []
