@@ -57,6 +57,12 @@ NOT_ON_SALE = "not_on_sale"
 _HREF = re.compile(r'href="([^"]*)"')
 
 
+def email_language() -> str:
+    """Emails are written in the firm's language (LANGUAGE_CODE), not the language of the
+    staff member who previews them: the preview must be the message the client gets."""
+    return settings.LANGUAGE_CODE
+
+
 @dataclass
 class Rendered:
     subject: str
@@ -182,8 +188,9 @@ def delivery_contexts(*, edition, clients) -> dict[int, dict]:
     sections = _sections(edition)
     holdings = (_latest_holdings([c.id for c in clients])
                 if any(s.kind == SectionKind.HOLDINGS for s in sections) else {})
-    return {client.id: _context_for(edition, client, sections, holdings.get(client.id, []))
-            for client in clients}
+    with translation.override(email_language()):  # labels in the email's language, whoever asks
+        return {client.id: _context_for(edition, client, sections, holdings.get(client.id, []))
+                for client in clients}
 
 
 def delivery_context(*, edition, client) -> dict:
@@ -547,7 +554,7 @@ def _headers(edition, delivery) -> dict:
 
 def render_edition(*, edition, context: dict, delivery=None) -> Rendered:
     """Subject, HTML (CSS inlined), plain text and list headers for one client's copy."""
-    with translation.override(settings.LANGUAGE_CODE):
+    with translation.override(email_language()):
         template_context = {
             "edition": {"subject": edition.subject, "preheader": edition.preheader,
                         "number": edition.number},

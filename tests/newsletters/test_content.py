@@ -255,3 +255,17 @@ def test_highlight_marks_matches_and_escapes_the_rest(db):
     text = "<b>稳赚</b> now"
     html = highlight(text, forbidden_phrases_found(text))
     assert html == '&lt;b&gt;<mark class="forbidden-phrase">稳赚</mark>&lt;/b&gt; now'
+
+
+def test_the_preview_is_the_email_whatever_language_the_viewer_uses(edition, reader, settings):
+    """The email is written in the firm's language: an ops user browsing in English previews
+    exactly what the client gets, product-type labels included."""
+    from django.utils import translation
+
+    assert settings.LANGUAGE_CODE == "zh-hans"
+    with translation.override("zh-hans"):
+        as_sent = render_preview(edition=edition, client=reader)
+    with translation.override("en"):
+        seen_in_english = render_preview(edition=edition, client=reader)
+    assert seen_in_english.html == as_sent.html and seen_in_english.text == as_sent.text
+    assert "股票" in as_sent.html and "Stock" not in as_sent.html
