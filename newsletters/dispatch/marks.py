@@ -101,9 +101,7 @@ class SentMarks:
     def _connect(synchronous_commit: str | None):
         import psycopg2
 
-        params = {k: v for k, v in connection.get_connection_params().items()
-                  if k not in ("cursor_factory", "context")}
-        conn = psycopg2.connect(**params, async_=1)
+        conn = psycopg2.connect(**second_connection_params(), async_=1)
         _wait(conn)
         if synchronous_commit:
             cursor = conn.cursor()
@@ -154,6 +152,12 @@ class SentMarks:
                 conn.close()
             except Exception:  # already broken
                 pass
+
+
+def second_connection_params() -> dict:
+    """psycopg2.connect() arguments for another connection to Django's default database."""
+    return {k: v for k, v in connection.get_connection_params().items()
+            if k not in ("cursor_factory", "context")}
 
 
 def _wait(conn) -> None:

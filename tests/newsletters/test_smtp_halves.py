@@ -334,9 +334,7 @@ def test_committed_marks_on_the_asynchronous_connection_come_before_each_next_me
     freeze(edition)
     rows = list(Delivery.objects.filter(edition=edition, status="pending").order_by("id"))
     sink.data_verdict = {rows[4].to_email: TRY_LATER}
-    params = {k: v for k, v in connection.get_connection_params().items()
-              if k not in ("cursor_factory", "context")}
-    observer = psycopg2.connect(**params)
+    observer = psycopg2.connect(**dispatch_marks.second_connection_params())
     observer.autocommit = True
 
     def count_marks() -> int:
