@@ -276,7 +276,7 @@ def segment_refresh_start(*, segment: Segment, actor=None, trigger: str = "page"
 
 
 def _stale_after() -> dt.timedelta:
-    return dt.timedelta(seconds=int(getattr(settings, "SEGMENT_REFRESH_STALE_SECONDS", 900)))
+    return dt.timedelta(seconds=settings.SEGMENT_REFRESH_STALE_SECONDS)
 
 
 def segment_refreshes_fail_stale(*, segment_ids: Iterable[int] | None = None) -> int:

@@ -34,17 +34,22 @@ def run_list() -> QuerySet[ScoringRun]:
     return ScoringRun.objects.select_related("scheme", "created_by").order_by("-created_at", "-id")
 
 
+_ACTIVE = (ScoringRunStatus.QUEUED, ScoringRunStatus.RUNNING)
+
+
+def _stale_before():
+    return timezone.now() - timedelta(seconds=settings.SCORING_STALE_SECONDS)
+
+
 def stale_runs() -> QuerySet[ScoringRun]:
     """Queued or running runs with no progress for SCORING_STALE_SECONDS: their worker died or
     their message was lost (a chunk writes progress every few seconds)."""
-    cutoff = timezone.now() - timedelta(seconds=settings.SCORING_STALE_SECONDS)
-    return ScoringRun.objects.filter(
-        status__in=(ScoringRunStatus.QUEUED, ScoringRunStatus.RUNNING), updated_at__lt=cutoff)
+    return ScoringRun.objects.filter(status__in=_ACTIVE, updated_at__lt=_stale_before())
 
 
 def run_is_stale(run: ScoringRun) -> bool:
-    return (run.status in (ScoringRunStatus.QUEUED, ScoringRunStatus.RUNNING)
-            and run.updated_at < timezone.now() - timedelta(seconds=settings.SCORING_STALE_SECONDS))
+    """stale_runs() for one loaded run (the page asks per row, without a query)."""
+    return run.status in _ACTIVE and run.updated_at < _stale_before()
 
 
 def run_get(run_id: int) -> ScoringRun:

@@ -209,13 +209,17 @@ def scoring_staging_cleanup(*, keep_days: int | None = None) -> list[int]:
     present = engine.staging_run_ids()
     if not present:
         return []
-    runs = dict(ScoringRun.objects.filter(pk__in=present).values_list("pk", "status"))
-    old_failed = set(ScoringRun.objects.filter(
-        pk__in=present, status=ScoringRunStatus.FAILED, finished_at__lt=cutoff)
-        .values_list("pk", flat=True))
-    dropped = [run_id for run_id in present
-               if run_id not in runs or run_id in old_failed
-               or runs[run_id] == ScoringRunStatus.SUCCEEDED]
+    runs = {pk: (status, finished) for pk, status, finished in ScoringRun.objects.filter(
+        pk__in=present).values_list("pk", "status", "finished_at")}
+
+    def unused(run_id: int) -> bool:
+        if run_id not in runs:
+            return True
+        status, finished = runs[run_id]
+        return status == ScoringRunStatus.SUCCEEDED or (
+            status == ScoringRunStatus.FAILED and finished is not None and finished < cutoff)
+
+    dropped = [run_id for run_id in present if unused(run_id)]
     for run_id in dropped:
         engine.staging_drop(run_id)
     if dropped:
