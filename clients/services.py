@@ -6,16 +6,32 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
+from core.access import can_log_interaction
 from core.errors import ApplicationError
-from core.models import Branch
+from core.models import AuditAction, Branch
+from core.services import audit_record
 
 from .models import Client, Holding, Interaction, InteractionKind, InteractionOutcome, Product
 
 
-@transaction.atomic
+def interaction_author_check(*, client: Client, author) -> None:
+    """Refuse (403, audited as ACCESS_DENIED) anyone but the client's own RM: seeing a client
+    (branch manager, ops, compliance, admin) is not the right to write into their history."""
+    if can_log_interaction(author, client):
+        return
+    audit_record(action=AuditAction.ACCESS_DENIED, actor=author, object_type="client",
+                 object_id=client.client_no, detail={"attempted": "interaction_log"})
+    raise ApplicationError(_("Only the client's own RM can log interactions."),
+                           code="permission_denied", status=403)
+
+
 def interaction_log(*, client: Client, author, kind: str, outcome: str = InteractionOutcome.NONE,
                     note: str = "", occurred_at=None) -> Interaction:
+    """The one way an interaction is written; audited as INTERACTION_LOGGED (never the note)."""
+    # Checked before the transaction opens: the denial's audit row must outlive the refusal.
+    interaction_author_check(client=client, author=author)
     if kind not in InteractionKind.values:
         raise ApplicationError(f"Unknown interaction kind {kind!r}.", fields={"kind": ["invalid"]})
     if outcome not in InteractionOutcome.values:
@@ -23,8 +39,14 @@ def interaction_log(*, client: Client, author, kind: str, outcome: str = Interac
     note = (note or "").strip()
     if kind == InteractionKind.NOTE and not note:
         raise ApplicationError("A note needs some text.", fields={"note": ["required"]})
-    return Interaction.objects.create(client=client, author=author, kind=kind, outcome=outcome,
-                                      note=note, occurred_at=occurred_at or timezone.now())
+    with transaction.atomic():
+        interaction = Interaction.objects.create(client=client, author=author, kind=kind,
+                                                 outcome=outcome, note=note,
+                                                 occurred_at=occurred_at or timezone.now())
+        audit_record(action=AuditAction.INTERACTION_LOGGED, actor=author, object_type="client",
+                     object_id=client.client_no,
+                     detail={"interaction": interaction.pk, "kind": kind, "outcome": outcome})
+    return interaction
 
 
 CLIENT_UPSERT_FIELDS = (

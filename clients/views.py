@@ -13,7 +13,7 @@ from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.utils.translation import gettext as _
 
-from core.access import ALL_CLIENTS_ROLES, can_see_pii, role_of
+from core.access import ALL_CLIENTS_ROLES, can_log_interaction, can_see_pii, role_of
 from core.errors import ApplicationError
 from core.models import AuditAction, Role
 from core.services import audit_record
@@ -32,7 +32,7 @@ from .selectors import (
     interactions_for_client,
     transactions_for_client,
 )
-from .services import interaction_log
+from .services import interaction_author_check, interaction_log
 
 # An exact COUNT(*) over a million rows is a sequential (or full index-only) scan on PostgreSQL
 # and costs far more than the 25 rows we show. Lists therefore count at most COUNT_CAP + 1 rows
@@ -196,6 +196,7 @@ def _render_detail(request, client: Client, form: InteractionForm, *, status: in
         "interactions": interactions_for_client(client=client)[:RECENT_INTERACTIONS],
         "contribution": _contribution(client),
         "form": form,
+        "can_log_interaction": can_log_interaction(request.user, client),
         "open_tasks": _open_tasks(client, request.user),
         **score_card(client),
         **_segments_card(client),
@@ -215,6 +216,10 @@ def interaction_create(request, client_no):
     client = client_get(user=request.user, client_no=client_no)
     if request.method != "POST":
         return redirect("clients:client_detail", client_no=client.client_no)
+    try:
+        interaction_author_check(client=client, author=request.user)
+    except ApplicationError:
+        return render(request, "403.html", status=403)
     form = InteractionForm(request.POST)
     if form.is_valid():
         try:
@@ -229,7 +234,7 @@ def interaction_create(request, client_no):
         # htmx swaps only 2xx answers, so a form with errors comes back 200 with its messages.
         context = {"client": client, "form": InteractionForm() if saved else form,
                    "interactions": interactions_for_client(client=client)[:RECENT_INTERACTIONS],
-                   "just_saved": saved}
+                   "can_log_interaction": True, "just_saved": saved}
         return render(request, "clients/_interactions.html", context)
     if saved:
         messages.success(request, _("The interaction was logged."))

@@ -2,7 +2,10 @@
 
 Every page, API view, export and task that reads client data builds its queryset from
 `client_scope_q` (via clients.selectors.client_queryset_for). Personal data is shown in full
-only to the client's own RM (`can_see_pii`).
+only to the client's own RM (`can_see_pii`), and only the client's own RM writes into the
+client's record: interactions (`can_log_interaction`) and the consent the client gives them
+(`can_record_consent`). Seeing a client is not the right to speak for them: branch managers,
+ops and compliance read an RM's work but never add to it.
 """
 
 from django.db.models import Q
@@ -42,9 +45,24 @@ def client_scope_q(user, *, prefix: str = "") -> Q:
     return Q(pk__in=[]) if not prefix else Q(**{f"{prefix}pk__in": []})
 
 
-def can_see_pii(user, client) -> bool:
+def is_own_rm(user, client) -> bool:
     return bool(user and user.is_authenticated and client.rm_id and client.rm_id == user.pk
                 and role_of(user) == Role.RM)
+
+
+def can_see_pii(user, client) -> bool:
+    return is_own_rm(user, client)
+
+
+def can_log_interaction(user, client) -> bool:
+    """Calls, meetings and notes in a client's history are the own RM's (DOMAIN.md: the RM logs
+    them; a branch manager sees them)."""
+    return is_own_rm(user, client)
+
+
+def can_record_consent(user, client) -> bool:
+    """A consent the client states (e.g. a re-subscription) is recorded by the RM who heard it."""
+    return is_own_rm(user, client)
 
 
 def has_role(user, *roles) -> bool:
