@@ -15,8 +15,10 @@
       animation: false,
       color: ["#1f4e79", "#2e86c1", "#48c9b0", "#f4d03f", "#eb984e", "#a569bd", "#5d6d7e", "#c0392b"],
       tooltip: {
-        trigger: "item",
-        formatter: function (p) { return p.name + "<br>" + money.format(p.value) + " (" + p.percent + "%)"; }
+        trigger: "item", confine: true,  // confined: no arrow (ECharts draws it with a style attribute)
+        formatter: function (p) {
+          return CRM.tooltip(p.name, [["", money.format(p.value) + " (" + p.percent + "%)"]]);
+        }
       },
       legend: { orient: "vertical", left: "62%", top: "middle", textStyle: { fontSize: 12 } },
       series: [{
@@ -51,11 +53,12 @@
       animation: false,
       grid: { left: 30, right: 12, top: 12, bottom: 24 },
       tooltip: {
-        trigger: "axis",
+        trigger: "axis", confine: true,
         formatter: function (items) {
           var p = points[items[0].dataIndex];
-          return p.as_of + "<br>" + labels.total + ": " + p.total + "<br>" + labels.tier + ": " +
-            p.tier_label + "<br>" + labels.scheme + ": v" + p.version;
+          return CRM.tooltip(p.as_of, [[labels.total + ":", p.total],
+                                       [labels.tier + ":", p.tier_label],
+                                       [labels.scheme + ":", "v" + p.version]]);
         }
       },
       xAxis: { type: "category", data: points.map(function (p) { return p.as_of; }),

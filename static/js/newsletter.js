@@ -32,7 +32,8 @@
       funnel.setOption({
         animation: false,
         title: { text: data.labels.funnel_title, left: "center", textStyle: { fontSize: 13 } },
-        tooltip: { trigger: "axis", axisPointer: { type: "shadow" } },
+        tooltip: { trigger: "axis", axisPointer: { type: "shadow" }, confine: true,
+                   formatter: CRM.axisTooltip() },
         grid: { left: 90, right: 40, top: 36, bottom: 20 },
         xAxis: { type: "value", minInterval: 1 },
         yAxis: { type: "category", inverse: true,
@@ -48,7 +49,8 @@
       ratings.setOption({
         animation: false,
         title: { text: data.labels.ratings_title, left: "center", textStyle: { fontSize: 13 } },
-        tooltip: { trigger: "axis", axisPointer: { type: "shadow" } },
+        tooltip: { trigger: "axis", axisPointer: { type: "shadow" }, confine: true,
+                   formatter: CRM.axisTooltip() },
         grid: { left: 40, right: 20, top: 36, bottom: 40 },
         xAxis: { type: "category", name: data.labels.rating, nameLocation: "middle", nameGap: 26,
                  data: ["1", "2", "3", "4", "5"] },

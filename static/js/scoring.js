@@ -17,7 +17,8 @@
         animation: false,
         color: ["#1f4e79", "#48c9b0", "#eb984e"],
         title: { text: data.labels.scores_title, left: "center", textStyle: { fontSize: 13 } },
-        tooltip: { trigger: "axis", axisPointer: { type: "shadow" } },
+        tooltip: { trigger: "axis", axisPointer: { type: "shadow" }, confine: true,
+                   formatter: CRM.axisTooltip() },
         legend: { bottom: 0 },
         grid: { left: 50, right: 20, top: 40, bottom: 60 },
         xAxis: { type: "category", name: data.labels.score, nameLocation: "middle", nameGap: 24,
@@ -35,7 +36,9 @@
       tierChart.setOption({
         animation: false,
         title: { text: data.labels.tiers_title, left: "center", textStyle: { fontSize: 13 } },
-        tooltip: { trigger: "item", formatter: "{b}: {c} ({d}%)" },
+        tooltip: { trigger: "item", confine: true, formatter: function (p) {
+          return CRM.tooltip(p.name + ":", [["", p.value + " (" + p.percent + "%)"]]);
+        } },
         // Every tier in the legend; empty ones get no slice (and no "0" label on top of another).
         legend: { bottom: 0, data: data.tiers.map(function (t) { return t.name; }) },
         color: data.tiers.map(function (t) { return TIER_COLORS[t.key]; }),

@@ -17,7 +17,7 @@
     chart.setOption({
       animation: false,
       color: ["#1f4e79", "#198754", "#adb5bd"],
-      tooltip: { trigger: "axis" },
+      tooltip: { trigger: "axis", confine: true, formatter: CRM.axisTooltip() },
       legend: { bottom: 0 },
       grid: { left: 60, right: 20, top: 20, bottom: 60 },
       xAxis: { type: "category", data: points.map(function (p) { return p.at; }) },
@@ -43,10 +43,13 @@
     var chart = echarts.init(el, null, { renderer: "svg" });
     chart.setOption({
       animation: false,
+      // Segment names are data anyone with the API can set: escaped (CRM.tooltip), never HTML.
+      // Confined, and no position: "top": ECharts draws a tooltip's arrow with a style attribute.
       tooltip: {
-        position: "top",
+        confine: true,
         formatter: function (p) {
-          return d.names[p.value[1]] + " × " + d.names[p.value[0]] + ": " + p.value[2];
+          return CRM.tooltip(d.names[p.value[1]] + " × " + d.names[p.value[0]] + ":",
+                             [["", p.value[2]]]);
         }
       },
       grid: { left: 10, right: 30, top: 10, bottom: 60, containLabel: true },

@@ -58,6 +58,15 @@ def test_check_deploy_is_clean_under_production_settings():
                             text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+    # The same production settings send the Content-Security-Policy (issue 9).
+    probe = ("import django; django.setup(); from django.test import Client; "
+             "r = Client(HTTP_HOST='crm.example.com').get('/accounts/login/', secure=True); "
+             "print(r.status_code, r['Content-Security-Policy'])")
+    result = subprocess.run([sys.executable, "-c", probe], cwd=settings.BASE_DIR, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.startswith("200 "), result.stdout
+    assert "script-src 'self'" in result.stdout and "unsafe" not in result.stdout, result.stdout
 
 
 def test_one_denied_request_writes_exactly_one_audit_row(logged_in, rm_a, clients_of_b):
