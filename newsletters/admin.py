@@ -1,10 +1,20 @@
+from django import forms
 from django.contrib import admin
 
+from .forms import HeaderFieldsChecked
 from .models import Delivery, Edition, EditionEvent, EditionSection, ForbiddenPhrase, Publication
+
+
+class PublicationAdminForm(HeaderFieldsChecked, forms.ModelForm):
+    class Meta:
+        model = Publication
+        fields = ["name", "slug", "description", "audience", "sender_mode", "from_name",
+                  "from_email", "reply_to", "cadence", "tracking_enabled", "is_active"]
 
 
 @admin.register(Publication)
 class PublicationAdmin(admin.ModelAdmin):
+    form = PublicationAdminForm
     list_display = ["name", "slug", "audience", "sender_mode", "cadence", "tracking_enabled",
                     "is_active"]
     list_filter = ["sender_mode", "cadence", "is_active"]

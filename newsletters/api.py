@@ -1,7 +1,8 @@
 """Newsletters over the API (API.md): publications, editions with their approval actions,
 statistics and deliveries.
 
-Reads need a staff role; composing (publications, editions, schedule/send/pause/resume/cancel)
+Reads need ops, compliance or admin (newsletters.access: the pages' rule; an RM or branch
+manager gets a 403); composing (publications, editions, schedule/send/pause/resume/cancel)
 needs ops or admin; approve and reject need compliance (the services enforce the same rules,
 plus: the author never approves their own edition). Errors use the standard envelope; a
 blocked submission (code "forbidden_phrases") also lists every match under "issues".
@@ -21,7 +22,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from clients.api.common import CanRead, require_object
+from clients.api.common import require_object
 from clients.api.schemas import ErrorEnvelope, errors
 from clients.selectors import client_queryset_for
 from core.api import HasRole, KeysetPagination, error_body
@@ -30,6 +31,8 @@ from core.models import Role
 from segments.models import Segment
 
 from . import services
+from .access import CanReadNewsletters
+from .headers import validate_header_value
 from .models import (
     Cadence,
     Delivery,
@@ -89,9 +92,10 @@ class PublicationInput(serializers.Serializer):
     audience = serializers.SlugRelatedField(slug_field="code", queryset=Segment.objects.all(),
                                             help_text="Audience segment code")
     sender_mode = serializers.ChoiceField(choices=SenderMode.choices, required=False)
-    from_name = serializers.CharField(max_length=100)
-    from_email = serializers.EmailField()
-    reply_to = serializers.EmailField(required=False, allow_blank=True)
+    from_name = serializers.CharField(max_length=100, validators=[validate_header_value])
+    from_email = serializers.EmailField(validators=[validate_header_value])
+    reply_to = serializers.EmailField(required=False, allow_blank=True,
+                                      validators=[validate_header_value])
     cadence = serializers.ChoiceField(choices=Cadence.choices, required=False)
     tracking_enabled = serializers.BooleanField(required=False)
     is_active = serializers.BooleanField(required=False)
@@ -186,13 +190,16 @@ class EditionDetailOutput(EditionOutput):
 
 class EditionCreateInput(serializers.Serializer):
     publication = serializers.IntegerField(help_text="Publication id")
-    subject = serializers.CharField(max_length=200)
+    subject = serializers.CharField(max_length=200, validators=[validate_header_value],
+                                    help_text="One line: no line breaks or control characters")
     preheader = serializers.CharField(required=False, allow_blank=True, max_length=200)
     sections = SectionSerializer(many=True, required=False)
 
 
 class EditionUpdateInput(serializers.Serializer):
-    subject = serializers.CharField(required=False, max_length=200)
+    subject = serializers.CharField(required=False, max_length=200,
+                                    validators=[validate_header_value],
+                                    help_text="One line: no line breaks or control characters")
     preheader = serializers.CharField(required=False, allow_blank=True, max_length=200)
     sections = SectionSerializer(many=True, required=False)
 
@@ -207,8 +214,19 @@ class CommentInput(serializers.Serializer):
     comment = serializers.CharField(required=False, allow_blank=True, max_length=4000)
 
 
+class InRangeDateTimeField(serializers.DateTimeField):
+    """A date-time that fits both its own offset and the server's time zone: year 1 or year
+    9999 near the ends of the calendar would overflow on conversion (a 400, never a 500)."""
+
+    def enforce_timezone(self, value):
+        try:
+            return super().enforce_timezone(value)
+        except OverflowError:
+            self.fail("overflow")
+
+
 class ScheduleInput(serializers.Serializer):
-    at = serializers.DateTimeField(help_text="When to send; must be in the future.")
+    at = InRangeDateTimeField(help_text="When to send; must be in the future.")
 
 
 class TestSendInput(serializers.Serializer):
@@ -256,7 +274,7 @@ def _edition_or_404(pk: int) -> Edition:
 class ReadOrCompose:
     def get_permissions(self):
         if self.request.method in ("GET", "HEAD", "OPTIONS"):
-            return [CanRead()]
+            return [CanReadNewsletters()]
         return [CanCompose()]
 
 
@@ -473,7 +491,7 @@ class EditionTestSendView(_EditionAction):
 
 @extend_schema(tags=["newsletters"])
 class EditionDeliveriesView(APIView):
-    permission_classes = [CanRead]
+    permission_classes = [CanReadNewsletters]
 
     @extend_schema(summary="The edition's outbox rows for the clients the caller may see",
                    responses={200: DeliveryOutput(many=True), **errors(401, 403, 404)})

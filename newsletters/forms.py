@@ -16,6 +16,12 @@ from django.utils.translation import gettext_lazy as _
 from clients.models import Product, ProductType
 from segments.models import Segment
 
+from .headers import (
+    PUBLICATION_HEADER_FIELDS,
+    UNSAFE_HEADER_MESSAGE,
+    header_is_safe,
+    validate_header_value,
+)
 from .models import Edition, Publication, SectionKind
 
 DEFAULT_AUDIENCE = "high_net_worth"
@@ -33,7 +39,18 @@ ROW_TABLES = {
 }
 
 
-class PublicationForm(forms.ModelForm):
+class HeaderFieldsChecked:
+    """Mixin for a Publication model form (the page's and the admin's): the sender name and
+    addresses become header lines, so each must be a single line (newsletters.headers)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in PUBLICATION_HEADER_FIELDS:
+            if name in self.fields:
+                self.fields[name].validators.append(validate_header_value)
+
+
+class PublicationForm(HeaderFieldsChecked, forms.ModelForm):
     audience = forms.ModelChoiceField(queryset=Segment.objects.none(), label=_("audience segment"),
                                       empty_label=None)
 
@@ -253,6 +270,8 @@ class EditionEditor:
             self.errors["subject"] = [str(_("Give the edition a subject."))]
         elif len(subject) > 200:
             self.errors["subject"] = [str(_("At most 200 characters."))]
+        elif not header_is_safe(subject):
+            self.errors["subject"] = [str(UNSAFE_HEADER_MESSAGE)]
         if len(self.preheader.strip()) > 200:
             self.errors["preheader"] = [str(_("At most 200 characters."))]
         if not self.blocks:

@@ -9,7 +9,9 @@ Public URL shapes (the public views live under /n/):
     GET  /n/u/<signed>/      unsubscribe confirmation page (GET never changes anything)
     POST /n/u/<signed>/      unsubscribe; also the RFC 8058 one-click target
                              (body "List-Unsubscribe=One-Click")
-    GET  /n/f/<signed>/      feedback: ?rating=1..5 records a rating; the page has the comment form
+    GET  /n/f/<signed>/      feedback landing page: ?rating=1..5 preselects that rating in its
+                             form; a GET records nothing (mail scanners follow links)
+    POST /n/f/<signed>/      feedback: records the rating and/or comment (CSRF token required)
     GET  /n/c/<signed>/      click: redirects to the signed target URL (tracking on only)
     GET  /n/o/<signed>.gif   open pixel (tracking on only)
 
@@ -66,7 +68,7 @@ def feedback_url(delivery, rating: int | None = None) -> str:
 
 
 def with_rating(feedback: str, rating: int) -> str:
-    """The feedback URL that records `rating` when opened."""
+    """The feedback URL whose landing page has `rating` preselected (sending it records it)."""
     return feedback + "?" + urlencode({"rating": int(rating)})
 
 

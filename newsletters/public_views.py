@@ -4,6 +4,10 @@ A tampered, swapped or unknown link changes nothing and says so. The unsubscribe
 CSRF-exempt so the RFC 8058 one-click POST (body ``List-Unsubscribe=One-Click``, sent by the
 mailbox provider without any cookie) works; the confirmation button on our own page still
 checks the CSRF token by hand.
+
+The rating links in the email (``?rating=1..5``) open a landing page with that rating
+preselected; a GET records nothing (mail scanners and link previews follow every link), the
+rating is recorded only when the reader sends the page's form (a POST with the CSRF token).
 """
 
 import base64
@@ -63,13 +67,25 @@ def unsubscribe_view(request, signed: str):
     return render(request, "newsletters/public/unsubscribe_done.html", _context(delivery))
 
 
-def _rating_from(request) -> int | None:
-    raw = request.GET.get("rating") or request.GET.get("r") or request.POST.get("rating")
+def _rating(raw) -> int | None:
     try:
         rating = int(raw)
     except (TypeError, ValueError):
         return None
     return rating if 1 <= rating <= 5 else None
+
+
+def _saved_rating(delivery: Delivery) -> int | None:
+    return (delivery.feedback.filter(is_reply=False, rating__isnull=False)
+            .order_by("-created_at", "-id").values_list("rating", flat=True).first())
+
+
+def _feedback_form(request, delivery: Delivery, *, rating=None, status: int = 200, **extra):
+    """The landing page: `rating` (else the reader's saved one) preselected in the form."""
+    saved = _saved_rating(delivery)
+    return render(request, "newsletters/public/feedback_form.html",
+                  _context(delivery, rating=rating or saved, saved=saved, ratings=range(1, 6),
+                           action=request.path, **extra), status=status)
 
 
 @never_cache
@@ -78,25 +94,19 @@ def feedback_view(request, signed: str):
     delivery = links.verify_token(links.FEEDBACK, signed)
     if delivery is None:
         return _invalid(request)
-    rating = _rating_from(request)
-    if request.method == "GET":
-        current = feedback_rate(delivery=delivery, rating=rating) if rating else None
-        if current is None:
-            current = (delivery.feedback.filter(is_reply=False, rating__isnull=False)
-                       .values_list("rating", flat=True).first())
-        return render(request, "newsletters/public/feedback_form.html",
-                      _context(delivery, rating=current, ratings=range(1, 6),
-                               just_rated=rating is not None))
+    if request.method == "GET":  # the landing page: the link's rating preselected, nothing saved
+        rating = _rating(request.GET.get("rating") or request.GET.get("r"))
+        return _feedback_form(request, delivery, rating=rating)
+    rating = _rating(request.POST.get("rating"))
     comment = (request.POST.get("comment") or "").strip()[:4000]
+    if not comment and not rating:
+        return _feedback_form(request, delivery, empty=True, status=400)
     if rating:
         feedback_rate(delivery=delivery, rating=rating)
-    if not comment and not rating:
-        return render(request, "newsletters/public/feedback_form.html",
-                      _context(delivery, rating=None, ratings=range(1, 6), empty=True),
-                      status=400)
     if comment:
         feedback_comment(delivery=delivery, comment=comment)
-    return render(request, "newsletters/public/feedback_thanks.html", _context(delivery))
+    return render(request, "newsletters/public/feedback_thanks.html",
+                  _context(delivery, rating=rating, commented=bool(comment)))
 
 
 @never_cache

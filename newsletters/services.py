@@ -22,6 +22,7 @@ from core.errors import ApplicationError
 from core.models import Role
 
 from .compliance import edition_compliance_issues
+from .headers import check_edition_headers
 from .links import is_trackable_target
 from .models import (
     Cadence,
@@ -359,6 +360,7 @@ def edition_approve(*, edition: Edition, actor, content_version: int | None = No
             code="stale_version", status=409)
     if edition.status == S.SUBMITTED:
         _raise_if_forbidden_phrases(edition)
+    check_edition_headers(edition)
     return edition_transition(
         edition=edition, to_status=S.APPROVED, actor=actor, comment=comment,
         changes={"approved_by": actor, "approved_at": timezone.now(),
@@ -397,6 +399,7 @@ def edition_schedule(*, edition: Edition, actor, at: dt.datetime) -> Edition:
     _locked(edition)
     if edition.status in (S.APPROVED, S.SCHEDULED):
         _require_approved_content(edition)
+    check_edition_headers(edition)
     return edition_transition(edition=edition, to_status=S.SCHEDULED, actor=actor,
                               comment=at.isoformat(), changes={"scheduled_at": at})
 
@@ -475,6 +478,7 @@ def edition_send_test(*, edition: Edition, actor, client) -> EmailMultiAlternati
     if not getattr(actor, "email", ""):
         raise ApplicationError(_("Your account has no email address to send the test to."),
                                code="no_address", fields={"email": [_("missing")]})
+    check_edition_headers(edition)
     rendered = render_preview(edition=edition, client=client)
     publication = edition.publication
     message = EmailMultiAlternatives(
@@ -484,7 +488,13 @@ def edition_send_test(*, edition: Edition, actor, client) -> EmailMultiAlternati
         reply_to=[publication.reply_to] if publication.reply_to else None,
         headers={"List-Id": rendered.headers.get("List-Id", "")})
     message.attach_alternative(rendered.html, "text/html")
-    message.send()
+    try:
+        message.send()
+    except OSError as exc:  # refused, timed out, dropped, or any SMTP error (SMTPException)
+        raise ApplicationError(
+            _("The mail server could not be reached or refused the message; no test was sent. "
+              "Try again later."),
+            code="smtp_unavailable", status=503) from exc
     return message
 
 

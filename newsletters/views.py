@@ -29,6 +29,7 @@ from core.services import audit_record
 from segments.selectors import segment_members
 
 from . import compliance, rendering, selectors, services
+from .access import READ_ROLES
 from .forms import (
     ApproveForm,
     EditionEditor,
@@ -46,7 +47,6 @@ from .models import (
     SectionKind,
 )
 
-READ_ROLES = (Role.OPS, Role.COMPLIANCE, Role.ADMIN)
 COMPOSE_ROLES = (Role.OPS, Role.ADMIN)
 APPROVE_ROLES = (Role.COMPLIANCE,)
 EDITABLE = (EditionStatus.DRAFT, EditionStatus.REJECTED)

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from core.errors import ApplicationError
 
+from ..headers import check_edition_headers
 from ..models import (
     Delivery,
     DeliveryStatus,
@@ -148,6 +149,7 @@ def edition_dispatch_start(*, edition: Edition, actor=None) -> Edition:
                 edition.approved_version != edition.content_version:
             raise ApplicationError("The edition changed after approval; submit it again.",
                                    code="edition_not_sendable")
+        check_edition_headers(edition)  # stored before the rule: refuse, queue nothing
         now = timezone.now()
         from_status = edition.status
         _insert_outbox(edition)

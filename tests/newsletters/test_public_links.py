@@ -85,3 +85,32 @@ def test_a_click_redirects_only_to_the_signed_target(delivery):
     assert forged["Location"] == "https://research.broker.example/r/1"
     tampered = url.replace("/n/c/", "/n/c/x")
     assert HttpClient().get(tampered).status_code == 404
+
+
+def test_a_mail_scanner_following_every_link_of_the_email_records_nothing(delivery):
+    """Scanners and link previews GET every URL in a message (and its List-Unsubscribe
+    header); only the reader's own POST, or the RFC 8058 one-click POST, may change anything."""
+    import re
+
+    from newsletters.models import Feedback
+    from newsletters.rendering import build_message, delivery_context, render_edition
+
+    edition = delivery.edition
+    rendered = render_edition(edition=edition, delivery=delivery, context=delivery_context(
+        edition=edition, client=delivery.client))
+    message = build_message(delivery=delivery, rendered=rendered).message()
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    one_click = message["List-Unsubscribe"].strip("<>")
+    found = set(re.findall(r"https?://[^\s\"'<>]+", rendered.html.replace("&amp;", "&")))
+    found |= set(re.findall(r"https?://[^\s\"'<>]+", rendered.text)) | {one_click}
+    public = sorted(u for u in found if "/n/u/" in u or "/n/f/" in u)
+    assert sum("rating=" in u for u in public) == 5 and any("/n/u/" in u for u in public)
+    http = HttpClient()
+    for url in public:
+        assert http.get(path(url)).status_code == 200, url
+    assert not Feedback.objects.exists()
+    assert unsubscribed(delivery) == 0
+    response = HttpClient(enforce_csrf_checks=True).post(
+        path(one_click), "List-Unsubscribe=One-Click",
+        content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 200 and unsubscribed(delivery) == 1
