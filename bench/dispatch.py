@@ -201,6 +201,10 @@ def new_edition(segment):
         EditionSection(edition=edition, position=5, kind="rm_note", title="理财经理寄语",
                        data={"fallback": "如需调整配置，欢迎随时联系我。"}),
     ])
+    from newsletters.approval import approval_fields
+
+    Edition.objects.filter(pk=edition.pk).update(**approval_fields(edition))  # as approved
+    edition.refresh_from_db()
     return edition
 
 

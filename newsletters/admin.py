@@ -3,6 +3,7 @@ from django.contrib import admin
 
 from .forms import HeaderFieldsChecked
 from .models import Delivery, Edition, EditionEvent, EditionSection, ForbiddenPhrase, Publication
+from .services import forbidden_phrases_audit
 
 
 class PublicationAdminForm(HeaderFieldsChecked, forms.ModelForm):
@@ -56,13 +57,31 @@ class EditionAdmin(admin.ModelAdmin):
 
 @admin.register(ForbiddenPhrase)
 class ForbiddenPhraseAdmin(admin.ModelAdmin):
+    """Admins only (the admin site); every change is audited as PHRASES_CHANGED like the page.
+    A phrase is added or removed, never rewritten in place."""
+
     list_display = ["phrase", "is_builtin", "created_by", "created_at"]
     readonly_fields = ["is_builtin", "created_by", "created_at"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*self.readonly_fields, "phrase"] if obj is not None else self.readonly_fields
 
     def save_model(self, request, obj, form, change):
         if not change:
             obj.created_by = request.user
         super().save_model(request, obj, form, change)
+        if not change:
+            forbidden_phrases_audit(actor=request.user, added=[obj.phrase])
+
+    def delete_model(self, request, obj):
+        super().delete_model(request, obj)
+        forbidden_phrases_audit(actor=request.user, removed=[obj.phrase])
+
+    def delete_queryset(self, request, queryset):
+        removed = list(queryset.filter(is_builtin=False).values_list("phrase", flat=True))
+        queryset.filter(is_builtin=False).delete()
+        if removed:
+            forbidden_phrases_audit(actor=request.user, removed=removed)
 
     def has_delete_permission(self, request, obj=None):
         return obj is None or not obj.is_builtin

@@ -81,6 +81,11 @@ class Edition(TimeStampedModel):
                                     null=True, blank=True, on_delete=models.PROTECT,
                                     related_name="+")
     approved_at = models.DateTimeField(_("approved at"), null=True, blank=True)
+    # What compliance approved (newsletters.approval.edition_approval_snapshot) and its
+    # core.approval.snapshot_hash; sending recomputes the hash and refuses on any difference.
+    approved_hash = models.CharField(_("approved content hash"), max_length=64, blank=True,
+                                     default="")
+    approved_snapshot = models.JSONField(_("approved snapshot"), null=True, blank=True)
     review_comment = models.TextField(_("reviewer's comment"), blank=True)
     scheduled_at = models.DateTimeField(_("scheduled for"), null=True, blank=True, db_index=True)
     send_started_at = models.DateTimeField(_("sending started"), null=True, blank=True)

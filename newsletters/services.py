@@ -3,12 +3,20 @@ forbidden phrases.
 
 Every status change goes through `edition_transition`, which checks ALLOWED_TRANSITIONS and
 records an EditionEvent; anything else is ApplicationError code "invalid_transition" (409).
+Every transition is also written to the audit log (object type "edition").
+
+Approval covers everything (newsletters.approval): approving stores the snapshot and its hash;
+changing the edition, its publication, a picked product or the audience's rule afterwards puts
+an approved or scheduled edition back to draft (`edition_approval_recheck`, audited
+APPROVAL_REVOKED), and scheduling and sending recompute the hash and refuse ("approval_revoked",
+409) if it differs, whatever path the change took.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import importlib
+from contextlib import contextmanager
 
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
@@ -19,8 +27,16 @@ from django.utils.translation import gettext as _
 from clients.models import Product, ProductType
 from core.access import has_role
 from core.errors import ApplicationError
-from core.models import Role
+from core.models import AuditAction, Role
+from core.services import audit_record
 
+from .approval import (
+    APPROVAL_HELD,
+    ApprovalLapsed,
+    approval_fields,
+    edition_approval_check,
+    require_approval_holds,
+)
 from .compliance import edition_compliance_issues
 from .headers import check_edition_headers
 from .links import is_trackable_target
@@ -39,7 +55,7 @@ from .models import (
 S = EditionStatus
 COMPOSE_ROLES = (Role.OPS, Role.ADMIN)
 APPROVE_ROLES = (Role.COMPLIANCE,)
-PHRASE_ROLES = (Role.OPS, Role.COMPLIANCE, Role.ADMIN)
+PHRASE_ROLES = (Role.COMPLIANCE, Role.ADMIN)
 EDITABLE = (S.DRAFT, S.REJECTED)
 MAX_SECTIONS = 30
 
@@ -49,8 +65,8 @@ ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
     S.DRAFT: frozenset({S.SUBMITTED, S.CANCELLED}),
     S.REJECTED: frozenset({S.SUBMITTED, S.CANCELLED}),
     S.SUBMITTED: frozenset({S.APPROVED, S.REJECTED, S.CANCELLED}),
-    S.APPROVED: frozenset({S.SCHEDULED, S.SENDING, S.CANCELLED}),
-    S.SCHEDULED: frozenset({S.SCHEDULED, S.SENDING, S.CANCELLED}),
+    S.APPROVED: frozenset({S.SCHEDULED, S.SENDING, S.CANCELLED, S.DRAFT}),
+    S.SCHEDULED: frozenset({S.SCHEDULED, S.SENDING, S.CANCELLED, S.DRAFT}),
     S.SENDING: frozenset({S.PAUSED, S.SENT, S.CANCELLED}),
     S.PAUSED: frozenset({S.SENDING, S.CANCELLED}),
     S.SENT: frozenset(),
@@ -69,6 +85,7 @@ def _locked(edition: Edition) -> Edition:
     """Re-read the edition under a row lock, so concurrent transitions serialise."""
     fresh = Edition.objects.select_for_update().select_related("publication").get(pk=edition.pk)
     edition.__dict__.update({k: v for k, v in fresh.__dict__.items() if not k.startswith("_")})
+    edition.publication = fresh.publication
     return edition
 
 
@@ -102,6 +119,67 @@ def edition_transition(*, edition: Edition, to_status: str, actor=None, comment:
     EditionEvent.objects.create(edition=edition, actor=actor, from_status=from_status,
                                 to_status=to_status, comment=comment or "")
     return edition
+
+
+def edition_audit(*, edition: Edition, action: str, actor=None, **detail) -> None:
+    """One audit row about `edition`: its title and publication, plus `detail` (short keys)."""
+    audit_record(action=action, actor=actor, object_type="edition", object_id=str(edition.pk),
+                 detail={"title": f"#{edition.number} {edition.subject}",
+                         "publication": edition.publication.name, **detail})
+
+
+# --- approval covers everything ---------------------------------------------------------
+
+@transaction.atomic
+def edition_approval_recheck(*, edition: Edition, actor=None) -> list[str]:
+    """If `edition` holds an approval that no longer covers it, put it back to draft (event
+    and APPROVAL_REVOKED audit row naming what changed). Returns what changed ([] = holds, or
+    no approval held)."""
+    _locked(edition)
+    if edition.status not in APPROVAL_HELD:
+        return []
+    check = edition_approval_check(edition)
+    if check.holds:
+        return []
+    from_status = edition.status
+    edition_transition(edition=edition, to_status=S.DRAFT, actor=actor,
+                       comment=", ".join(check.changed),
+                       changes={"approved_version": None, "approved_hash": "",
+                                "approved_by": None, "approved_at": None,
+                                "scheduled_at": None})
+    edition_audit(edition=edition, action=AuditAction.APPROVAL_REVOKED, actor=actor,
+                  was=from_status, changed=check.changed)
+    return check.changed
+
+
+def editions_approval_recheck(*, publication_id: int | None = None,
+                              product_code: str | None = None, actor=None) -> list[int]:
+    """edition_approval_recheck for every edition holding an approval (or those of one
+    publication, or those whose approval covers one product); the ids sent back to draft.
+    Cheap: only approved and scheduled editions are read."""
+    held = Edition.objects.filter(status__in=APPROVAL_HELD)
+    if publication_id is not None:
+        held = held.filter(publication_id=publication_id)
+    revoked = []
+    for pk, snapshot in held.values_list("pk", "approved_snapshot"):
+        if product_code is not None and isinstance(snapshot, dict) \
+                and product_code not in (snapshot.get("products") or {}):
+            continue
+        if edition_approval_recheck(edition=Edition(pk=pk), actor=actor):
+            revoked.append(pk)
+    return revoked
+
+
+@contextmanager
+def _back_to_draft_if_lapsed(edition: Edition, actor):
+    """Run a send-path step; if it refused because the approval lapsed (ApprovalLapsed, raised
+    inside its transaction, which rolls back), put the edition back to draft in a transaction
+    of its own and re-raise."""
+    try:
+        yield
+    except ApprovalLapsed:
+        edition_approval_recheck(edition=edition, actor=actor)
+        raise
 
 
 # --- publications -----------------------------------------------------------------------
@@ -147,6 +225,8 @@ def publication_create(*, actor, name: str, slug: str, audience, from_name: str,
 
 @transaction.atomic
 def publication_update(*, publication: Publication, actor, **changes) -> Publication:
+    """Change a publication; its editions whose approval no longer holds (a new audience,
+    sender, reply-to ...) go back to draft at once."""
     _require_role(actor, COMPOSE_ROLES, _("Only operations staff manage publications."))
     unknown = set(changes) - set(PUBLICATION_FIELDS)
     if unknown:
@@ -157,7 +237,9 @@ def publication_update(*, publication: Publication, actor, **changes) -> Publica
     for name, value in changes.items():
         setattr(publication, name, value)
     _validate_publication(publication)
+    publication._approval_rechecked_by_service = True  # newsletters.signals: not twice
     publication.save(update_fields=[*changes.keys(), "updated_at"])
+    editions_approval_recheck(publication_id=publication.pk, actor=actor)
     return publication
 
 
@@ -293,23 +375,30 @@ def edition_create(*, publication: Publication, subject: str, preheader: str = "
 @transaction.atomic
 def edition_update(*, edition: Edition, actor, subject: str | None = None,
                    preheader: str | None = None, sections: list | None = None) -> Edition:
-    """Change a draft or rejected edition; bumps content_version, replaces sections whole."""
+    """Change an edition not yet sending; bumps content_version, replaces sections whole.
+
+    An approved or scheduled edition goes back to draft if the change touches what was
+    approved (saving it unchanged keeps the approval)."""
     _require_role(actor, COMPOSE_ROLES, _("Only operations staff compose editions."))
     _locked(edition)
-    if edition.status not in EDITABLE:
+    if edition.status not in (*EDITABLE, *APPROVAL_HELD):
         raise ApplicationError(
-            _("Only a draft or rejected edition can be changed; this one is %(status)s.")
-            % {"status": S(edition.status).label}, code="not_editable", status=409)
+            _("Only an edition that is not being sent can be changed; this one is "
+              "%(status)s.") % {"status": S(edition.status).label},
+            code="not_editable", status=409)
     subject = edition.subject if subject is None else subject
     preheader = edition.preheader if preheader is None else preheader
     _check_texts(subject, preheader)
     if sections is not None:
         _replace_sections(edition, _clean_sections(sections))
     edition.subject, edition.preheader = subject.strip(), preheader.strip()
+    if edition.status in APPROVAL_HELD and edition_approval_check(edition).holds:
+        return edition
     edition.content_version += 1
     edition.approved_version = None
     edition.save(update_fields=["subject", "preheader", "content_version", "approved_version",
                                 "updated_at"])
+    edition_approval_recheck(edition=edition, actor=actor)
     return edition
 
 
@@ -340,14 +429,20 @@ def edition_submit(*, edition: Edition, actor) -> Edition:
             raise ApplicationError(_("Add at least one section before submitting."),
                                    code="empty_edition", fields={"sections": ["empty"]})
         _raise_if_forbidden_phrases(edition)
-    return edition_transition(edition=edition, to_status=S.SUBMITTED, actor=actor,
-                              changes={"review_comment": ""})
+    edition_transition(edition=edition, to_status=S.SUBMITTED, actor=actor,
+                       changes={"review_comment": ""})
+    edition_audit(edition=edition, action=AuditAction.SUBMITTED, actor=actor,
+                  version=edition.content_version)
+    return edition
 
 
 @transaction.atomic
 def edition_approve(*, edition: Edition, actor, content_version: int | None = None,
                     comment: str = "") -> Edition:
-    """Compliance approves the current content version; never the author's own edition."""
+    """Compliance approves the current content version; never the author's own edition.
+
+    Stores the approval snapshot (newsletters.approval) and its hash: what goes out later
+    must hash the same."""
     _require_role(actor, APPROVE_ROLES, _("Only compliance approves editions."))
     _locked(edition)
     if edition.author_id == getattr(actor, "pk", None):
@@ -361,11 +456,17 @@ def edition_approve(*, edition: Edition, actor, content_version: int | None = No
     if edition.status == S.SUBMITTED:
         _raise_if_forbidden_phrases(edition)
     check_edition_headers(edition)
-    return edition_transition(
+    check_transition(edition, S.APPROVED)
+    edition_transition(
         edition=edition, to_status=S.APPROVED, actor=actor, comment=comment,
         changes={"approved_by": actor, "approved_at": timezone.now(),
                  "approved_version": edition.content_version,
+                 **approval_fields(edition),
                  "review_comment": comment or ""})
+    edition_audit(edition=edition, action=AuditAction.APPROVED, actor=actor,
+                  version=edition.content_version,
+                  **({"comment": comment[:500]} if comment else {}))
+    return edition
 
 
 @transaction.atomic
@@ -377,8 +478,11 @@ def edition_reject(*, edition: Edition, actor, comment: str) -> Edition:
     if not comment:
         raise ApplicationError(_("Say why the edition is rejected."), code="comment_required",
                                fields={"comment": [_("required")]})
-    return edition_transition(edition=edition, to_status=S.REJECTED, actor=actor,
-                              comment=comment, changes={"review_comment": comment})
+    edition_transition(edition=edition, to_status=S.REJECTED, actor=actor, comment=comment,
+                       changes={"review_comment": comment})
+    edition_audit(edition=edition, action=AuditAction.REJECTED, actor=actor,
+                  comment=comment[:500])
+    return edition
 
 
 def _require_approved_content(edition: Edition) -> None:
@@ -387,8 +491,9 @@ def _require_approved_content(edition: Edition) -> None:
                                code="not_approved", status=409)
 
 
-@transaction.atomic
 def edition_schedule(*, edition: Edition, actor, at: dt.datetime) -> Edition:
+    """Approved or scheduled -> scheduled at `at`; refused (and back to draft) if the approval
+    no longer covers the edition."""
     _require_role(actor, COMPOSE_ROLES, _("Only operations staff schedule editions."))
     if not isinstance(at, dt.datetime) or timezone.is_naive(at):
         raise ApplicationError(_("Give the send time with its time zone."),
@@ -396,12 +501,17 @@ def edition_schedule(*, edition: Edition, actor, at: dt.datetime) -> Edition:
     if at <= timezone.now():
         raise ApplicationError(_("The send time must be in the future."),
                                fields={"at": [_("must be in the future")]})
-    _locked(edition)
-    if edition.status in (S.APPROVED, S.SCHEDULED):
+    with _back_to_draft_if_lapsed(edition, actor), transaction.atomic():
+        _locked(edition)
+        check_transition(edition, S.SCHEDULED)
         _require_approved_content(edition)
-    check_edition_headers(edition)
-    return edition_transition(edition=edition, to_status=S.SCHEDULED, actor=actor,
-                              comment=at.isoformat(), changes={"scheduled_at": at})
+        require_approval_holds(edition)
+        check_edition_headers(edition)
+        edition_transition(edition=edition, to_status=S.SCHEDULED, actor=actor,
+                           comment=at.isoformat(), changes={"scheduled_at": at})
+        edition_audit(edition=edition, action=AuditAction.SCHEDULED, actor=actor,
+                      at=at.isoformat())
+    return edition
 
 
 def _dispatch():
@@ -417,19 +527,20 @@ def _refreshed(edition: Edition) -> Edition:
     return edition
 
 
-@transaction.atomic
 def edition_send_now(*, edition: Edition, actor=None) -> Edition:
-    """Approved or scheduled -> sending: newsletters.dispatch.edition_dispatch_start freezes
-    the audience into the outbox, archives, moves the status and queues the work on commit.
+    """Approved or scheduled -> sending: newsletters.dispatch.edition_dispatch_start checks
+    the approval still holds, freezes the audience into the outbox, archives, moves the status
+    and queues the work on commit. If the approval lapsed: back to draft, ApprovalLapsed (409).
 
     actor None is the scheduler (Celery beat) sending a scheduled edition when due.
     """
     if actor is not None:
         _require_role(actor, COMPOSE_ROLES, _("Only operations staff send editions."))
-    _locked(edition)
-    check_transition(edition, S.SENDING)
-    _require_approved_content(edition)
-    _dispatch().edition_dispatch_start(edition=edition, actor=actor)
+    with _back_to_draft_if_lapsed(edition, actor), transaction.atomic():
+        _locked(edition)
+        check_transition(edition, S.SENDING)
+        _require_approved_content(edition)
+        _dispatch().edition_dispatch_start(edition=edition, actor=actor)
     return _refreshed(edition)
 
 
@@ -440,6 +551,8 @@ def edition_pause(*, edition: Edition, actor) -> Edition:
     _locked(edition)
     check_transition(edition, S.PAUSED)
     _dispatch().edition_dispatch_pause(edition=edition, actor=actor)
+    edition_audit(edition=edition, action=AuditAction.DISPATCH_CONTROLLED, actor=actor,
+                  control="pause")
     return _refreshed(edition)
 
 
@@ -452,6 +565,8 @@ def edition_resume(*, edition: Edition, actor) -> Edition:
             _("Only a paused edition can be resumed; this one is %(status)s.")
             % {"status": S(edition.status).label}, code="invalid_transition", status=409)
     _dispatch().edition_dispatch_resume(edition=edition, actor=actor)
+    edition_audit(edition=edition, action=AuditAction.DISPATCH_CONTROLLED, actor=actor,
+                  control="resume")
     return _refreshed(edition)
 
 
@@ -462,10 +577,14 @@ def edition_cancel(*, edition: Edition, actor, comment: str = "") -> Edition:
     _require_role(actor, COMPOSE_ROLES, _("Only operations staff cancel editions."))
     _locked(edition)
     check_transition(edition, S.CANCELLED)
+    was = edition.status
     if edition.status in (S.DRAFT, S.REJECTED, S.SUBMITTED):
-        return edition_transition(edition=edition, to_status=S.CANCELLED, actor=actor,
-                                  comment=comment)
-    _dispatch().edition_dispatch_cancel(edition=edition, actor=actor, comment=comment)
+        edition_transition(edition=edition, to_status=S.CANCELLED, actor=actor,
+                           comment=comment)
+    else:
+        _dispatch().edition_dispatch_cancel(edition=edition, actor=actor, comment=comment)
+    edition_audit(edition=edition, action=AuditAction.DISPATCH_CONTROLLED, actor=actor,
+                  control="cancel", was=was, **({"comment": comment[:500]} if comment else {}))
     return _refreshed(edition)
 
 
@@ -495,31 +614,52 @@ def edition_send_test(*, edition: Edition, actor, client) -> EmailMultiAlternati
             _("The mail server could not be reached or refused the message; no test was sent. "
               "Try again later."),
             code="smtp_unavailable", status=503) from exc
+    edition_audit(edition=edition, action=AuditAction.TEST_SENT, actor=actor, to=actor.email,
+                  client=client.client_no)
     return message
 
 
 # --- forbidden phrases ------------------------------------------------------------------
 
-@transaction.atomic
+def _require_phrase_editor(actor, object_id="") -> None:
+    """Only compliance (and admins) edit the list; anyone else is refused and audited."""
+    if not has_role(actor, *PHRASE_ROLES):
+        audit_record(action=AuditAction.ACCESS_DENIED, actor=actor,
+                     object_type="forbidden_phrase", object_id=str(object_id))
+        raise ApplicationError(_("Only compliance staff edit the list of forbidden phrases."),
+                               code="permission_denied", status=403)
+
+
+def forbidden_phrases_audit(*, actor, added=(), removed=()) -> None:
+    """PHRASES_CHANGED with the phrases added and removed (the page, the admin)."""
+    audit_record(action=AuditAction.PHRASES_CHANGED, actor=actor, object_type="forbidden_phrase",
+                 object_id=", ".join([*added, *removed])[:128],
+                 detail={k: list(v) for k, v in (("added", added), ("removed", removed)) if v})
+
+
 def forbidden_phrase_add(*, phrase: str, actor) -> ForbiddenPhrase:
-    _require_role(actor, PHRASE_ROLES, _("Only operations or compliance staff edit the list."))
+    _require_phrase_editor(actor)  # outside the transaction: the denial's audit row stays
     phrase = (phrase or "").strip() if isinstance(phrase, str) else ""
     if not phrase or len(phrase) > 100:
         raise ApplicationError(_("A phrase of 1-100 characters is required."),
                                fields={"phrase": [_("required, at most 100 characters")]})
-    existing = ForbiddenPhrase.objects.filter(phrase__iexact=phrase).first()
-    if existing is not None:
-        return existing
-    return ForbiddenPhrase.objects.create(phrase=phrase, created_by=actor)
+    with transaction.atomic():
+        existing = ForbiddenPhrase.objects.filter(phrase__iexact=phrase).first()
+        if existing is not None:
+            return existing
+        created = ForbiddenPhrase.objects.create(phrase=phrase, created_by=actor)
+        forbidden_phrases_audit(actor=actor, added=[phrase])
+    return created
 
 
-@transaction.atomic
 def forbidden_phrase_remove(*, phrase: ForbiddenPhrase, actor) -> None:
-    _require_role(actor, PHRASE_ROLES, _("Only operations or compliance staff edit the list."))
+    _require_phrase_editor(actor, phrase.pk)
     if phrase.is_builtin:
         raise ApplicationError(_("Built-in phrases cannot be removed."), code="builtin",
                                status=409)
-    phrase.delete()
+    with transaction.atomic():
+        phrase.delete()
+        forbidden_phrases_audit(actor=actor, removed=[phrase.phrase])
 
 
 @transaction.atomic

@@ -30,6 +30,7 @@ from segments.selectors import segment_members
 
 from . import compliance, rendering, selectors, services
 from .access import READ_ROLES
+from .approval import APPROVAL_HELD, describe_changes
 from .forms import (
     ApproveForm,
     EditionEditor,
@@ -50,6 +51,8 @@ from .models import (
 COMPOSE_ROLES = (Role.OPS, Role.ADMIN)
 APPROVE_ROLES = (Role.COMPLIANCE,)
 EDITABLE = (EditionStatus.DRAFT, EditionStatus.REJECTED)
+# An approved or scheduled edition can be changed too; a change sends it back to draft.
+CHANGEABLE = (*EDITABLE, *APPROVAL_HELD)
 PICKER_LIMIT = 20
 COMMENTS_SHOWN = 20
 PREVIEW_CSP = "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; " \
@@ -203,7 +206,7 @@ def edition_create(request, slug):
 def edition_edit(request, pk):
     edition = _edition(pk)
     publication = edition.publication
-    if edition.status not in EDITABLE:
+    if edition.status not in CHANGEABLE:
         messages.info(request, _("Only a draft or a rejected edition can be edited."))
         return redirect("newsletters:edition_detail", pk=edition.pk)
     if request.method != "POST":
@@ -323,11 +326,40 @@ def _label(status: str) -> str:
     return EditionStatus(status).label if status in EditionStatus.values else status
 
 
+def _is_revocation(ev) -> bool:
+    return ev.from_status in APPROVAL_HELD and ev.to_status == EditionStatus.DRAFT
+
+
+def _revocation_reason(comment: str) -> str:
+    """The stored paths ("sender_name, products.P001") in the reader's language."""
+    return _("Approval withdrawn: changed %(what)s.") % {
+        "what": describe_changes([p for p in comment.split(", ") if p])}
+
+
 def _events(edition: Edition) -> list[dict]:
-    return [{"at": ev.at, "actor": ev.actor, "comment": ev.comment, "to_status": ev.to_status,
+    return [{"at": ev.at, "actor": ev.actor, "to_status": ev.to_status,
+             "comment": _revocation_reason(ev.comment) if _is_revocation(ev) else ev.comment,
              "to_label": _label(ev.to_status), "from_status": ev.from_status,
              "from_label": _label(ev.from_status)}
             for ev in selectors.edition_events(edition=edition).order_by("at", "id")]
+
+
+def _approval_context(edition: Edition, events: list[dict]) -> dict:
+    """The sections with each picked product as the reviewer approves it (name, risk level;
+    `s.picked` = [(code, product or None)]) and, for a draft whose approval a change
+    withdrew, why."""
+    sections = list(edition.sections.all().order_by("position"))
+    codes = [str(c) for s in sections if s.kind == SectionKind.PICKS
+             for c in (s.data or {}).get("product_codes") or []]
+    products = {p.product_code: p for p in Product.objects.filter(product_code__in=codes)}
+    for s in sections:
+        if s.kind == SectionKind.PICKS:
+            s.picked = [(str(c), products.get(str(c)))
+                        for c in (s.data or {}).get("product_codes") or []]
+    last = events[-1] if events else None
+    revoked = (last["comment"] if last and edition.status == EditionStatus.DRAFT
+               and last["from_status"] in APPROVAL_HELD else "")
+    return {"sections": sections, "revoked_reason": revoked}
 
 
 @role_required(*READ_ROLES)
@@ -339,14 +371,14 @@ def edition_detail(request, pk):
     is_author = edition.author_id == user.pk
     status = edition.status
     can_compose = has_role(user, *COMPOSE_ROLES)
+    events = _events(edition)
     context = {
         "edition": edition, "publication": edition.publication, "client": client,
         "rendered": rendered, "render_error": render_error,
-        "sections": edition.sections.all().order_by("position"),
-        "events": _events(edition),
+        "events": events, **_approval_context(edition, events),
         "is_author": is_author,
         "show_approve": has_role(user, *APPROVE_ROLES) and status == EditionStatus.SUBMITTED,
-        "can_edit": can_compose and status in EDITABLE,
+        "can_edit": can_compose and status in CHANGEABLE,
         "can_submit": can_compose and status in EDITABLE,
         "can_schedule": can_compose and status in (EditionStatus.APPROVED,
                                                     EditionStatus.SCHEDULED),
@@ -570,8 +602,14 @@ def _chart_data(stats: dict) -> dict:
 
 
 # --- forbidden phrases ---------------------------------------------------------------------
+PHRASE_ROLES = services.PHRASE_ROLES
+
+
 @role_required(*READ_ROLES)
 def phrase_list(request):
+    """Everyone who reads newsletters sees the list; only compliance (and admins) change it."""
+    if request.method == "POST" and not has_role(request.user, *PHRASE_ROLES):
+        return _deny(request, "forbidden_phrase")
     form = PhraseForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -584,12 +622,13 @@ def phrase_list(request):
     phrases = ForbiddenPhrase.objects.select_related("created_by").order_by("phrase")
     return render(request, "newsletters/phrase_list.html",
                   {"form": form, "phrases": phrases,
-                   "builtin": compliance.BUILTIN_PHRASES},
+                   "builtin": compliance.BUILTIN_PHRASES,
+                   "can_edit_phrases": has_role(request.user, *PHRASE_ROLES)},
                   status=400 if form.is_bound and form.errors else 200)
 
 
 @require_POST
-@role_required(*READ_ROLES)
+@role_required(*PHRASE_ROLES)
 def phrase_remove(request, pk):
     phrase = ForbiddenPhrase.objects.filter(pk=pk).first()
     if phrase is None:

@@ -10,7 +10,9 @@ from django.db.models import Case, CharField, Count, Exists, OuterRef, Q, Value,
 from django.utils import timezone
 
 from core.errors import ApplicationError
+from core.models import AuditAction
 
+from ..approval import require_approval_holds
 from ..headers import check_edition_headers
 from ..models import (
     Delivery,
@@ -134,7 +136,9 @@ def _event(edition: Edition, *, actor, from_status: str, to_status: str, comment
 def edition_dispatch_start(*, edition: Edition, actor=None) -> Edition:
     """Freeze the audience into the outbox, archive the edition as sent, queue the dispatch.
 
-    Idempotent: an edition already sending (or further) is returned unchanged.
+    Idempotent: an edition already sending (or further) is returned unchanged. Refuses with
+    newsletters.approval.ApprovalLapsed (nothing written) when what was approved changed; the
+    caller puts the edition back to draft (services.edition_approval_recheck).
     """
     with transaction.atomic():
         edition = (Edition.objects.select_for_update().select_related("publication__audience")
@@ -149,6 +153,7 @@ def edition_dispatch_start(*, edition: Edition, actor=None) -> Edition:
                 edition.approved_version != edition.content_version:
             raise ApplicationError("The edition changed after approval; submit it again.",
                                    code="edition_not_sendable")
+        require_approval_holds(edition)
         check_edition_headers(edition)  # stored before the rule: refuse, queue nothing
         now = timezone.now()
         from_status = edition.status
@@ -159,8 +164,13 @@ def edition_dispatch_start(*, edition: Edition, actor=None) -> Edition:
         edition.audience_rule_version = edition.publication.audience.rule_version
         edition.save(update_fields=["status", "send_started_at", "audience_frozen_at",
                                     "audience_rule_version", "updated_at"])
-        _archive(edition)
+        archive = _archive(edition)
         _event(edition, actor=actor, from_status=from_status, to_status=EditionStatus.SENDING)
+        from ..services import edition_audit
+
+        edition_audit(edition=edition, action=AuditAction.SENT, actor=actor,
+                      recipients=archive.recipients,
+                      excluded=sum(archive.excluded.values()))
         transaction.on_commit(lambda: edition_dispatch_kick(edition_id=edition.id))
     return edition
 

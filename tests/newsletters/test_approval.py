@@ -61,8 +61,8 @@ def test_forbidden_phrases_block_submission_and_list_every_match(ops_user):
     assert edition.status == S.DRAFT
 
 
-def test_an_ops_added_phrase_blocks_submission(ops_user, draft):
-    services.forbidden_phrase_add(phrase="bond OUTLOOK", actor=ops_user)  # a research title
+def test_a_compliance_added_phrase_blocks_submission(ops_user, compliance_user, draft):
+    services.forbidden_phrase_add(phrase="bond OUTLOOK", actor=compliance_user)  # research title
     error = error_of(services.edition_submit, edition=draft, actor=ops_user)
     assert error.code == "forbidden_phrases"
     assert [(i["field"], i["phrase"]) for i in error.issues] == [("data.title", "bond OUTLOOK")]
@@ -121,7 +121,21 @@ def test_invalid_transitions_are_409(draft, ops_user, compliance_user, call, kwa
     assert error.code == "invalid_transition" and error.status == 409
 
 
-def test_an_approved_edition_can_no_longer_be_edited(approved, ops_user):
+def test_editing_an_approved_edition_sends_it_back_to_draft(approved, ops_user):
+    services.edition_update(edition=approved, actor=ops_user, subject="x")
+    assert approved.status == S.DRAFT and approved.approved_version is None
+    assert approved.subject == "x" and approved.content_version == 2
+
+
+def test_saving_an_approved_edition_unchanged_keeps_the_approval(approved, ops_user):
+    services.edition_update(edition=approved, actor=ops_user, subject=approved.subject)
+    assert approved.status == S.APPROVED and approved.approved_version == 1
+
+
+def test_an_edition_being_sent_can_no_longer_be_edited(approved, ops_user,
+                                                       django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False):
+        services.edition_send_now(edition=approved, actor=ops_user)
     error = error_of(services.edition_update, edition=approved, actor=ops_user, subject="x")
     assert error.code == "not_editable" and error.status == 409
 
@@ -187,9 +201,9 @@ def test_a_test_send_goes_to_the_actor_as_the_client(draft, ops_user, rm_a):
     assert "李女士" in message.alternatives[0][0]  # the client's salutation
 
 
-def test_builtin_phrases_cannot_be_removed(ops_user):
+def test_builtin_phrases_cannot_be_removed(compliance_user):
     from newsletters.models import ForbiddenPhrase
 
     error = error_of(services.forbidden_phrase_remove,
-                     phrase=ForbiddenPhrase.objects.get(phrase="保本"), actor=ops_user)
+                     phrase=ForbiddenPhrase.objects.get(phrase="保本"), actor=compliance_user)
     assert error.code == "builtin"

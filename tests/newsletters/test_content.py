@@ -232,8 +232,8 @@ def test_forbidden_phrases_are_found_with_positions_in_chinese_and_english(db):
     assert forbidden_phrases_found("稳健增长，风险可控") == []
 
 
-def test_an_ops_added_phrase_counts_too(ops_user):
-    forbidden_phrase_add(phrase="Sure Thing", actor=ops_user)
+def test_a_compliance_added_phrase_counts_too(compliance_user):
+    forbidden_phrase_add(phrase="Sure Thing", actor=compliance_user)
     assert ForbiddenPhrase.objects.filter(is_builtin=True).count() == 6  # seeded by 0002
     assert forbidden_phrases_found("a sure thing") == [
         {"phrase": "Sure Thing", "start": 2, "end": 12}]

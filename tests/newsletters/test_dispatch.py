@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from clients.models import Client
 from newsletters import dispatch
+from newsletters.approval import approval_fields
 from newsletters.models import (
     Delivery,
     Edition,
@@ -56,6 +57,8 @@ def make_edition(*, segment, author, tracking: bool = False, slug: str = "hnw-we
     EditionSection.objects.create(edition=edition, position=1, kind="editorial",
                                   title="Market view", body="Rates are **steady**. "
                                   "[Full report](https://research.broker.example/r/1)")
+    Edition.objects.filter(pk=edition.pk).update(**approval_fields(edition))  # as approved
+    edition.refresh_from_db()
     return edition
 
 

@@ -396,11 +396,12 @@ def test_progress_fragment_polls_while_sending(logged_in, ops_user, draft, hnw_c
 
 
 # --- forbidden phrases -----------------------------------------------------------------------
-def test_ops_extend_the_phrase_list(logged_in, ops_user, publication):
-    http = logged_in(ops_user)
+def test_compliance_extend_the_phrase_list(logged_in, ops_user, compliance_user, publication):
+    http = logged_in(compliance_user)
     assert http.post("/newsletters/phrases/", {"phrase": "稳稳的幸福"}).status_code == 302
     assert http.post("/newsletters/phrases/", {"phrase": ""}).status_code == 400
     edition = services.edition_create(publication=publication, subject="稳稳的幸福来了",
                                       preheader="", author=ops_user, sections=[EDITORIAL])
+    http = logged_in(ops_user)
     body = http.get(f"/newsletters/editions/{edition.pk}/edit/").content.decode()
     assert '<mark class="forbidden-phrase">稳稳的幸福</mark>' in body
