@@ -174,7 +174,8 @@ def test_the_template_scan_finds_the_templates():
     assert not any(n.startswith("newsletters/email/") for n in names)
 
 
-@pytest.mark.parametrize("path", list(_page_templates()), ids=lambda p: str(p.relative_to(TEMPLATES)))
+@pytest.mark.parametrize("path", list(_page_templates()),
+                         ids=lambda p: str(p.relative_to(TEMPLATES)))
 def test_no_template_has_inline_script_event_handlers_or_inline_styles(path):
     text = path.read_text(encoding="utf-8")
     for attrs in SCRIPT_TAG.findall(text):

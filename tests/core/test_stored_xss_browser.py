@@ -47,7 +47,8 @@ WATCH = """
 window.__csp = [];
 document.addEventListener("securitypolicyviolation", function (e) {
   window.__csp.push(e.violatedDirective + " " + (e.blockedURI || "") + " " +
-                    (e.sourceFile || "") + ":" + e.lineNumber + ":" + e.columnNumber + " " + (e.sample || ""));
+                    (e.sourceFile || "") + ":" + e.lineNumber + ":" + e.columnNumber + " " +
+                    (e.sample || ""));
 });
 """
 
@@ -84,9 +85,8 @@ def poisoned(transactional_db):
     """Payloads in every user-editable text field, and the users of every role."""
     _seed_segments()
     if not ScoringScheme.objects.exists():
-        from tests.clients.test_scoring_browser import V1
-
         from clients.scoring.schemes import scheme_publish
+        from tests.clients.test_scoring_browser import V1
         scheme_publish(data=V1)
     branch = BranchFactory(code="XSS01", name=PAYLOADS[0], city=PAYLOADS[1][:50])
     users = {
