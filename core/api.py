@@ -4,8 +4,10 @@ import logging
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import ProtectedError, RestrictedError
 from django.http import Http404
-from rest_framework import exceptions, status
+from django.utils.translation import gettext as _
+from rest_framework import exceptions, serializers, status
 from rest_framework.pagination import CursorPagination
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
@@ -18,14 +20,25 @@ from .models import AuditAction
 logger = logging.getLogger(__name__)
 
 
-def _flatten(detail):
+def _flatten(detail, prefix: str = "") -> dict[str, list[str]]:
+    """DRF's nested error detail as the envelope's flat `fields`: {"rows.3.amount": [...]}.
+
+    The schema promises `fields` maps a name to a list of messages; a nested serializer or a
+    list of rows would otherwise put objects there.
+    """
+    out: dict[str, list[str]] = {}
     if isinstance(detail, dict):
-        return {str(k): _flatten(v) for k, v in detail.items()}
-    if isinstance(detail, list):
-        if all(not isinstance(d, (dict, list)) for d in detail):
-            return [str(d) for d in detail]
-        return [_flatten(d) for d in detail]
-    return [str(detail)]
+        for key, value in detail.items():
+            out.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    if isinstance(detail, list) and any(isinstance(d, (dict, list)) for d in detail):
+        for i, value in enumerate(detail):
+            if value:  # a row without errors is {} or []
+                out.update(_flatten(value, f"{prefix}.{i}" if prefix else str(i)))
+        return out
+    messages = [str(d) for d in detail] if isinstance(detail, list) else [str(detail)]
+    out[prefix or "non_field_errors"] = messages
+    return out
 
 
 def error_body(code: str, message: str, fields: dict | None = None) -> dict:
@@ -42,6 +55,9 @@ def exception_handler(exc, context):
         else:
             fields = {"non_field_errors": exc.messages}
         return Response(error_body("invalid", "Invalid input.", fields), status=400)
+    if isinstance(exc, (ProtectedError, RestrictedError)):
+        return Response(error_body("in_use", _("It is still in use and cannot be deleted.")),
+                        status=status.HTTP_409_CONFLICT)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
@@ -60,10 +76,7 @@ def exception_handler(exc, context):
                      detail={"status": response.status_code, "method": request.method})
     if isinstance(exc, exceptions.ValidationError):
         detail = exc.detail
-        if isinstance(detail, dict):
-            fields = _flatten(detail)
-        else:
-            fields = {"non_field_errors": _flatten(detail)}
+        fields = _flatten(detail)
         response.data = error_body("invalid", "Invalid input.", fields)
     else:
         code = getattr(exc, "default_code", "error")
@@ -98,3 +111,33 @@ class HasRole(BasePermission):
 
 def bad_request(message: str, fields: dict | None = None, code: str = "invalid") -> Response:
     return Response(error_body(code, message, fields), status=status.HTTP_400_BAD_REQUEST)
+
+
+class OutputModelSerializer(serializers.ModelSerializer):
+    """A ModelSerializer whose read-only fields keep what the model allows: blank text and
+    choices ("" — DRF drops allow_blank on read-only fields, so the schema's enum would not
+    list it) and null. The schema then says what the API really returns."""
+
+    def include_extra_kwargs(self, kwargs, extra_kwargs):
+        blank = kwargs.get("allow_blank", False)
+        kwargs = super().include_extra_kwargs(kwargs, extra_kwargs)
+        if blank and kwargs.get("read_only"):
+            kwargs["allow_blank"] = True
+        return kwargs
+
+
+def document_bad_request(result, generator, request, public):
+    """drf-spectacular post-processing hook: every operation may answer 400 in the error
+    envelope (core.middleware refuses a NUL anywhere in the path or query before any view
+    runs), so every operation documents it."""
+    envelope = {"$ref": "#/components/schemas/Error"}
+    if "Error" not in result.get("components", {}).get("schemas", {}):
+        return result
+    for item in result.get("paths", {}).values():
+        for method, operation in item.items():
+            if method in ("get", "put", "post", "patch", "delete") and \
+                    "400" not in operation.get("responses", {}):
+                operation["responses"]["400"] = {
+                    "content": {"application/json": {"schema": envelope}},
+                    "description": "Invalid input (e.g. a NUL character in the path or query)"}
+    return result

@@ -25,7 +25,7 @@ from rest_framework.views import APIView
 from clients.api.common import require_object
 from clients.api.schemas import ErrorEnvelope, errors
 from clients.selectors import client_queryset_for
-from core.api import HasRole, KeysetPagination, error_body
+from core.api import HasRole, KeysetPagination, OutputModelSerializer, error_body
 from core.errors import ApplicationError
 from core.models import Role
 from segments.models import Segment
@@ -72,7 +72,7 @@ class ForbiddenPhrasesListed:
 
 # --- serializers ------------------------------------------------------------------------
 
-class PublicationOutput(serializers.ModelSerializer):
+class PublicationOutput(OutputModelSerializer):
     audience = serializers.SlugRelatedField(slug_field="code", read_only=True)
     sender_mode = serializers.ChoiceField(choices=SenderMode.choices, read_only=True)
     cadence = serializers.ChoiceField(choices=Cadence.choices, read_only=True)
@@ -120,7 +120,7 @@ class SectionSerializer(serializers.Serializer):
                   "rm_note {fallback, by_rm}.")
 
 
-class SectionOutput(serializers.ModelSerializer):
+class SectionOutput(OutputModelSerializer):
     kind = serializers.ChoiceField(choices=SectionKind.choices, read_only=True)
     data = serializers.JSONField(read_only=True)
 
@@ -130,8 +130,8 @@ class SectionOutput(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class EventOutput(serializers.ModelSerializer):
-    actor = serializers.SlugRelatedField(slug_field="username", read_only=True)
+class EventOutput(OutputModelSerializer):
+    actor = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
 
     class Meta:
         model = EditionEvent
@@ -139,11 +139,12 @@ class EventOutput(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class EditionOutput(serializers.ModelSerializer):
+class EditionOutput(OutputModelSerializer):
     publication = serializers.PrimaryKeyRelatedField(read_only=True)
     status = serializers.ChoiceField(choices=EditionStatus.choices, read_only=True)
-    author = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    approved_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    author = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    approved_by = serializers.SlugRelatedField(slug_field="username", read_only=True,
+                                               allow_null=True)
 
     class Meta:
         model = Edition
@@ -324,22 +325,24 @@ class PublicationDetailView(ReadOrCompose, APIView):
 
 @extend_schema(tags=["newsletters"])
 class EditionListView(ForbiddenPhrasesListed, ReadOrCompose, APIView):
+    pagination_class = NewestFirst  # the schema then documents the paginated envelope
+
     @extend_schema(summary="Editions, newest first",
                    parameters=[OpenApiParameter("publication", int, required=False),
                                OpenApiParameter("status", str, required=False,
                                                 enum=EditionStatus.values)],
-                   responses={200: EditionOutput(many=True), **errors(400, 401, 403)})
+                   responses={200: EditionOutput(many=True), **errors(400, 401, 403, 404)})
     def get(self, request: Request) -> Response:
         publication = None
         raw = request.query_params.get("publication")
         if raw:
-            if not raw.isdigit():
+            if not (raw.isascii() and raw.isdigit()):
                 raise exceptions.ValidationError({"publication": ["Expected an id."]})
             publication = _publication_or_404(int(raw))
         state = request.query_params.get("status", "")
         if state and state not in EditionStatus.values:
             raise exceptions.ValidationError({"status": [f"One of {EditionStatus.values}."]})
-        paginator = NewestFirst()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(edition_list(publication=publication, status=state),
                                            request, view=self)
         return paginator.get_paginated_response(EditionOutput(page, many=True).data)
@@ -492,12 +495,13 @@ class EditionTestSendView(_EditionAction):
 @extend_schema(tags=["newsletters"])
 class EditionDeliveriesView(APIView):
     permission_classes = [CanReadNewsletters]
+    pagination_class = KeysetPagination  # the schema then documents the paginated envelope
 
     @extend_schema(summary="The edition's outbox rows for the clients the caller may see",
                    responses={200: DeliveryOutput(many=True), **errors(401, 403, 404)})
     def get(self, request: Request, pk: int) -> Response:
         edition = _edition_or_404(pk)
-        paginator = KeysetPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(edition_deliveries(edition=edition, user=request.user),
                                            request, view=self)
         return paginator.get_paginated_response(DeliveryOutput(page, many=True).data)

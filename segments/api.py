@@ -20,7 +20,7 @@ from clients.api.common import CanRead, CanWrite, ReadOrWrite, key_or_404, requi
 from clients.api.schemas import ErrorEnvelope, errors
 from clients.api.scoring import ProgressOutput
 from clients.models import Client
-from core.api import KeysetPagination, error_body
+from core.api import KeysetPagination, OutputModelSerializer, error_body
 
 from .models import RefreshStatus, Segment, SegmentKind, SegmentRefresh
 from .rules import RuleError
@@ -66,7 +66,7 @@ class RuleField(serializers.JSONField):
     pass
 
 
-class SegmentOutput(serializers.ModelSerializer):
+class SegmentOutput(OutputModelSerializer):
     name = serializers.SerializerMethodField()
     kind = serializers.ChoiceField(choices=SegmentKind.choices, read_only=True)
 
@@ -127,10 +127,11 @@ class PreviewOutput(serializers.Serializer):
     sample = serializers.ListField(child=serializers.CharField())
 
 
-class RefreshOutput(serializers.ModelSerializer):
+class RefreshOutput(OutputModelSerializer):
     segment = serializers.SlugRelatedField(slug_field="code", read_only=True)
     status = serializers.ChoiceField(choices=RefreshStatus.choices, read_only=True)
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True,
+                                              allow_null=True)
     progress = serializers.SerializerMethodField()
 
     class Meta:
@@ -145,7 +146,7 @@ class RefreshOutput(serializers.ModelSerializer):
         return {"done": refresh.progress_done, "total": refresh.progress_total}
 
 
-class MemberOutput(serializers.ModelSerializer):
+class MemberOutput(OutputModelSerializer):
     class Meta:
         model = Client
         fields = ["client_no"]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,8 @@ from clients.models import (
     ServiceLevel,
 )
 from clients.scoring.models import Tier
+from core.parsers import JSONInputError
+from core.parsers import loads as json_loads
 
 from .models import Segment, SegmentKind
 
@@ -253,21 +254,24 @@ class RuleSegmentForm(_CodeMixin, SegmentNamesForm):
     def clean_rule(self):
         raw = self.cleaned_data.get("rule") or ""
         try:
-            rule = json.loads(raw) if raw.strip() else None
-        except ValueError as exc:
-            raise forms.ValidationError(_("The rule is not valid JSON.")) from exc
+            rule = json_loads(raw) if raw.strip() else None
+        except JSONInputError as exc:  # also too deep, NUL, lone surrogates
+            raise forms.ValidationError(_("The rule is not valid JSON: %(error)s")
+                                        % {"error": exc}) from None
         if not isinstance(rule, dict) or not rule:
             raise forms.ValidationError(_("Add at least one condition."))
         return rule
 
 
-def parse_rule(raw: str):
-    """The rule JSON posted by the builder, or None when it is not a JSON object."""
+def parse_rule(raw: str) -> tuple[dict | None, str]:
+    """(the rule JSON posted by the builder, "") or (None, why it is not a JSON object)."""
     try:
-        rule = json.loads(raw or "")
-    except ValueError:
-        return None
-    return rule if isinstance(rule, dict) else None
+        rule = json_loads(raw or "")
+    except JSONInputError as exc:  # also too deep, NUL, lone surrogates
+        return None, _("The rule is not valid JSON: %(error)s") % {"error": exc}
+    if not isinstance(rule, dict):
+        return None, _("The rule is not valid JSON.")
+    return rule, ""
 
 
 def _client_nos_from_file(upload) -> list[str]:

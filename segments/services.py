@@ -21,7 +21,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import EmptyResultSet, FullResultSet
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Q
+from django.db.models import F, ProtectedError, Q, RestrictedError
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
@@ -223,7 +223,14 @@ def segment_delete(*, segment: Segment, actor=None) -> None:
         raise ApplicationError(_("%(code)s is used by the rules of: %(users)s; change those "
                                  "first.") % {"code": segment.code, "users": ", ".join(users)},
                                code="segment_in_use", status=409)
-    segment.delete()
+    try:
+        segment.delete()
+    except (ProtectedError, RestrictedError) as exc:  # e.g. a publication's audience
+        blocking = getattr(exc, "protected_objects", None) or exc.restricted_objects
+        users = sorted({f"{obj._meta.verbose_name} “{obj}”" for obj in blocking})
+        raise ApplicationError(_("%(code)s is in use by %(users)s; change those first.")
+                               % {"code": segment.code, "users": ", ".join(users[:10])},
+                               code="segment_in_use", status=409) from None
 
 
 def segment_preview(*, rule: Any, user, today: date | None = None) -> dict[str, Any]:

@@ -337,10 +337,10 @@ def segment_preview_view(request):
     from .forms import parse_rule
     from .services import segment_preview
 
-    rule = parse_rule(request.POST.get("rule", ""))
+    rule, problem = parse_rule(request.POST.get("rule", ""))
     context: dict = {"result": None, "error": None}
     if rule is None:
-        context["error"] = {"node": "", "message": _("The rule is not valid JSON.")}
+        context["error"] = {"node": "", "message": problem}
     else:
         try:
             result = segment_preview(rule=rule, user=request.user)

@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.access import can_see_pii
-from core.api import KeysetPagination
+from core.api import KeysetPagination, OutputModelSerializer
 from core.masking import mask_email, mask_id, mask_phone
 from core.models import AuditAction, Branch
 from core.services import audit_record
@@ -31,6 +31,7 @@ from ..selectors import (
     score_sort_walks_index,
 )
 from ..services import CLIENT_UPSERT_FIELDS, client_upsert
+from ..validators import PlainNumbersSerializer
 from .common import (
     CanRead,
     ReadOrWrite,
@@ -241,11 +242,11 @@ def _score_keyset(qs: QuerySet[Client], *, pointer, descending: bool, position, 
     return rows + read_scored(None, limit - len(rows))
 
 
-class ClientListOutput(serializers.ModelSerializer):
+class ClientListOutput(OutputModelSerializer):
     """A row of the client list; personal data is always masked in lists."""
 
-    branch = serializers.SlugRelatedField(slug_field="code", read_only=True)
-    rm = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    branch = serializers.SlugRelatedField(slug_field="code", read_only=True, allow_null=True)
+    rm = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     age = serializers.IntegerField(read_only=True, allow_null=True)
     service_level = serializers.ChoiceField(choices=ServiceLevel.choices, read_only=True)
     risk_assessment_expired = serializers.BooleanField(read_only=True)
@@ -291,7 +292,7 @@ class ClientDetailOutput(ClientListOutput):
         return segment_codes_for_client(client=client)
 
 
-class ClientUpsertInput(serializers.ModelSerializer):
+class ClientUpsertInput(PlainNumbersSerializer):
     """Fields and their choices, lengths and types come from the Client model."""
 
     client_no = serializers.CharField(required=False, max_length=CLIENT_NO_MAX,
@@ -319,7 +320,8 @@ class ClientListView(generics.ListAPIView):
                                                                      "current_score")
 
     @extend_schema(summary="List the clients the caller may see (masked)",
-                   responses={200: ClientListOutput(many=True), **errors(400, 401, 403)})
+                   responses={200: ClientListOutput(many=True),
+                              **errors(400, 401, 403, 404)})
     def get(self, request: Request, *args, **kwargs) -> Response:
         return super().get(request, *args, **kwargs)
 

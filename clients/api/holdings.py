@@ -8,11 +8,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.api import KeysetPagination
+from core.api import KeysetPagination, OutputModelSerializer
 
 from ..models import Client, Holding, Transaction
 from ..selectors import client_get, holdings_for_client, transactions_for_client
 from ..services import holdings_replace
+from ..validators import validate_plausible_date
 from .clients import CLIENT_NO_MAX
 from .common import (
     CanRead,
@@ -27,7 +28,7 @@ from .schemas import RowErrorsEnvelope, errors
 MAX_HOLDINGS = 10_000
 
 
-class HoldingOutput(serializers.ModelSerializer):
+class HoldingOutput(OutputModelSerializer):
     product_code = serializers.CharField(source="product.product_code", read_only=True)
     product_name = serializers.CharField(source="product.name", read_only=True)
     product_type = serializers.CharField(source="product.product_type", read_only=True)
@@ -59,16 +60,16 @@ class HoldingRowInput(serializers.ModelSerializer):
 
 
 class HoldingsReplaceInput(serializers.Serializer):
-    as_of = serializers.DateField()
+    as_of = serializers.DateField(validators=[validate_plausible_date])
     holdings = HoldingRowInput(many=True, help_text="The complete holdings on `as_of`.")
 
 
 class AsOfQuery(serializers.Serializer):
-    as_of = serializers.DateField(required=False)
+    as_of = serializers.DateField(required=False, validators=[validate_plausible_date])
 
 
 class AsOfInput(serializers.Serializer):
-    as_of = serializers.DateField()
+    as_of = serializers.DateField(validators=[validate_plausible_date])
 
 
 def _holdings_body(client: Client, as_of: date | None, rows) -> dict:
@@ -120,7 +121,7 @@ class ClientHoldingsView(ReadOrWrite, APIView):
         return Response(_holdings_body(client, as_of, saved))
 
 
-class TransactionOutput(serializers.ModelSerializer):
+class TransactionOutput(OutputModelSerializer):
     product_code = serializers.CharField(source="product.product_code", read_only=True)
     product_name = serializers.CharField(source="product.name", read_only=True)
 

@@ -7,6 +7,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.api import OutputModelSerializer
 from core.models import AuditAction, Branch
 from core.services import audit_record, branch_upsert
 
@@ -30,7 +31,7 @@ BRANCH_CODE_MAX = Branch._meta.get_field("code").max_length
 MAX_BULK_ROWS = 10_000
 
 
-class ProductSerializer(serializers.ModelSerializer):
+class ProductSerializer(OutputModelSerializer):
     """Read and write shape of a product; choices and lengths come from the model."""
 
     product_code = serializers.CharField(required=False, max_length=PRODUCT_CODE_MAX,
@@ -61,7 +62,7 @@ class ProductListView(generics.ListAPIView):
     queryset = Product.objects.all()
 
     @extend_schema(summary="List products", responses={200: ProductSerializer(many=True),
-                                                       **errors(400, 401, 403)})
+                                                       **errors(400, 401, 403, 404)})
     def get(self, request: Request, *args, **kwargs) -> Response:
         return super().get(request, *args, **kwargs)
 
@@ -96,7 +97,7 @@ class ProductDetailView(ReadOrWrite, APIView):
                         status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
-class BranchSerializer(serializers.ModelSerializer):
+class BranchSerializer(OutputModelSerializer):
     class Meta:
         model = Branch
         fields = ["code", "name", "city"]

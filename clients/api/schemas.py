@@ -18,9 +18,10 @@ RowErrorsEnvelope = inline_serializer(
         "error": _ERROR_BODY,
         "errors": inline_serializer(
             name="RowError",
-            fields={"index": serializers.IntegerField(), "field": serializers.CharField(),
-                    "message": serializers.CharField()},
-            many=True,
+            fields={"index": serializers.IntegerField(allow_null=True),
+                    "field": serializers.CharField(), "message": serializers.CharField()},
+            many=True, required=False,
+            help_text="Per-row errors; absent when the request as a whole is refused.",
         ),
     },
 )
@@ -28,5 +29,6 @@ RowErrorsEnvelope = inline_serializer(
 
 def errors(*codes: int) -> dict[int, OpenApiResponse]:
     descriptions = {400: "Invalid input", 401: "Not authenticated", 403: "Role not allowed",
-                    404: "Not found or not visible to the caller"}
+                    404: "Not found or not visible to the caller (or an invalid cursor)",
+                    409: "In use or in a state that does not allow it"}
     return {c: OpenApiResponse(ErrorEnvelope, description=descriptions[c]) for c in codes}

@@ -13,7 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.api import KeysetPagination
+from core.api import KeysetPagination, OutputModelSerializer
 
 from ..models import Client
 from ..scoring.models import ClientScore, ScoringRun, ScoringRunStatus, ScoringScheme, Tier
@@ -21,6 +21,7 @@ from ..scoring.schemes import scheme_publish
 from ..scoring.selectors import client_score_history, run_get, run_list, scheme_list
 from ..scoring.services import scoring_run_resume, scoring_run_start
 from ..selectors import client_get
+from ..validators import PlainFloatField, PlainIntegerField, validate_plausible_date
 from .common import CanRead, CanWrite, ReadOrWrite, key_or_404, require_object
 from .schemas import ErrorEnvelope, errors
 
@@ -34,7 +35,7 @@ class TierPrecedenceField(serializers.ListField):
     child = serializers.CharField()
 
 
-class ScoreOutput(serializers.ModelSerializer):
+class ScoreOutput(OutputModelSerializer):
     """One score of a client (API.md field names)."""
 
     scheme_version = serializers.IntegerField(source="scheme.version", read_only=True)
@@ -53,14 +54,15 @@ class ProgressOutput(serializers.Serializer):
     total = serializers.IntegerField()
 
 
-class RunOutput(serializers.ModelSerializer):
+class RunOutput(OutputModelSerializer):
     scheme_version = serializers.IntegerField(source="scheme.version", read_only=True)
     # A plain string: an enum named after the field would collide with the client's `status`
     # enum in the schema (an ENUM_NAME_OVERRIDES entry in settings would allow the enum).
     status = serializers.CharField(read_only=True,
                                    help_text="One of: " + ", ".join(ScoringRunStatus.values))
     progress = serializers.SerializerMethodField()
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True,
+                                              allow_null=True)
     tier_counts = serializers.DictField(child=serializers.IntegerField(), read_only=True)
     timings = serializers.DictField(child=serializers.FloatField(), read_only=True)
 
@@ -76,7 +78,8 @@ class RunOutput(serializers.ModelSerializer):
 
 
 class RunStartInput(serializers.Serializer):
-    as_of = serializers.DateField(required=False, help_text="Default: yesterday (Asia/Shanghai).")
+    as_of = serializers.DateField(required=False, help_text="Default: yesterday (Asia/Shanghai).",
+                                  validators=[validate_plausible_date])
 
     def validate_as_of(self, value):
         if value > timezone.localdate():
@@ -84,8 +87,9 @@ class RunStartInput(serializers.Serializer):
         return value
 
 
-class SchemeOutput(serializers.ModelSerializer):
-    published_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+class SchemeOutput(OutputModelSerializer):
+    published_by = serializers.SlugRelatedField(slug_field="username", read_only=True,
+                                                allow_null=True)
     amount_bounds = serializers.ListField(child=serializers.FloatField())
     frequency_bounds = serializers.ListField(child=serializers.FloatField())
     benefit_bounds = serializers.ListField(child=serializers.FloatField())
@@ -106,12 +110,12 @@ class SchemeInput(serializers.Serializer):
     are the service's, whose message names the offending band.
     """
 
-    window_months = serializers.IntegerField()
-    amount_bounds = serializers.ListField(child=serializers.FloatField(), max_length=50)
-    frequency_bounds = serializers.ListField(child=serializers.FloatField(), max_length=50)
-    benefit_bounds = serializers.ListField(child=serializers.FloatField(), max_length=50)
-    high_score = serializers.IntegerField()
-    recent_days = serializers.IntegerField()
+    window_months = PlainIntegerField()
+    amount_bounds = serializers.ListField(child=PlainFloatField(), max_length=50)
+    frequency_bounds = serializers.ListField(child=PlainFloatField(), max_length=50)
+    benefit_bounds = serializers.ListField(child=PlainFloatField(), max_length=50)
+    high_score = PlainIntegerField()
+    recent_days = PlainIntegerField()
     tier_precedence = serializers.ListField(child=serializers.CharField(max_length=40),
                                             max_length=20)
     note = serializers.CharField(required=False, allow_blank=True, max_length=200)
@@ -137,7 +141,7 @@ class RunListView(generics.ListAPIView):
         return run_list()
 
     @extend_schema(summary="Scoring runs, newest first",
-                   responses={200: RunOutput(many=True), **errors(400, 401, 403)})
+                   responses={200: RunOutput(many=True), **errors(400, 401, 403, 404)})
     def get(self, request: Request, *args, **kwargs) -> Response:
         return super().get(request, *args, **kwargs)
 

@@ -1,5 +1,6 @@
 """Vectorised validation: every check runs on whole columns; only failing rows become Python."""
 
+import datetime as dt
 import re
 from collections.abc import Callable
 from typing import NamedTuple
@@ -10,6 +11,13 @@ from django.conf import settings
 from django.db import connection
 from django.utils.translation import gettext as _
 
+from ..validators import (
+    DATE_MAX,
+    DATE_MIN,
+    PLAIN_NUMBER,
+    date_range_message,
+    plain_number_message,
+)
 from .specs import BOOL, CHOICE, DATE, DATETIME, DECIMAL, REF, TEXT, Column, KindSpec
 
 MAX_ERRORS = 10_000
@@ -224,17 +232,20 @@ def _check_column(column: Column, s: pd.Series, empty: np.ndarray, errors: _Coll
         bad = parsed.isna().to_numpy() & ~empty
         bad = bad | ((parsed != parsed.dt.normalize()).to_numpy() & ~bad & ~empty)
         errors.add(bad, name, _("Not a date; use YYYY-MM-DD, YYYY/MM/DD or YYYYMMDD."))
+        _check_range(parsed, bad | empty, name, errors)
         return parsed
     if column.type == DATETIME:
         return _check_datetime(column, s, empty, errors)
     if column.type == DECIMAL:
         numbers = pd.to_numeric(s.where(~empty, None), errors="coerce").to_numpy(dtype=float)
+        # One rule with the API (clients.validators): digits 0-9 only, no "1_000" or "١٠٠٠".
+        plain = s.str.fullmatch(PLAIN_NUMBER).fillna(False).to_numpy(dtype=bool) | empty
         with np.errstate(invalid="ignore"):
-            not_number = ~np.isfinite(numbers) & ~empty
+            not_number = (~np.isfinite(numbers) & ~empty) | ~plain
             negative = (numbers < 0) & ~not_number
             limit = 10.0 ** (column.field.max_digits - column.field.decimal_places)
             too_big = (np.abs(numbers) >= limit) & ~not_number & ~negative
-        errors.add(not_number, name, _("Not a number."))
+        errors.add(not_number, name, plain_number_message())
         errors.add(negative, name, _("Must not be negative."))
         errors.add(too_big, name, _("Too large."))
         if default is not None and empty.any():
@@ -316,4 +327,16 @@ def _check_datetime(column: Column, s: pd.Series, empty: np.ndarray, errors: _Co
         column.name,
         _("Not a date and time; use YYYY-MM-DD HH:MM:SS (Beijing time) or a date."),
     )
+    _check_range(result, bad | empty, column.name, errors)
     return result
+
+
+def _check_range(parsed: pd.Series, skip: np.ndarray, name: str, errors: _Collector) -> None:
+    """Year 1 or -1 parses, but overflows when moved between UTC and Beijing time or read back
+    into Python: dates and times outside DATE_MIN..DATE_MAX are a row error."""
+    low = np.datetime64(DATE_MIN, "us")
+    high = np.datetime64(DATE_MAX + dt.timedelta(days=1), "us")
+    values = parsed.to_numpy(dtype="datetime64[us]")
+    with np.errstate(invalid="ignore"):
+        outside = ~((values >= low) & (values < high))
+    errors.add(outside & ~skip & ~np.isnat(values), name, date_range_message())
