@@ -161,12 +161,15 @@ def editions_approval_recheck(*, publication_id: int | None = None,
     if publication_id is not None:
         held = held.filter(publication_id=publication_id)
     revoked = []
-    for pk, snapshot in held.values_list("pk", "approved_snapshot"):
+    for edition in held:
+        snapshot = edition.approved_snapshot
         if product_code is not None and isinstance(snapshot, dict) \
                 and product_code not in (snapshot.get("products") or {}):
             continue
-        if edition_approval_recheck(edition=Edition(pk=pk), actor=actor):
-            revoked.append(pk)
+        # Lock (edition_approval_recheck) only the ones that look lapsed.
+        if not edition_approval_check(edition).holds \
+                and edition_approval_recheck(edition=edition, actor=actor):
+            revoked.append(edition.pk)
     return revoked
 
 

@@ -475,3 +475,11 @@ def test_a_scheduled_edition_started_by_the_beat_is_audited_as_sent(
         dispatch.editions_due(now=timezone.now() + dt.timedelta(minutes=6))
     sent = AuditLog.objects.get(action=AuditAction.SENT, object_id=str(approved.pk))
     assert sent.actor is None and sent.detail["recipients"] == 3
+
+
+def test_the_editor_of_an_approved_edition_warns_that_saving_a_change_withdraws_approval(
+        approved, ops_user, logged_in):
+    page = logged_in(ops_user).get(f"/newsletters/editions/{approved.pk}/edit/")
+    assert page.status_code == 200
+    body = page.content.decode()
+    assert 'id="approval-held-warning"' in body and 'id="edition-submit"' not in body
