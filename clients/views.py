@@ -178,6 +178,12 @@ def _segments_card(client: Client) -> dict:
     return client_segments_card(client)
 
 
+def _email_consent_card(client: Client, user) -> dict:
+    from newsletters.consent_views import client_email_consent_card  # newsletters sit above
+
+    return client_email_consent_card(client=client, user=user)
+
+
 def _render_detail(request, client: Client, form: InteractionForm, *, status: int = 200):
     show_pii = can_see_pii(request.user, client)
     if show_pii:
@@ -200,6 +206,7 @@ def _render_detail(request, client: Client, form: InteractionForm, *, status: in
         "open_tasks": _open_tasks(client, request.user),
         **score_card(client),
         **_segments_card(client),
+        **_email_consent_card(client, request.user),
     }
     return render(request, "clients/client_detail.html", context, status=status)
 

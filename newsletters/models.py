@@ -261,8 +261,21 @@ class Delivery(models.Model):
         return f"{self.edition_id}->{self.client_id} {self.status}"
 
 
+class ConsentMethod(models.TextChoices):
+    """How a client gave a consent that their RM recorded."""
+
+    PHONE = "phone", _("On a phone call")
+    IN_BRANCH = "in_branch", _("In person at the branch")
+    SIGNED_FORM = "signed_form", _("Signed form")
+    EMAIL = "email", _("By email from the client")
+
+
 class Suppression(models.Model):
-    """Who must not get email: unsubscribed (from one publication or all) or hard-bounced."""
+    """Who must not get email: unsubscribed (from one publication or all) or hard-bounced.
+
+    A row is never deleted: a re-subscription the client asks their RM for lifts it (lifted_*),
+    and only rows in force (lifted_at empty) keep a client out of the outbox.
+    """
 
     UNSUBSCRIBED, BOUNCED = "unsubscribed", "bounced"
     client = models.ForeignKey("clients.Client", on_delete=models.CASCADE,
@@ -274,11 +287,21 @@ class Suppression(models.Model):
     source_delivery = models.ForeignKey(Delivery, null=True, blank=True,
                                         on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
+    lifted_at = models.DateTimeField(_("lifted at"), null=True, blank=True)
+    lifted_by = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("lifted by"),
+                                  null=True, blank=True, on_delete=models.SET_NULL,
+                                  related_name="+")
+    lifted_how = models.CharField(_("consent given"), max_length=12, blank=True,
+                                  choices=ConsentMethod.choices)
+    lifted_note = models.TextField(_("note"), max_length=1000, blank=True)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["client", "publication", "reason"],
-                                    name="suppression_unique"),
+                                    condition=Q(lifted_at__isnull=True),
+                                    name="suppression_unique_in_force"),
+            models.CheckConstraint(condition=Q(lifted_at__isnull=True) | ~Q(lifted_how=""),
+                                   name="suppression_lifted_says_how"),
         ]
 
     def __str__(self):

@@ -13,7 +13,7 @@ rating is recorded only when the reader sends the page's form (a POST with the C
 import base64
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.http import HttpResponse, HttpResponseRedirect
 from django.middleware.csrf import CsrfViewMiddleware
 from django.shortcuts import render
@@ -52,10 +52,9 @@ def unsubscribe_view(request, signed: str):
     publication = delivery.edition.publication
     if request.method == "GET":
         already = Suppression.objects.filter(
+            Q(publication=publication) | Q(publication__isnull=True),
             client_id=delivery.client_id, reason=Suppression.UNSUBSCRIBED,
-            publication__in=[publication]).exists() or Suppression.objects.filter(
-            client_id=delivery.client_id, reason=Suppression.UNSUBSCRIBED,
-            publication__isnull=True).exists()
+            lifted_at__isnull=True).exists()
         return render(request, "newsletters/public/unsubscribe_confirm.html",
                       _context(delivery, already=already))
     one_click = _is_one_click(request)

@@ -96,3 +96,11 @@ def edition_stats(edition: Edition) -> dict:
         "comments": feedback["comments"],
         "unsubscribes": unsubscribes,
     }
+
+
+def client_email_suppressions(*, client) -> QuerySet[Suppression]:
+    """Every suppression of the client's email, in force or lifted, newest first, with what the
+    client 360 card names: the publication, the edition whose link was used, who lifted it."""
+    return (Suppression.objects.filter(client=client)
+            .select_related("publication", "source_delivery__edition__publication", "lifted_by")
+            .order_by("-created_at", "-id"))

@@ -25,7 +25,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from clients.models import Product, ProductType
-from core.access import has_role
+from core.access import can_record_consent, has_role
 from core.errors import ApplicationError
 from core.models import AuditAction, Role
 from core.services import audit_record
@@ -42,6 +42,7 @@ from .headers import check_edition_headers
 from .links import is_trackable_target
 from .models import (
     Cadence,
+    ConsentMethod,
     Edition,
     EditionEvent,
     EditionSection,
@@ -50,6 +51,7 @@ from .models import (
     Publication,
     SectionKind,
     SenderMode,
+    Suppression,
 )
 
 S = EditionStatus
@@ -673,3 +675,53 @@ def publication_delete(*, publication: Publication, actor) -> None:
         raise ApplicationError(_("A publication with editions cannot be deleted."),
                                code="in_use", status=409)
     publication.delete()
+
+
+# --- re-subscription: a consent the client gives their RM -------------------------------------
+def newsletter_resubscribe_check(*, client, actor) -> None:
+    """Refuse (403, audited as ACCESS_DENIED) anyone but the client's own RM."""
+    if can_record_consent(actor, client):
+        return
+    audit_record(action=AuditAction.ACCESS_DENIED, actor=actor, object_type="client",
+                 object_id=client.client_no, detail={"attempted": "newsletter_resubscribe"})
+    raise ApplicationError(_("Only the client's own RM can record a re-subscription."),
+                           code="permission_denied", status=403)
+
+
+def newsletter_resubscribe(*, client, actor, how: str, note: str = "",
+                           suppression_ids: list[int] | None = None) -> list[Suppression]:
+    """The client asked their RM for the newsletters again: lift the client's unsubscribes in
+    force (those of `suppression_ids`, or all), each kept as history with who lifted it, when,
+    and how the client gave consent. Only rows in force keep a client out of the outbox, so the
+    next edition frozen reaches the client again. Audited as NEWSLETTER_RESUBSCRIBE."""
+    # Checked before the transaction opens: the denial's audit row must outlive the refusal.
+    newsletter_resubscribe_check(client=client, actor=actor)
+    if how not in ConsentMethod.values:
+        raise ApplicationError(_("Say how the client gave consent."),
+                               fields={"how": [_("Choose how the client gave consent.")]})
+    note = (note or "").strip()
+    if len(note) > 1000:
+        raise ApplicationError(_("The note is too long (at most 1,000 characters)."),
+                               fields={"note": [_("at most 1,000 characters")]})
+    with transaction.atomic():
+        in_force = (Suppression.objects.select_for_update(of=("self",))
+                    .select_related("publication")
+                    .filter(client=client, reason=Suppression.UNSUBSCRIBED,
+                            lifted_at__isnull=True).order_by("id"))
+        if suppression_ids is not None:
+            in_force = in_force.filter(pk__in=suppression_ids)
+        lifted = list(in_force)
+        if not lifted:
+            raise ApplicationError(_("The client has no unsubscribe in force to lift."),
+                                   code="nothing_to_lift", status=409)
+        now = timezone.now()
+        Suppression.objects.filter(pk__in=[s.pk for s in lifted]).update(
+            lifted_at=now, lifted_by=actor, lifted_how=how, lifted_note=note)
+        audit_record(action=AuditAction.NEWSLETTER_RESUBSCRIBE, actor=actor,
+                     object_type="client", object_id=client.client_no,
+                     detail={"how": how, "suppressions": [s.pk for s in lifted],
+                             "publications": [s.publication.slug if s.publication_id else "*"
+                                              for s in lifted]})
+    for row in lifted:
+        row.lifted_at, row.lifted_by, row.lifted_how, row.lifted_note = now, actor, how, note
+    return lifted

@@ -1,12 +1,14 @@
 from django.urls import path
 
-from . import views
+from . import consent_views, views
 
 app_name = "newsletters"
 
 urlpatterns = [
     path("", views.publication_list, name="publication_list"),
     path("approvals/", views.approval_queue, name="approval_queue"),
+    path("clients/<str:client_no>/resubscribe/", consent_views.resubscribe,
+         name="client_resubscribe"),
     path("phrases/", views.phrase_list, name="phrase_list"),
     path("phrases/<int:pk>/remove/", views.phrase_remove, name="phrase_remove"),
     path("publications/new/", views.publication_create, name="publication_create"),

@@ -60,10 +60,12 @@ def mark_failure(delivery: Delivery, outcome: str, error: str, now) -> None:
 
 def suppression_add(*, client_id: int, publication_id: int | None, reason: str,
                     source_delivery_id: int | None = None) -> tuple[Suppression, bool]:
-    """get_or_create by hand: PostgreSQL's unique constraint does not dedupe a NULL publication."""
+    """get_or_create by hand: PostgreSQL's unique constraint does not dedupe a NULL publication.
+    A lifted row (a re-subscription) is history: a new unsubscribe makes a new row."""
     with transaction.atomic():
         existing = (Suppression.objects.select_for_update()
-                    .filter(client_id=client_id, publication_id=publication_id, reason=reason)
+                    .filter(client_id=client_id, publication_id=publication_id, reason=reason,
+                            lifted_at__isnull=True)
                     .first())
         if existing is not None:
             return existing, False

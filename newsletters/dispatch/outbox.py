@@ -34,7 +34,7 @@ def _audience_with_reasons(edition: Edition):
     from segments.models import SegmentMembership
 
     publication = edition.publication
-    suppressed = Suppression.objects.filter(client=OuterRef("pk"))
+    suppressed = Suppression.objects.filter(client=OuterRef("pk"), lifted_at__isnull=True)
     unsubscribed = suppressed.filter(
         Q(publication=publication) | Q(publication__isnull=True), reason=Suppression.UNSUBSCRIBED)
     bounced = suppressed.filter(reason=Suppression.BOUNCED)
