@@ -1,5 +1,8 @@
 from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
 
+from core.admin import PersonalDataAdminMixin
+from core.masking import mask_phone
 from core.paginators import EstimatedCountPaginator
 
 from .models import Client, Holding, ImportJob, Interaction, Product, Transaction
@@ -12,9 +15,12 @@ class LargeTableAdmin(admin.ModelAdmin):
 
 
 @admin.register(Client)
-class ClientAdmin(LargeTableAdmin):
-    list_display = ("client_no", "name", "branch", "rm", "status", "risk_level", "aum",
-                    "opened_on")
+class ClientAdmin(PersonalDataAdminMixin, LargeTableAdmin):
+    """The list shows the phone masked; opening a client (phone, email, ID in full) is audited."""
+
+    pii_fields = ("phone", "email", "id_number")
+    list_display = ("client_no", "name", "masked_phone", "branch", "rm", "status", "risk_level",
+                    "aum", "opened_on")
     list_filter = ("status", "risk_level", "investor_type", "branch")
     search_fields = ("=client_no", "name__startswith", "=phone_tail")
     raw_id_fields = ("rm", "branch")
@@ -31,6 +37,10 @@ class ClientAdmin(LargeTableAdmin):
                                 "consent_updated_at")}),
         (None, {"fields": ("created_at", "updated_at")}),
     )
+
+    @admin.display(description=_("phone"))
+    def masked_phone(self, obj):
+        return mask_phone(obj.phone)
 
 
 @admin.register(Product)

@@ -1,5 +1,7 @@
+import ipaddress
 import threading
 
+from django.conf import settings
 from django.http import JsonResponse
 from django.http.multipartparser import MultiPartParserError
 from django.template.response import TemplateResponse
@@ -27,12 +29,29 @@ class RequestContextMiddleware:
 
 
 def client_ip(request) -> str | None:
+    """The address a request came from, for the audit log and the login lockout.
+
+    Behind TRUSTED_PROXY_COUNT proxies (nginx, a load balancer) it is the address the outermost
+    proxy saw: the last-but-(N-1) entry of X-Forwarded-For. Entries left of it are whatever the
+    client sent, so they are never trusted (else a guesser would pick a new address per try).
+    """
     if request is None:
         return None
-    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-    if forwarded:
-        return forwarded.split(",")[0].strip() or None
-    return request.META.get("REMOTE_ADDR") or None
+    remote = _valid_ip(request.META.get("REMOTE_ADDR", ""))
+    proxies = getattr(settings, "TRUSTED_PROXY_COUNT", 0)
+    if proxies > 0:
+        hops = [h.strip() for h in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")
+                if h.strip()]
+        if hops:
+            return _valid_ip(hops[-min(proxies, len(hops))]) or remote
+    return remote
+
+
+def _valid_ip(value: str) -> str | None:
+    try:
+        return str(ipaddress.ip_address(value.strip()))
+    except ValueError:
+        return None
 
 
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")

@@ -1,6 +1,8 @@
 from django import forms
 from django.contrib import admin
 
+from core.admin import PersonalDataAdminMixin
+
 from .forms import HeaderFieldsChecked
 from .models import Delivery, Edition, EditionEvent, EditionSection, ForbiddenPhrase, Publication
 from .services import forbidden_phrases_audit
@@ -88,7 +90,14 @@ class ForbiddenPhraseAdmin(admin.ModelAdmin):
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(admin.ModelAdmin):
+class DeliveryAdmin(PersonalDataAdminMixin, admin.ModelAdmin):
+    """Opening a delivery shows the client's address in full: audited (pii_viewed)."""
+
+    pii_fields = ("to_email",)
+
+    def pii_client_no(self, obj):
+        return obj.client.client_no
+
     list_display = ["edition", "client", "status", "exclusion_reason", "sent_at", "attempts"]
     list_filter = ["status", "exclusion_reason"]
     search_fields = ["client__client_no", "message_id"]

@@ -28,6 +28,8 @@ from django.utils.translation import gettext_noop
 
 from clients.models import Client
 from core.errors import ApplicationError
+from core.models import AuditAction
+from core.services import audit_record
 
 from .models import (
     MembershipChange,
@@ -77,6 +79,9 @@ def _save_rule(*, segment: Segment, rule: Any, actor) -> SegmentRuleVersion:
     segment.rule = rule
     segment.rule_version = version
     segment.save(update_fields=["rule", "rule_version", "updated_at"])
+    audit_record(action=AuditAction.SEGMENT_SAVED, actor=_actor(actor), object_type="segment",
+                 object_id=segment.code, detail={"code": segment.code, "kind": segment.kind,
+                                                 "version": version, "rule": rule})
     return saved
 
 
@@ -203,6 +208,9 @@ def segment_static_set(*, segment: Segment, client_nos: list[str], actor=None) -
     segment.size = len(ids)
     segment.refreshed_at = timezone.now()
     segment.save(update_fields=["size", "refreshed_at", "updated_at"])
+    audit_record(action=AuditAction.SEGMENT_SAVED, actor=_actor(actor), object_type="segment",
+                 object_id=segment.code, detail={"code": segment.code, "kind": segment.kind,
+                                                 "rows": len(ids)})
     return segment
 
 
@@ -231,6 +239,9 @@ def segment_delete(*, segment: Segment, actor=None) -> None:
         raise ApplicationError(_("%(code)s is in use by %(users)s; change those first.")
                                % {"code": segment.code, "users": ", ".join(users[:10])},
                                code="segment_in_use", status=409) from None
+    audit_record(action=AuditAction.SEGMENT_DELETED, actor=_actor(actor), object_type="segment",
+                 object_id=segment.code, detail={"code": segment.code, "kind": segment.kind,
+                                                 "name": segment.name})
 
 
 def segment_preview(*, rule: Any, user, today: date | None = None) -> dict[str, Any]:

@@ -11,6 +11,8 @@ from django.db.models import Max
 from django.utils.translation import gettext as _
 
 from core.errors import ApplicationError
+from core.models import AuditAction
+from core.services import audit_record
 
 from .engine import TIER_RULES
 from .models import ScoringScheme
@@ -102,7 +104,7 @@ def scheme_publish(*, data: dict[str, Any], actor=None) -> ScoringScheme:
     try:
         with transaction.atomic():
             latest = ScoringScheme.objects.aggregate(v=Max("version"))["v"] or 0
-            return ScoringScheme.objects.create(
+            scheme = ScoringScheme.objects.create(
                 version=latest + 1,
                 window_months=data["window_months"],
                 amount_bounds=list(data["amount_bounds"]),
@@ -114,6 +116,11 @@ def scheme_publish(*, data: dict[str, Any], actor=None) -> ScoringScheme:
                 note=str(data.get("note", ""))[:200],
                 published_by=actor if getattr(actor, "pk", None) else None,
             )
+            audit_record(action=AuditAction.SCHEME_PUBLISHED,
+                         actor=actor if getattr(actor, "pk", None) else None,
+                         object_type="scoring_scheme", object_id=str(scheme.version),
+                         detail={"version": scheme.version, "note": scheme.note})
+            return scheme
     except IntegrityError as exc:
         raise ApplicationError(_("Another version was published at the same moment; try again."),
                                code="conflict", status=409) from exc

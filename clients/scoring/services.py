@@ -24,6 +24,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from core.errors import ApplicationError
+from core.models import AuditAction
+from core.services import audit_record
 
 from . import engine
 from .models import ScoringChunk, ScoringCurrent, ScoringRun, ScoringRunStatus, ScoringScheme
@@ -151,6 +153,12 @@ def scoring_run_start(*, as_of: date | None = None, actor=None, trigger: str = "
         run.progress_total = sum(n for _lo, _hi, n in ranges)
         run.chunk_count = len(chunks)
         run.save(update_fields=["progress_total", "chunk_count", "updated_at"])
+        if trigger != "beat":  # by hand: the page, the API or a command
+            audit_record(action=AuditAction.SCORING_STARTED,
+                         actor=actor if getattr(actor, "pk", None) else None,
+                         object_type="scoring_run", object_id=str(run.pk),
+                         detail={"as_of": as_of.isoformat(), "scheme": scheme.version,
+                                 "trigger": trigger})
         transaction.on_commit(lambda: _queue_run(run.pk), robust=True)
     return run
 

@@ -1,5 +1,6 @@
 """Settings shared by every environment, driven by environment variables (see README)."""
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -31,6 +32,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
+    "axes",
     "core",
     "clients",
     "segments",
@@ -52,6 +54,8 @@ MIDDLEWARE = [
     "core.middleware.RefuseNulMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "core.middleware.RequestContextMiddleware",
+    # Last, as django-axes documents: turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -93,9 +97,36 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Axes' backend first: it refuses a locked-out login before any password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "clients:client_list"
 LOGOUT_REDIRECT_URL = "login"
+
+# Password guessing (django-axes, core/lockout.py): after LOGIN_LOCKOUT_ACCOUNT_FAILURES failed
+# logins on one username, or LOGIN_LOCKOUT_ADDRESS_FAILURES from one address (an office behind
+# one NAT address shares it), further logins there are refused for LOGIN_LOCKOUT_MINUTES after
+# the last failure, or until an admin clears them. Refused tries do not extend the lockout.
+LOGIN_LOCKOUT_ACCOUNT_FAILURES = env.int("LOGIN_LOCKOUT_ACCOUNT_FAILURES", default=5)
+LOGIN_LOCKOUT_ADDRESS_FAILURES = env.int("LOGIN_LOCKOUT_ADDRESS_FAILURES", default=20)
+LOGIN_LOCKOUT_MINUTES = env.int("LOGIN_LOCKOUT_MINUTES", default=15)
+AXES_ENABLED = env.bool("LOGIN_LOCKOUT_ENABLED", default=True)
+AXES_HANDLER = "core.lockout.LockoutHandler"
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_FAILURE_LIMIT = LOGIN_LOCKOUT_ACCOUNT_FAILURES
+AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_LOCKOUT_MINUTES)
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_RESET_ON_SUCCESS = False
+AXES_DISABLE_ACCESS_LOG = True  # successful logins are in the audit log already
+AXES_CLIENT_IP_CALLABLE = "core.lockout.client_address"
+AXES_LOCKOUT_CALLABLE = "core.views.login_locked_out"
+AXES_HTTP_RESPONSE_CODE = 429
+# Proxies in front of Django that append to X-Forwarded-For (nginx, a load balancer): the
+# client's address is the one the outermost of them saw. 0: REMOTE_ADDR (no proxy).
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 
 # Sessions end after 30 minutes without a request.
 SESSION_COOKIE_AGE = env.int("SESSION_IDLE_SECONDS", default=30 * 60)
@@ -154,6 +185,17 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 6 * 3600}
+
+# Cache (API throttling counts): CACHE_URL (redis://…), else a redis:// CELERY_BROKER_URL, is
+# shared by every web process; with neither, each process counts in its own memory (limits then
+# apply per process: with WEB_CONCURRENCY=3 a token gets up to 3x its rate).
+CACHE_URL = env("CACHE_URL", default="") or (
+    CELERY_BROKER_URL if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else "")
+if CACHE_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                          "LOCATION": CACHE_URL, "KEY_PREFIX": "crm"}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # Email: EMAIL_URL unset -> messages are written to var/outbox/; set (smtp://...) -> SMTP.
 EMAIL_URL = env("EMAIL_URL", default="")
@@ -219,7 +261,19 @@ REST_FRAMEWORK = {
     # JSON only (docs/api.md); nesting, NUL and lone surrogates are refused with a 400.
     "DEFAULT_PARSER_CLASSES": ["core.parsers.SafeJSONParser"],
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
-    "DEFAULT_THROTTLE_RATES": {"user": env("API_THROTTLE_RATE", default="10000/hour")},
+    # Requests per token (per user for sessions) and, before authentication, per address.
+    # Counts live in the default cache (CACHES above): shared through Redis by every web
+    # process when configured, per process otherwise. A refused request is a 429 with
+    # Retry-After in the error envelope.
+    "DEFAULT_THROTTLE_CLASSES": [
+        "core.throttling.AnonRateThrottle",
+        "core.throttling.UserRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "user": env("API_THROTTLE_RATE", default="10000/hour"),
+        "service": env("API_SERVICE_THROTTLE_RATE", default="100000/hour"),
+        "anon": env("API_ANON_THROTTLE_RATE", default="60/minute"),
+    },
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Brokerage client-operations CRM API",
@@ -253,5 +307,6 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    # axes logs every login at INFO; its WARNINGs (failures, lockouts) remain.
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }

@@ -24,3 +24,37 @@ def test_an_rm_cannot_open_the_admin(logged_in, rm_a):
     response = logged_in(rm_a).get("/admin/clients/client/")
     assert response.status_code == 302
     assert Client.objects.count() == 0
+
+
+def test_the_admin_list_masks_phones_and_opening_a_client_is_audited(logged_in, admin_user_,
+                                                                      client_of_a):
+    from core.models import AuditAction, AuditLog
+
+    http = logged_in(admin_user_)
+    listing = http.get("/admin/clients/client/").content.decode()
+    assert "138****5678" in listing and "13812345678" not in listing
+    assert not AuditLog.objects.filter(action=AuditAction.PII_VIEWED).exists()
+
+    for _ in range(2):
+        page = http.get(f"/admin/clients/client/{client_of_a.pk}/change/")
+        assert page.status_code == 200 and "13812345678" in page.content.decode()
+    views = AuditLog.objects.filter(action=AuditAction.PII_VIEWED)
+    assert views.count() == 2
+    view = views.first()
+    assert view.actor == admin_user_ and view.object_type == "client"
+    assert view.object_id == "A0000001" and view.detail["via"] == "admin"
+    assert view.path == f"/admin/clients/client/{client_of_a.pk}/change/"
+
+
+def test_opening_a_delivery_in_the_admin_is_audited_too(logged_in, admin_user_, rm_a):
+    from core.models import AuditAction, AuditLog
+    from newsletters.models import Delivery
+    from tests.newsletters.test_dispatch import freeze, make_audience, make_edition
+
+    segment, _, _ = make_audience(size=1, rm=rm_a, excluded={})
+    freeze(make_edition(segment=segment, author=rm_a))
+    delivery = Delivery.objects.select_related("client").first()
+    page = logged_in(admin_user_).get(f"/admin/newsletters/delivery/{delivery.pk}/change/")
+    assert page.status_code == 200
+    view = AuditLog.objects.get(action=AuditAction.PII_VIEWED)
+    assert view.object_id == delivery.client.client_no and view.detail["fields"] == ["to_email"]
