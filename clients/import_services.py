@@ -2,9 +2,10 @@
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
@@ -91,6 +92,8 @@ class _ProgressReporter:
                 cursor.execute(f"UPDATE {ImportJob._meta.db_table} SET phase = %s,"
                                " progress_done = %s, progress_total = %s WHERE id = %s",
                                [job.phase, job.progress_done, job.progress_total, job.pk])
+        except SoftTimeLimitExceeded:
+            raise
         except Exception:  # progress is a courtesy; the import must not fail for it
             logger.warning("progress update failed for import %s", job.pk, exc_info=True)
 
@@ -105,19 +108,44 @@ def error_report_csv(errors: list[RowError]) -> bytes:
                       *([e.row, e.column, e.value, e.message] for e in errors)])
 
 
+def import_too_long_message(seconds: int) -> str:
+    """Why a job the time limit stopped failed."""
+    return _("The file took too long to read and import (limit: %(seconds)d s) and was stopped; "
+             "nothing was imported. Split it into smaller files.") % {"seconds": seconds}
+
+
+def import_stopped_message() -> str:
+    """Why a job found running when its task was delivered again failed."""
+    return _("The worker stopped while importing this file (it may have run out of memory); "
+             "the import was not retried and nothing was imported. Check the file or split "
+             "it, then upload it again.")
+
+
 def import_job_run(*, job_id: int,
                    on_progress: Callable[[str, int, int], None] | None = None) -> ImportJob:
-    """Read, validate and write the job's file; a finished job is returned untouched.
+    """Read, validate and write the job's file, once; a finished job is returned untouched.
 
-    `on_progress(phase, done, total)` is told as well as the job row (the command prints it).
+    A job found running was started by a delivery whose worker died mid-way (killed, out of
+    memory) and was delivered again: it is failed, not run again -- a file that stopped one
+    worker must not stop the next. `on_progress(phase, done, total)` is told as well as the
+    job row (the command prints it).
     """
     job = ImportJob.objects.select_related("created_by").get(pk=job_id)
     if job.status in FINISHED:
         return job
-    job.status, job.phase, job.started_at = JobStatus.RUNNING, "reading", timezone.now()
+    if job.status == JobStatus.RUNNING:
+        logger.warning("import %s was running when its task came again: failed, not re-run",
+                       job.pk)
+        job.status, job.message = JobStatus.FAILED, import_stopped_message()
+        return _finish(job)
+    now = timezone.now()
+    if not ImportJob.objects.filter(pk=job.pk, status=JobStatus.QUEUED).update(
+            status=JobStatus.RUNNING, phase="reading", started_at=now, progress_done=0,
+            progress_total=0, updated_at=now):
+        job.refresh_from_db()  # another delivery took it a moment ago
+        return job
+    job.status, job.phase, job.started_at = JobStatus.RUNNING, "reading", now
     job.progress_done = job.progress_total = 0
-    job.save(update_fields=["status", "phase", "started_at", "progress_done", "progress_total",
-                            "updated_at"])
     reporter = _ProgressReporter(job, on_progress)
     errors: list[RowError] = []
     try:
@@ -132,6 +160,11 @@ def import_job_run(*, job_id: int,
         job.message = rejected.message
     except ApplicationError as exc:
         job.status, job.message = JobStatus.FAILED, exc.message
+    except SoftTimeLimitExceeded:
+        from .tasks import import_soft_time_limit
+
+        job.status = JobStatus.FAILED
+        job.message = import_too_long_message(import_soft_time_limit())
     except Exception:
         logger.exception("import %s failed", job.pk)
         job.status, job.message = JobStatus.FAILED, _("The import failed unexpectedly; nothing "
@@ -144,6 +177,21 @@ def import_job_run(*, job_id: int,
             "created": result.created, "updated": result.updated}
     finally:
         reporter.close()
+    return _finish(job, errors)
+
+
+def import_job_fail(*, job_id: int, message: str) -> ImportJob | None:
+    """Fail a job that is queued or running, with `message` (the worker's main process, after
+    the hard time limit killed the process running it). None if there is no such job."""
+    job = ImportJob.objects.select_related("created_by").filter(pk=job_id).first()
+    if job is None or job.status in FINISHED:
+        return job
+    job.status, job.message = JobStatus.FAILED, message
+    return _finish(job)
+
+
+def _finish(job: ImportJob, errors: Sequence[RowError] = ()) -> ImportJob:
+    """Save the job's outcome (status and message set) and its error report; audit it."""
     job.phase, job.finished_at = "", timezone.now()
     job.errors = [e._asdict() for e in errors[:ERRORS_KEPT_ON_JOB]]
     if errors:

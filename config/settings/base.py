@@ -172,6 +172,13 @@ MEDIA_URL = "/media/"
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 50 * 1024 * 1024
 IMPORT_MAX_UPLOAD_BYTES = env.int("IMPORT_MAX_UPLOAD_BYTES", default=500 * 1024 * 1024)
+# What one import may hold; a file past a limit is refused before it is parsed (clients.ingest).
+IMPORT_MAX_ROWS = env.int("IMPORT_MAX_ROWS", default=2_000_000)
+IMPORT_MAX_COLUMNS = env.int("IMPORT_MAX_COLUMNS", default=100)
+# An .xlsx is a zip: the sum of its parts' unpacked sizes, and how many parts it may have.
+IMPORT_XLSX_MAX_UNCOMPRESSED_BYTES = env.int("IMPORT_XLSX_MAX_UNCOMPRESSED_BYTES",
+                                             default=200 * 1024 * 1024)
+IMPORT_XLSX_MAX_ENTRIES = env.int("IMPORT_XLSX_MAX_ENTRIES", default=1000)
 
 # Celery: CELERY_BROKER_URL unset -> tasks run eagerly in-process (make run on a bare machine).
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="")
@@ -185,6 +192,27 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 6 * 3600}
+# Every task has a soft time limit (SoftTimeLimitExceeded is raised in it: an import is marked
+# failed) and a hard one (the worker kills the process). The tasks that legitimately run long
+# (a scoring aggregate or chunk, a segment refresh, a newsletter dispatch) take the LONG pair.
+# The sender writes the limits into each task message: give web, worker and beat the same
+# values. Keep every hard limit below the visibility timeout above, or Redis hands a task that
+# is still running to a second worker.
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=30 * 60)
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT",
+                                 default=CELERY_TASK_SOFT_TIME_LIMIT + 2 * 60)
+CELERY_LONG_TASK_SOFT_TIME_LIMIT = env.int("CELERY_LONG_TASK_SOFT_TIME_LIMIT", default=4 * 3600)
+CELERY_LONG_TASK_TIME_LIMIT = env.int("CELERY_LONG_TASK_TIME_LIMIT",
+                                      default=CELERY_LONG_TASK_SOFT_TIME_LIMIT + 5 * 60)
+CELERY_TASK_ANNOTATIONS = {
+    name: {"soft_time_limit": CELERY_LONG_TASK_SOFT_TIME_LIMIT,
+           "time_limit": CELERY_LONG_TASK_TIME_LIMIT}
+    for name in ("clients.scoring.tasks.scoring_aggregate_task",
+                 "clients.scoring.tasks.scoring_chunk_task",
+                 "segments.tasks.segment_refresh_many_task",
+                 "segments.tasks.segment_refresh_task",
+                 "newsletters.tasks.edition_dispatch_task")
+}
 
 # Cache (API throttling counts): CACHE_URL (redis://…), else a redis:// CELERY_BROKER_URL, is
 # shared by every web process; with neither, each process counts in its own memory (limits then
