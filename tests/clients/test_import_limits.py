@@ -10,6 +10,7 @@ import io
 import os
 import signal
 import zipfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import openpyxl
@@ -415,15 +416,6 @@ def test_a_worker_runs_no_import_that_is_already_running_or_failed_when_it_comes
     assert list(Product.objects.values_list("product_code", flat=True)) == ["QP009"]
 
 
-def _database_lock(sql: str, params: list):
-    db = connection.settings_dict
-    blocker = psycopg2.connect(dbname=db["NAME"], user=db["USER"], password=db["PASSWORD"],
-                               host=db["HOST"] or "127.0.0.1", port=db["PORT"] or 5432)
-    with blocker.cursor() as cursor:
-        cursor.execute(sql, params)
-    return blocker
-
-
 def _writes_settled() -> bool:
     """No backend (of a killed pool process) is still inside a statement of this database."""
     with connection.cursor() as cursor:
@@ -432,25 +424,35 @@ def _writes_settled() -> bool:
         return cursor.fetchone()[0] == 0
 
 
+@contextmanager
+def product_held(product_code: str):
+    """The product's row locked by another connection, so an import writing it waits (in
+    PostgreSQL, where no signal reaches Python); on leaving, let go and wait until no backend
+    of a killed process is still writing."""
+    db = connection.settings_dict
+    blocker = psycopg2.connect(dbname=db["NAME"], user=db["USER"], password=db["PASSWORD"],
+                               host=db["HOST"] or "127.0.0.1", port=db["PORT"] or 5432)
+    try:
+        with blocker.cursor() as cursor:
+            cursor.execute("SELECT id FROM clients_product WHERE product_code = %s FOR UPDATE",
+                           [product_code])
+        yield
+        blocker.rollback()
+        wait_for(_writes_settled, timeout=30)
+    finally:
+        blocker.close()
+
+
 @pytest.mark.django_db(transaction=True)
 def test_an_import_whose_worker_process_was_killed_is_failed_not_run_again(ops_user):
     ProductFactory(product_code="QP001", name="旧名", risk_level="R1")
-    blocker = None
-    try:
-        with running_worker(concurrency=1) as worker:
-            # Hold QP001 so the import is caught writing, mid-way, when its process is killed.
-            blocker = _database_lock(
-                "SELECT id FROM clients_product WHERE product_code = %s FOR UPDATE", ["QP001"])
-            job = queued("products.csv", PRODUCTS_CSV, user=ops_user)
-            wait_for(lambda: ImportJob.objects.filter(pk=job.pk, phase="writing").exists())
-            pool = Path(f"/proc/{worker.pid}/task/{worker.pid}/children").read_text().split()
-            os.kill(int(pool[0]), signal.SIGKILL)  # what the OOM killer does
-            job = finished(job)
-            blocker.rollback()
-            wait_for(_writes_settled, timeout=30)
-    finally:
-        if blocker is not None:
-            blocker.close()
+    # QP001 held: the import is caught writing, mid-way, when its process is killed.
+    with running_worker(concurrency=1) as worker, product_held("QP001"):
+        job = queued("products.csv", PRODUCTS_CSV, user=ops_user)
+        wait_for(lambda: ImportJob.objects.filter(pk=job.pk, phase="writing").exists())
+        pool = Path(f"/proc/{worker.pid}/task/{worker.pid}/children").read_text().split()
+        os.kill(int(pool[0]), signal.SIGKILL)  # what the OOM killer does
+        job = finished(job)
 
     assert job.status == JobStatus.FAILED
     assert job.message == in_worker_language(import_stopped_message)
@@ -462,24 +464,16 @@ def test_the_time_limits_fail_a_slow_import_and_a_stuck_one_with_their_limit(ops
     ProductFactory(product_code="QP001", name="旧名", risk_level="R1")
     # 200,000 rows: seconds of pure-Python parsing on any machine, far past a 1 s soft limit.
     slow = xlsx(product_row(n, PRODUCT_HEADER if n == 1 else None) for n in range(1, 200_002))
-    blocker = None
-    try:
-        with running_worker():
-            # The limits travel in the message: the sender's (web, beat) settings apply.
-            slow_job = queued("slow.xlsx", slow, user=ops_user, queue=False)
-            import_job_run_task.apply_async((slow_job.pk,), soft_time_limit=1, time_limit=3)
-            soft = finished(slow_job)
-            # Stuck in a lock wait (C code): the soft limit cannot interrupt it, the hard can.
-            blocker = _database_lock(
-                "SELECT id FROM clients_product WHERE product_code = %s FOR UPDATE", ["QP001"])
+    with running_worker():
+        # The limits travel in the message: the sender's (web, beat) settings apply.
+        slow_job = queued("slow.xlsx", slow, user=ops_user, queue=False)
+        import_job_run_task.apply_async((slow_job.pk,), soft_time_limit=1, time_limit=3)
+        soft = finished(slow_job)
+        # Stuck in a lock wait (C code): the soft limit cannot interrupt it, the hard can.
+        with product_held("QP001"):
             stuck_job = queued("stuck.csv", PRODUCTS_CSV, user=ops_user, queue=False)
             import_job_run_task.apply_async((stuck_job.pk,), soft_time_limit=1, time_limit=3)
             hard = finished(stuck_job)
-            blocker.rollback()
-            wait_for(_writes_settled, timeout=30)
-    finally:
-        if blocker is not None:
-            blocker.close()
 
     assert (soft.status, soft.message) == (
         JobStatus.FAILED, in_worker_language(import_too_long_message, 1))
