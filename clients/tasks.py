@@ -1,6 +1,8 @@
 from celery import Task, shared_task
 from celery.exceptions import TimeLimitExceeded
 
+from .models import ImportJob
+
 
 class ImportTask(Task):
     """The import task's class: a hard time limit fails the job it was running.
@@ -31,7 +33,8 @@ def import_job_run_task(job_id: int) -> None:
     running -- its worker died mid-way -- and fails it instead of running it again."""
     from .import_services import import_job_run
 
-    import_job_run(job_id=job_id)
+    if ImportJob.objects.filter(pk=job_id).exists():  # not deleted since it was queued
+        import_job_run(job_id=job_id)
 
 
 def import_soft_time_limit() -> int:

@@ -350,6 +350,11 @@ def test_a_job_that_is_not_queued_is_never_read_again(english, monkeypatch, stat
     assert not Product.objects.exists()
 
 
+
+@pytest.mark.django_db
+def test_a_job_deleted_since_it_was_queued_is_left_alone():
+    assert import_job_run_task.delay(987_654).get() is None
+
 # Celery --------------------------------------------------------------------------------------
 
 def test_every_task_has_a_soft_and_a_hard_time_limit_below_the_visibility_timeout():
