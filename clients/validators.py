@@ -17,7 +17,10 @@ PLAIN_NUMBER = r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
 PLAIN_NUMBER_RE = re.compile(PLAIN_NUMBER)
 
 DATE_MIN = dt.date(1900, 1, 1)
-DATE_MAX = dt.date(2999, 12, 31)
+# 9999-12-31 is how core systems write "never expires"; a date and time stops a day earlier so
+# that moving it between UTC and Beijing time (or any offset) cannot overflow.
+DATE_MAX = dt.date(9999, 12, 31)
+DATETIME_MAX = dt.date(9999, 12, 30)
 
 
 def plain_number_message() -> str:
@@ -25,9 +28,10 @@ def plain_number_message() -> str:
              "separators, spaces or other scripts' digits.")
 
 
-def date_range_message() -> str:
+def date_range_message(*, with_time: bool = False) -> str:
+    high = DATETIME_MAX if with_time else DATE_MAX
     return _("Must be between %(min)s and %(max)s.") % {"min": DATE_MIN.isoformat(),
-                                                       "max": DATE_MAX.isoformat()}
+                                                       "max": high.isoformat()}
 
 
 def is_plain_number(text: str) -> bool:
@@ -35,9 +39,10 @@ def is_plain_number(text: str) -> bool:
 
 
 def validate_plausible_date(value) -> None:
-    day = value.date() if isinstance(value, dt.datetime) else value
-    if day is not None and not (DATE_MIN <= day <= DATE_MAX):
-        raise ValidationError(date_range_message(), code="date_range")
+    with_time = isinstance(value, dt.datetime)
+    day = value.date() if with_time else value
+    if day is not None and not (DATE_MIN <= day <= (DATETIME_MAX if with_time else DATE_MAX)):
+        raise ValidationError(date_range_message(with_time=with_time), code="date_range")
 
 
 class PlainDecimalField(serializers.DecimalField):

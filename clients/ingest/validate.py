@@ -14,6 +14,7 @@ from django.utils.translation import gettext as _
 from ..validators import (
     DATE_MAX,
     DATE_MIN,
+    DATETIME_MAX,
     PLAIN_NUMBER,
     date_range_message,
     plain_number_message,
@@ -327,16 +328,18 @@ def _check_datetime(column: Column, s: pd.Series, empty: np.ndarray, errors: _Co
         column.name,
         _("Not a date and time; use YYYY-MM-DD HH:MM:SS (Beijing time) or a date."),
     )
-    _check_range(result, bad | empty, column.name, errors)
+    _check_range(result, bad | empty, column.name, errors, with_time=True)
     return result
 
 
-def _check_range(parsed: pd.Series, skip: np.ndarray, name: str, errors: _Collector) -> None:
+def _check_range(parsed: pd.Series, skip: np.ndarray, name: str, errors: _Collector, *,
+                 with_time: bool = False) -> None:
     """Year 1 or -1 parses, but overflows when moved between UTC and Beijing time or read back
-    into Python: dates and times outside DATE_MIN..DATE_MAX are a row error."""
+    into Python: dates (and times) outside DATE_MIN..DATE_MAX (DATETIME_MAX) are a row error."""
     low = np.datetime64(DATE_MIN, "us")
-    high = np.datetime64(DATE_MAX + dt.timedelta(days=1), "us")
+    high = np.datetime64(DATETIME_MAX if with_time else DATE_MAX, "us") + np.timedelta64(1, "D")
     values = parsed.to_numpy(dtype="datetime64[us]")
     with np.errstate(invalid="ignore"):
         outside = ~((values >= low) & (values < high))
-    errors.add(outside & ~skip & ~np.isnat(values), name, date_range_message())
+    errors.add(outside & ~skip & ~np.isnat(values), name,
+               date_range_message(with_time=with_time))

@@ -2,6 +2,7 @@
 never a 500: deep JSON, NUL characters, lone surrogates, year-1 dates, numbers in other
 scripts, and deleting a segment that is still in use."""
 
+import datetime
 import json
 
 import pytest
@@ -185,10 +186,23 @@ def test_a_trade_time_outside_the_calendar_is_a_row_error(api, client_of_a, trad
 
 @pytest.mark.parametrize(("field", "value"), [("birth_date", "0001-01-01"),
                                               ("opened_on", "0001-01-01"),
-                                              ("risk_expires_on", "9999-12-31")])
+                                              ("risk_expires_on", "-0001-12-31")])
 def test_a_client_date_outside_the_calendar_is_a_field_error(api, field, value):
     response = api.put("/api/v1/clients/Y0000001/", {"name": "Y", field: value}, format="json")
     assert field in assert_envelope(response)["fields"]
+
+
+def test_the_never_expires_date_9999_12_31_is_taken_by_the_api_and_the_import(api, ops_user):
+    from clients.ingest import ingest_records
+    from clients.models import Client
+
+    response = api.put("/api/v1/clients/Y0000001/",
+                       {"name": "Y", "risk_expires_on": "9999-12-31"}, format="json")
+    assert response.status_code in (200, 201), response.content
+    ingest_records(kind="clients", actor=ops_user, records=[
+        {"client_no": "Y0000002", "name": "Z", "risk_expires_on": "9999-12-31"}])
+    assert set(Client.objects.filter(client_no__startswith="Y").values_list(
+        "risk_expires_on", flat=True)) == {datetime.date(9999, 12, 31)}
 
 
 def test_an_import_date_outside_the_calendar_is_a_row_error(ops_user):
