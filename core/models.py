@@ -129,6 +129,8 @@ class AuditLog(models.Model):
         indexes = [
             models.Index(fields=["action", "-at"]),
             models.Index(fields=["actor", "-at"]),
+            # "who saw or changed client X / edition N": the audit page's object filter
+            models.Index(fields=["object_id", "-at"], name="core_audit_object_at"),
         ]
 
     def __str__(self):

@@ -34,8 +34,8 @@ def unsubscribe(*, delivery: Delivery, one_click: bool = False, request=None) ->
         client_id=delivery.client_id, publication_id=delivery.edition.publication_id,
         reason=Suppression.UNSUBSCRIBED, source_delivery_id=delivery.pk)
     if created:
-        audit_record(action=AUDIT_UNSUBSCRIBE, object_type="clients.client",
-                     object_id=str(delivery.client_id), request=request,
+        audit_record(action=AUDIT_UNSUBSCRIBE, object_type="client",
+                     object_id=delivery.client.client_no, request=request,
                      detail={"publication": delivery.edition.publication.slug,
                              "edition": delivery.edition_id, "delivery": delivery.pk,
                              "one_click": one_click})

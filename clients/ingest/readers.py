@@ -8,6 +8,7 @@ million commas is refused in seconds with a message that says which limit, never
 
 import csv
 import io
+import warnings
 import zipfile
 from pathlib import Path
 from typing import IO
@@ -160,15 +161,28 @@ def _read_csv(data: bytes) -> pd.DataFrame:
     frame = _read_csv_arrow(data, encoding)
     if frame is not None:
         return frame
-    return pd.read_csv(
-        io.BytesIO(data),
-        dtype=str,
-        encoding=encoding,
-        keep_default_na=False,
-        na_filter=False,
-        engine="c",
-        skipinitialspace=False,
-    )
+    with warnings.catch_warnings():
+        # A data row wider than the header (typically a comma at the end of every line) would
+        # otherwise become an index and shift every value one column left, silently.
+        warnings.simplefilter("error", pd.errors.ParserWarning)
+        try:
+            return pd.read_csv(
+                io.BytesIO(data),
+                dtype=str,
+                encoding=encoding,
+                keep_default_na=False,
+                na_filter=False,
+                engine="c",
+                skipinitialspace=False,
+                index_col=False,
+            )
+        except pd.errors.ParserWarning as exc:
+            raise ApplicationError(
+                _("Some rows have more values than the header has columns (often a comma at "
+                  "the end of each line); nothing was imported. Remove the extra values or add "
+                  "their column names to the header."),
+                code="ragged",
+            ) from exc
 
 
 # XLSX ---------------------------------------------------------------------------------------

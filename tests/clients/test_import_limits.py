@@ -486,3 +486,24 @@ def test_the_time_limits_fail_a_slow_import_and_a_stuck_one_with_their_limit(ops
         JobStatus.FAILED, in_worker_language(import_too_long_message, 3))
     assert dict(Product.objects.values_list("product_code", "name")) == {"QP001": "旧名"}
 
+
+
+def test_a_csv_whose_rows_end_with_an_extra_comma_is_refused_instead_of_shifted(tmp_path):
+    """pandas would read the first column as an index and move every value one column left."""
+    from clients.ingest.readers import read_table
+
+    path = tmp_path / "clients.csv"
+    path.write_text("client_no,name,city\nC1,张三,上海,\nC2,李四,北京,\n", encoding="utf-8")
+    with pytest.raises(ApplicationError) as caught:
+        read_table(path_or_file=str(path), filename="clients.csv")
+    assert caught.value.code == "ragged"
+
+
+def test_a_csv_with_a_row_as_wide_as_its_header_reads_every_value_in_its_column(tmp_path):
+    from clients.ingest.readers import read_table
+
+    path = tmp_path / "clients.csv"
+    path.write_text("client_no,name,city\nC1,张三,上海\nC2,,北京\n", encoding="utf-8-sig")
+    frame = read_table(path_or_file=str(path), filename="clients.csv")
+    assert frame.to_dict("records") == [{"client_no": "C1", "name": "张三", "city": "上海"},
+                                        {"client_no": "C2", "name": "", "city": "北京"}]

@@ -41,8 +41,8 @@ def test_one_click_unsubscribe_works_without_csrf_and_is_audited_once(delivery):
                              content_type="application/x-www-form-urlencoded")
         assert response.status_code == 200
     assert unsubscribed(delivery) == 1
-    assert AuditLog.objects.filter(action="newsletter_unsubscribe",
-                                   object_id=str(delivery.client_id)).count() == 1
+    assert AuditLog.objects.filter(action="newsletter_unsubscribe", object_type="client",
+                                   object_id=delivery.client.client_no).count() == 1
     assert b"<form" not in HttpClient().get(url).content  # already unsubscribed
 
 
