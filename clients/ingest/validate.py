@@ -1,6 +1,5 @@
 """Vectorised validation: every check runs on whole columns; only failing rows become Python."""
 
-import datetime as dt
 import re
 from collections.abc import Callable
 from typing import NamedTuple
