@@ -5,6 +5,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from core.models import Branch, JobStatus, TimeStampedModel
 
@@ -30,7 +31,7 @@ class Industry(models.TextChoices):
     FINANCE = "finance", _("Finance")
     MANUFACTURING = "manufacturing", _("Manufacturing")
     PUBLIC_SECTOR = "public_sector", _("Public sector")
-    EDUCATION = "education", _("Education")
+    EDUCATION = "education", pgettext_lazy("industry", "Education")
     HEALTHCARE = "healthcare", _("Healthcare")
     OTHER = "other", _("Other")
 
@@ -52,7 +53,7 @@ class ClientStatus(models.TextChoices):
 class AcquisitionChannel(models.TextChoices):
     BRANCH = "branch", _("Branch counter")
     APP = "app", _("Mobile app")
-    WEB = "web", _("Website")
+    WEB = "web", pgettext_lazy("acquisition channel", "Website")
     REFERRAL = "referral", _("Referral")
     BANK = "bank", _("Partner bank")
     OTHER = "other", _("Other")
@@ -305,9 +306,9 @@ class Holding(models.Model):
 class SalesChannel(models.TextChoices):
     BRANCH = "branch", _("Branch counter")
     APP = "app", _("Mobile app")
-    WEB = "web", _("Website")
+    WEB = "web", pgettext_lazy("sales channel", "Website")
     RM = "rm", _("Relationship manager")
-    PHONE = "phone", _("Phone")
+    PHONE = "phone", pgettext_lazy("sales channel", "Phone")
 
 
 class Transaction(models.Model):

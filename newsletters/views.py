@@ -17,6 +17,7 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_POST
 
@@ -555,7 +556,8 @@ def edition_stats(request, pk):
     chart = _chart_data(stats)
     tiles = [(key, label, stats.get(key) or 0) for key, label in (
         ("audience", _("Audience")), ("excluded_total", _("Left out")), ("sent", _("Sent")),
-        ("failed", _("Failed")), ("opened", _("Opened")), ("clicked", _("Clicked")),
+        ("failed", _("Failed")), ("opened", pgettext("email statistic", "Opened")),
+        ("clicked", _("Clicked")),
         ("rated", _("Rated")), ("comments", _("Comments")), ("unsubscribes", _("Unsubscribed")))]
     excluded = [(key, label, (stats.get("excluded") or {}).get(key, 0))
                 for key, label in ExclusionReason.choices]
@@ -591,7 +593,8 @@ def _chart_data(stats: dict) -> dict:
     return {
         "funnel": [{"key": k, "name": str(label), "value": int(stats.get(k) or 0)}
                    for k, label in (("audience", _("Audience")), ("sent", _("Sent")),
-                                    ("opened", _("Opened")), ("clicked", _("Clicked")),
+                                    ("opened", pgettext("email statistic", "Opened")),
+                                    ("clicked", _("Clicked")),
                                     ("rated", _("Rated")), ("comments", _("Comments")))],
         "ratings": [int(distribution.get(r, distribution.get(str(r), 0)) or 0)
                     for r in range(1, 6)],

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 
 from clients.models import Client, ServiceLevel, service_level_for
 from clients.scoring.models import Tier
@@ -59,7 +60,8 @@ def segment_members_for_export(*, segment: Segment, user):
 
 
 def _header() -> list[str]:
-    return [_("Client no."), _("Name"), _("Phone"), _("Email"), _("City"), _("Risk level"),
+    return [_("Client no."), pgettext("person", "Name"), pgettext("phone number", "Phone"),
+            _("Email"), _("City"), _("Risk level"),
             _("AUM (CNY)"), _("Service level"), _("Value tier"), _("RM"), _("Branch")]
 
 

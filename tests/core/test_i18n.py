@@ -60,3 +60,54 @@ def test_the_compiled_catalogue_matches_the_source():
         if "msgid_plural" not in entry and got != entry["msgstr"]:
             stale.append(entry["msgid"])
     assert stale == [], "run `make messages` (compilemessages) and commit the .mo"
+
+
+# One English word, several meanings: each meaning has its own context (pgettext) and its own
+# Chinese. The four cases a new user saw in issue 10 are pinned here.
+AMBIGUOUS = ("Opened", "Phone", "Website", "Name", "Education")
+
+
+def test_an_ambiguous_english_word_is_never_translated_without_its_context():
+    plain = sorted(e["msgid"] for e in _po_entries()
+                   if e["msgid"] in AMBIGUOUS and e["msgctxt"] is None)
+    assert plain == []
+
+
+def test_the_email_opened_figure_is_not_the_account_opening_date():
+    from django.utils import translation
+
+    with translation.override("zh-hans"):
+        assert translation.pgettext("email statistic", "Opened") == "已打开"
+        assert translation.pgettext("account opening date", "Opened") == "开户日期"
+
+
+def test_phone_as_a_consent_channel_a_purchase_channel_and_a_number_each_read_right():
+    from django.utils import translation
+
+    from clients.models import SalesChannel
+
+    with translation.override("zh-hans"):
+        consent = translation.pgettext("consent channel", "Phone")
+        purchase = str(SalesChannel.PHONE.label)
+        number = translation.pgettext("phone number", "Phone")
+    assert (consent, purchase, number) == ("电话", "电话委托", "手机号")
+
+
+def test_website_as_a_purchase_channel_is_not_opening_an_account_online():
+    from django.utils import translation
+
+    from clients.models import AcquisitionChannel, SalesChannel
+
+    with translation.override("zh-hans"):
+        purchase = str(SalesChannel.WEB.label)
+        acquisition = str(AcquisitionChannel.WEB.label)
+    assert purchase == "网上交易" and acquisition == "官方网站"
+    assert "开户" not in purchase
+
+
+def test_a_segments_name_is_not_a_persons_name():
+    from django.utils import translation
+
+    with translation.override("zh-hans"):
+        assert translation.pgettext("segment name", "Name") == "名称"
+        assert translation.pgettext("person", "Name") == "姓名"
