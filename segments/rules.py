@@ -32,6 +32,7 @@ from typing import Any
 from django.db.models import Exists, OuterRef, Q, Subquery
 from django.db.models.lookups import IsNull
 from django.utils import timezone
+from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 
 from clients.models import (
@@ -161,34 +162,37 @@ def _type_name(value: Any) -> str:
 
 def _check_scalar(spec: FieldSpec, value: Any, path: str) -> None:
     """One value of `spec`'s type, or RuleError at `path`."""
+    if value is None:
+        raise RuleError(_("%(field)s needs a value.") % {"field": _label(spec)}, node=path)
     got = _type_name(value)
     if spec.type in ("integer", "number"):
         if got != "number" or (spec.type == "integer" and not (
                 isinstance(value, int) or (isinstance(value, float) and value.is_integer()))):
             kind = _("a whole number") if spec.type == "integer" else _("a number")
-            raise RuleError(_("%(field)s needs %(kind)s here, not %(got)s.")
-                            % {"field": spec.name, "kind": kind, "got": got}, node=path)
+            raise RuleError(_("%(field)s needs %(kind)s here.")
+                            % {"field": _label(spec), "kind": kind}, node=path)
         if isinstance(value, float) and not math.isfinite(value):
-            raise RuleError(_("%(field)s needs a finite number.") % {"field": spec.name},
+            raise RuleError(_("%(field)s needs a finite number.") % {"field": _label(spec)},
                             node=path)
-        if (spec.minimum is not None and value < spec.minimum) or (
-                spec.maximum is not None and value > spec.maximum):
-            raise RuleError(_("%(field)s must be between %(lo)s and %(hi)s; got %(value)s.")
-                            % {"field": spec.name, "lo": _num(spec.minimum),
-                               "hi": _num(spec.maximum), "value": _num(value)}, node=path)
+        if spec.minimum is not None and value < spec.minimum:
+            raise RuleError(_("%(field)s must be at least %(lo)s.")
+                            % {"field": _label(spec), "lo": _num(spec.minimum)}, node=path)
+        if spec.maximum is not None and value > spec.maximum:
+            raise RuleError(_("%(field)s must be at most %(hi)s.")
+                            % {"field": _label(spec), "hi": _num(spec.maximum)}, node=path)
         return
     if spec.type == "boolean":
         if got != "boolean":
             raise RuleError(_("%(field)s needs true or false, not %(got)s.")
-                            % {"field": spec.name, "got": got}, node=path)
+                            % {"field": _label(spec), "got": got}, node=path)
         return
     if got != "string":
         raise RuleError(_("%(field)s needs a text value, not %(got)s.")
-                        % {"field": spec.name, "got": got}, node=path)
+                        % {"field": _label(spec), "got": got}, node=path)
     if spec.type == "date":
         if not _DATE.match(value):
             raise RuleError(_("%(field)s needs a date written YYYY-MM-DD; got %(value)r.")
-                            % {"field": spec.name, "value": value[:40]}, node=path)
+                            % {"field": _label(spec), "value": value[:40]}, node=path)
         try:
             date.fromisoformat(value)
         except ValueError:
@@ -198,20 +202,26 @@ def _check_scalar(spec: FieldSpec, value: Any, path: str) -> None:
     if spec.type == "choice":
         if value not in spec.choices:
             raise RuleError(_("%(value)r is not a value of %(field)s; use one of: %(choices)s.")
-                            % {"value": value[:40], "field": spec.name,
+                            % {"value": value[:40], "field": _label(spec),
                                "choices": ", ".join(spec.choices)}, node=path)
         return
     if not value.strip() or len(value) > MAX_STRING:
         raise RuleError(_("%(field)s needs a non-empty text of at most %(n)d characters.")
-                        % {"field": spec.name, "n": MAX_STRING}, node=path)
+                        % {"field": _label(spec), "n": MAX_STRING}, node=path)
     if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
         raise RuleError(_("Control characters are not allowed in values."), node=path)
 
 
 def _num(value: Any) -> str:
+    """A bound as people read it: 1,000,000,000,000,000, not 1000000000000000."""
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    return f"{value}"
+    return number_format(value, force_grouping=True)
+
+
+def _label(spec: FieldSpec) -> str:
+    """The field as the builder shows it (translated), not its internal key."""
+    return str(_(spec.label))
 
 
 def _check_condition(node: dict, path: str, walk: _Walk) -> None:

@@ -8,7 +8,7 @@
   "use strict";
 
   var CHOICE_KINDS = { choice: 1, product_type: 1, branch: 1, rm: 1, segment: 1 };
-  var root, textarea, form, meta, ui, fieldsByKey, tree, registry;
+  var root, textarea, form, meta, ui, fieldsByKey, tree, registry, pathMap = {};
 
   function el(tag, attrs, children) {
     var node = document.createElement(tag);
@@ -53,6 +53,54 @@
     var out = {};
     out[n.op] = kids;
     return out;
+  }
+
+  // A condition whose value the user has not entered yet is incomplete, not wrong: it is shown
+  // neutrally and left out of the live count (the saved rule still has it, and saving refuses it).
+  function isBlank(cond) {
+    if (cond.type !== "cond" || !fieldsByKey[cond.field] || cond.op === "is_null") { return false; }
+    var v = cond.value;
+    if (Array.isArray(v)) {
+      return !v.length || v.some(function (x) { return x === null || x === ""; });
+    }
+    return v === null || v === undefined || v === "";
+  }
+
+  // The rule without its incomplete conditions (and groups left empty by that), for the live
+  // count; `paths` maps each node path of the result to the path of the same node in the editor.
+  function countable(n, path, outPath, paths) {
+    if (n.type === "cond") {
+      if (isBlank(n)) { return null; }
+      paths[outPath] = path;
+      return toJson(n);
+    }
+    var kept = [];
+    n.children.forEach(function (child, i) {
+      kept.push({ child: child, path: childPath(n, path, i) });
+    });
+    kept = kept.filter(function (k) { return countableNonEmpty(k.child); });
+    if (!kept.length) { return null; }
+    var shadow = { type: "group", op: n.op, children: kept.map(function (k) { return k.child; }) };
+    var kids = kept.map(function (k, i) {
+      return countable(k.child, k.path, childPath(shadow, outPath, i), paths);
+    });
+    paths[outPath] = path;
+    if (n.op === "not") {
+      return kids.length === 1 ? { not: kids[0] } : { not: { any: kids } };
+    }
+    var out = {};
+    out[n.op] = kids;
+    return out;
+  }
+
+  function countableNonEmpty(n) {
+    if (n.type === "cond") { return !isBlank(n); }
+    return n.children.some(countableNonEmpty);
+  }
+
+  function blankCount(n) {
+    if (n.type === "cond") { return isBlank(n) ? 1 : 0; }
+    return n.children.reduce(function (sum, c) { return sum + blankCount(c); }, 0);
   }
 
   function childPath(group, path, i) {
@@ -186,7 +234,8 @@
         el("div", { className: "rule-op" }, [opSel]),
         valueInputs(cond, field),
         el("div", { className: "ms-auto" }, [remove])
-      ])
+      ]),
+      el("div", { className: "rule-incomplete-note small text-body-secondary", text: ui.incomplete })
     ]);
   }
 
@@ -220,12 +269,57 @@
     root.replaceChildren(drawGroup(tree, "", true));
   }
 
-  function sync() {
-    textarea.value = JSON.stringify(toJson(tree));
+  function markIncomplete() {
+    root.querySelectorAll(".rule-condition").forEach(function (row) {
+      var node = registry[Number(row.getAttribute("data-nid"))];
+      row.classList.toggle("rule-incomplete", isBlank(node));
+    });
   }
 
+  function sync() {
+    textarea.value = JSON.stringify(toJson(tree));
+    markIncomplete();
+  }
+
+  // Ask for the live count; htmx waits 400 ms after the last edit (hx-trigger "rule-edit delay").
   function preview() {
-    if (window.htmx) { window.htmx.trigger(form, "change"); }
+    if (window.htmx) { window.htmx.trigger(form, "rule-edit"); }
+  }
+
+  function showNeutral(text) {
+    var box = document.getElementById("preview");
+    if (!box) { return; }
+    clearErrors();
+    box.replaceChildren(
+      el("div", { className: "preview-count text-body-secondary", id: "preview-count", "data-count": "", text: "—" }),
+      el("div", { className: "small text-body-secondary", id: "preview-incomplete", text: text }));
+  }
+
+  // The live-count request carries the countable rule, not the one being saved.
+  function onConfigRequest(event) {
+    if (event.target !== form || event.detail.verb !== "post" ||
+        event.detail.path !== form.getAttribute("hx-post")) { return; }
+    var paths = {};
+    var rule = countable(tree, "", "", paths);
+    if (!rule) {
+      event.preventDefault();
+      showNeutral(ui.count_needs_condition);
+      return;
+    }
+    pathMap = paths;
+    event.detail.parameters.rule = JSON.stringify(rule);
+  }
+
+  function editorPath(countPath) {
+    var parts = (countPath || "").split("/");
+    for (var n = parts.length; n >= 1; n--) {
+      var prefix = parts.slice(0, n).join("/");
+      if (Object.prototype.hasOwnProperty.call(pathMap, prefix)) {
+        var rest = parts.slice(n).join("/");
+        return pathMap[prefix] + (rest ? "/" + rest : "");
+      }
+    }
+    return countPath;
   }
 
   function nodeOf(target) {
@@ -290,6 +384,7 @@
       }
     }
     sync();
+    preview();
   }
 
   function onClick(event) {
@@ -357,8 +452,13 @@
     var preview = document.getElementById("preview");
     if (!preview || event.detail.target !== preview) { return; }
     var err = preview.querySelector("[data-rule-error-node]");
-    if (err) { showError(err.getAttribute("data-rule-error-node"), err.textContent.trim()); }
+    if (err) { showError(editorPath(err.getAttribute("data-rule-error-node")), err.textContent.trim()); }
     else { clearErrors(); }
+    var blanks = blankCount(tree);
+    if (blanks && !err) {
+      preview.appendChild(el("div", { className: "small text-body-secondary mt-2", id: "preview-incomplete",
+                                      text: ui.incomplete_skipped.replace("%(n)s", String(blanks)) }));
+    }
   }
 
   function init() {
@@ -369,6 +469,9 @@
     form = textarea.form;
     meta = JSON.parse(metaEl.textContent);
     ui = meta.ui;
+    ["incomplete", "incomplete_skipped", "count_needs_condition"].forEach(function (k) {
+      ui[k] = root.getAttribute("data-" + k.replace(/_/g, "-")) || "";
+    });
     fieldsByKey = {};
     meta.fields.forEach(function (f) { fieldsByKey[f.key] = f; });
     var rule = null;
@@ -382,9 +485,11 @@
     root.addEventListener("input", onInput);
     root.addEventListener("click", onClick);
     document.body.addEventListener("htmx:afterSwap", onSwap);
+    document.body.addEventListener("htmx:configRequest", onConfigRequest);
     var initial = document.getElementById("rule-error-data");
     var data = initial ? JSON.parse(initial.textContent) : null;
     if (data && data.message) { showError(data.node, data.message); }
+    preview();
   }
 
   if (document.readyState === "loading") {
