@@ -4,6 +4,7 @@ import os
 import shutil
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from core.models import Role
 from tests.factories import BranchFactory, ClientFactory, staff
@@ -12,6 +13,14 @@ from tests.factories import BranchFactory, ClientFactory, staff
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 PASSWORD = "pw-Secret-123"
+
+# Property tests assert behaviour, never speed: no per-example deadline (Hypothesis's default
+# 200 ms fails a correct test on a loaded machine), and the function-scoped database fixtures
+# are meant to be shared by the examples of one test.
+settings.register_profile(
+    "crm", deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "crm"))
 
 
 def services_required() -> bool:

@@ -41,7 +41,7 @@ def ops_headers(db, keep_connection, branch, rm_a):
 
 
 @schema.parametrize()
-@settings(max_examples=25, deadline=None,
+@settings(max_examples=25,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                  HealthCheck.filter_too_much])
 def test_no_input_makes_the_api_fail(case, ops_headers):

@@ -99,7 +99,9 @@ def test_service_levels_statuses_and_risk_dates_are_mixed(seeded):
 
 
 def test_phone_tail_is_the_last_four_digits_of_an_eleven_digit_mobile(seeded):
-    for phone, tail in Client.objects.values_list("phone", "phone_tail"):
+    phones = list(Client.objects.values_list("phone", "phone_tail"))
+    assert len(phones) == N
+    for phone, tail in phones:
         assert len(phone) == 11 and phone.isdigit() and phone.startswith("1")
         assert tail == phone[-4:]
 
@@ -224,3 +226,79 @@ def test_demo_setup_scores_the_demo_twice_and_fills_the_personas(
     assert ClientScore.objects.values("as_of").distinct().count() == 2
     assert SegmentMembership.objects.filter(segment__code="silver_haired").exists()
     assert SegmentMembership.objects.filter(segment__kind="tier").count() == Client.objects.count()
+
+
+# --- `make run` shows every capability with data ---------------------------------------------
+
+@pytest.fixture
+def demo_full(db, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("demo_setup", clients=400)
+
+
+def test_demo_setup_sends_editions_through_the_outbox_with_reactions_and_approval(demo_full):
+    from django.core import mail
+
+    from newsletters.models import Delivery, Edition, Feedback, Suppression
+
+    sent = Edition.objects.filter(status__in=["sent", "sending"])
+    assert sent.count() == 2
+    for edition in sent:
+        assert edition.approved_by.username == "compliance" and edition.approved_hash
+    assert Delivery.objects.filter(status="sent").count() == len(mail.outbox) > 0
+    assert Delivery.objects.filter(opened_at__isnull=False).exists()
+    assert Delivery.objects.filter(clicked_at__isnull=False).exists()
+    assert Feedback.objects.exclude(comment="").count() == 2
+    assert Feedback.objects.filter(rating__isnull=False).exists()
+    assert Suppression.objects.filter(reason="unsubscribed").count() == 2
+    assert Edition.objects.filter(status="scheduled").count() == 1
+
+
+def test_demo_setup_run_twice_adds_nothing(demo_full, django_capture_on_commit_callbacks):
+    from campaigns.models import RMTask
+    from clients.models import ImportJob, Interaction
+    from newsletters.models import Delivery, Edition
+
+    def counts():
+        return [m.objects.count() for m in (RMTask, ImportJob, Interaction, Edition, Delivery)]
+
+    before = counts()
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("demo_setup", clients=400)
+    assert counts() == before and all(before)
+
+
+def test_every_demo_page_has_data_for_the_role_that_uses_it(demo_full, client):
+    from clients.models import Interaction
+
+    def page(username, url):
+        client.force_login(User.objects.get(username=username))
+        response = client.get(url, HTTP_ACCEPT_LANGUAGE="en")
+        assert response.status_code == 200, url
+        return response.content.decode()
+
+    assert "每周市场观点" in page("ops", "/newsletters/")
+    assert "本周市场观点：关注季末流动性" in page("ops", "/newsletters/publications/demo-weekly/")
+    assert "风险测评即将过期" in page("rm", "/tasks/")
+    assert "风险测评即将过期" in page("rm2", "/tasks/")
+    assert "demo-products.csv" in page("ops", "/imports/")
+    noted = Interaction.objects.filter(author__username="rm").exclude(note="").first()
+    assert noted.note in page("rm", f"/clients/{noted.client.client_no}/")
+
+
+def test_demo_tasks_are_open_overdue_and_done(demo_full):
+    from campaigns.models import RMTask
+
+    today = timezone.localdate()
+    mine = RMTask.objects.filter(assignee__username="rm", origin_type="demo")
+    assert mine.filter(status="open", due_on__lt=today).exists()
+    assert mine.filter(status="open", due_on__gte=today).exists()
+    assert mine.filter(status="done").exists()
+
+
+def test_the_demo_import_is_a_finished_job_with_its_file(demo_full):
+    from clients.models import ImportJob
+
+    job = ImportJob.objects.get(original_name="demo-products.csv")
+    assert job.status == "succeeded" and job.rows_total == 40
+    assert job.file.read().startswith(b"product_code,")

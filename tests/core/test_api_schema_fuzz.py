@@ -59,7 +59,7 @@ def admin_headers(db, keep_connection, branch, rm_a):
 
 
 @schema.parametrize()
-@settings(max_examples=int(os.environ.get("SCHEMA_FUZZ_EXAMPLES", "25")), deadline=None,
+@settings(max_examples=int(os.environ.get("SCHEMA_FUZZ_EXAMPLES", "25")),
           derandomize=not os.environ.get("SCHEMA_FUZZ_RANDOM"),
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                  HealthCheck.filter_too_much])

@@ -5,8 +5,8 @@ reused: `sk.hits` grows) and compares each result with the ordinary `template.re
 safety net (a wrong analysis costs speed, never a wrong email), and a property test of the
 real email templates (newsletters.rendering.render_edition) against an ordinary render.
 
-The tests named `test_bug_*` show contexts where the skeleton's output differs from the
-ordinary render (see the assertion messages); they fail until skeleton.py is fixed.
+The tests under "contexts that once printed something else" pin six correctness bugs the
+skeleton had (one an HTML injection), each fixed: they fail if the bug comes back.
 """
 
 import datetime as dt
@@ -251,7 +251,8 @@ def test_missing_keys_print_nothing(language):
     source = "{{ a.b }}|{{ c }}|{% if d.e %}E{{ d.e }}{% endif %}|{{ d.f.g }}|{{ c }}"
     contexts = [{}, {"a": {"b": "x"}}, {"a": {}, "c": "<c>"}, {"d": {"e": "1", "f": {}}},
                 {"d": {"f": {"g": "&"}}}, {"a": {"b": "y"}}, {"d": {"f": {"g": "'"}}}]
-    sk, _out = same_for_all(source, contexts, hits=2)
+    sk, out = same_for_all(source, contexts, hits=2)
+    assert out[:3] == ["||||", "x||||", "|&lt;c&gt;|||&lt;c&gt;"]
 
 
 def test_a_dict_tested_for_truth_whose_keys_are_never_printed(language):
@@ -339,12 +340,12 @@ def test_a_forced_wrong_skeleton_is_caught_on_its_first_render(caplog):
     assert sk.hits == 0
 
 
-# --- found: contexts where the skeleton prints something else -----------------------------
+# --- contexts that once printed something else (fixed bugs, pinned) -----------------------
 
-def test_bug_equal_values_that_print_differently_share_one_shape():
+def test_equal_values_that_print_differently_get_their_own_text():
     """skeleton.py `_hashable`: a value that is part of the shape (falsy, compared or filtered)
-    is keyed by equality, but Decimal("0") == Decimal("0.00") (and -0.0 == 0.0) print
-    differently: the second context gets the first one's text."""
+    must not be keyed by equality alone: Decimal("0") == Decimal("0.00") (and -0.0 == 0.0) print
+    differently, and the second context gets its own text, not the first one's (a fixed bug)."""
     for source, first, second in [
         ("{{ amount }}", Decimal("0"), Decimal("0.00")),
         ("{{ amount }}", 0.0, -0.0),
@@ -359,12 +360,11 @@ def test_bug_equal_values_that_print_differently_share_one_shape():
             f"{first!r} and printed {sk.render({'amount': second})!r}, not {expected!r}")
 
 
-def test_bug_a_compared_loop_variable_from_tuple_unpacking():
-    """skeleton.py `_Reader._nodes`, ForNode with several loop variables: each variable gets a
-    fresh `_Spec(whole=True)` that is not linked to the sequence's items, so comparing it
-    (`{% if n == "a" %}`) does not make it part of the shape; the element is printed as a
-    sentinel, the comparison is made with the sentinel and the skeleton keeps the branch of
-    the first context."""
+def test_a_compared_loop_variable_from_tuple_unpacking_takes_its_own_branch():
+    """skeleton.py `_Reader._nodes`, ForNode with several loop variables: comparing one of them
+    (`{% if n == "a" %}`) makes it part of the shape, so each context takes its own branch. (The
+    fixed bug: each variable got a fresh `_Spec(whole=True)` not linked to the sequence's items,
+    the comparison was made with a sentinel and the first context's branch was kept.)"""
     template = compile_('{% for n, url in pairs %}{% if n == "a" %}A{% else %}{{ n }}{% endif %}'
                         "{% endfor %}")
     sk = SkeletonTemplate(template)
@@ -375,13 +375,12 @@ def test_bug_a_compared_loop_variable_from_tuple_unpacking():
     assert got == "A", f"the skeleton took the else branch for n == 'a' and printed {got!r}"
 
 
-def test_bug_variables_named_only_inside_blocktranslate_or_a_translate_context():
-    """skeleton.py `_Reader._nodes`: BlockTranslateNode is read only for its `with` values and
-    `count`, TranslateNode only for its message. A variable used in the blocktranslate body
-    (`{% blocktranslate %}Hi {{ name }}{% endblocktranslate %}`, valid Django) or as a
-    `context` is a key "the template never names": dropped from the shape. If the first
-    context has it empty the shape passes the check, and every later client gets the first
-    one's text."""
+def test_variables_named_only_inside_blocktranslate_or_a_translate_context_are_printed():
+    """skeleton.py `_Reader._nodes`: a variable used in a blocktranslate body
+    (`{% blocktranslate %}Hi {{ name }}{% endblocktranslate %}`, valid Django) or as a translate
+    `context` is part of the shape, so a later client gets their own text. (The fixed bug: such
+    a key was dropped from the shape, and when the first context had it empty every later
+    client got the first one's text.)"""
     cases = [
         ("{% load i18n %}{% blocktranslate %}Hi {{ name }}{% endblocktranslate %}",
          {"name": ""}, {"name": "Bob"}),
@@ -399,12 +398,11 @@ def test_bug_variables_named_only_inside_blocktranslate_or_a_translate_context()
             assert got == expected, f"{source} with {second}: {got!r} instead of {expected!r}"
 
 
-def test_bug_a_printed_container_puts_values_in_unescaped():
+def test_a_printed_container_keeps_its_values_escaped():
     """skeleton.py `_shape`/`_masked`: `{{ d }}` of a dict whose keys the template also prints
-    (or `{{ xs }}` of a list it also loops over) is masked, not refused. The sentinel inside the
-    container's repr is the unescaped one (`…r`), but the engine escapes the whole repr: the
-    first context passes the check, later ones get their values joined in RAW -- HTML
-    injection into an autoescaped template."""
+    (or `{{ xs }}` of a list it also loops over) prints the values escaped, as the engine does.
+    (The fixed bug, an HTML injection into an autoescaped template: the container was masked
+    with the unescaped sentinel, so later contexts got their values joined in raw.)"""
     for source, first, second in [
         ("{{ d.name }}|{{ d }}", {"d": {"name": "abc"}}, {"d": {"name": "<script>x</script>"}}),
         ("{% for a in xs %}{% endfor %}{{ xs }}", {"xs": ["abc"]}, {"xs": ["<script>"]}),
@@ -417,10 +415,10 @@ def test_bug_a_printed_container_puts_values_in_unescaped():
             f"{source}: {got!r} carries the value unescaped")
 
 
-def test_bug_a_datetime_is_printed_in_the_timezone_of_the_first_render():
-    """skeleton.py `SkeletonTemplate.render`: the cache key is (language, shape); a datetime is
-    part of the shape and printed in the active time zone, which is not in the key, so a
-    render under another time zone repeats the first one's local time."""
+def test_a_datetime_is_printed_in_the_time_zone_active_at_each_render():
+    """skeleton.py `SkeletonTemplate.render`: a datetime is printed in the time zone active at
+    that render. (The fixed bug: the cache key was (language, shape) without the time zone, so
+    a render under another time zone repeated the first one's local time.)"""
     template = compile_("{{ when }}")
     sk = SkeletonTemplate(template)
     when = dt.datetime(2026, 1, 1, 12, tzinfo=dt.UTC)
@@ -431,13 +429,11 @@ def test_bug_a_datetime_is_printed_in_the_timezone_of_the_first_render():
     assert got == expected, f"under UTC: {got!r} instead of {expected!r}"
 
 
-def test_bug_none_where_the_template_looks_inside_never_takes_the_fast_path():
-    """skeleton.py `_shape`, `if spec.children and not spec.whole: raise Unsupported(...)`:
-    None (falsy, "part of the shape" says the module docstring) under a path whose children the
-    template prints (`{% if rm %}{{ rm.name }}{% endif %}`) raises Unsupported, so that context
-    is rendered the ordinary way every time. In the email template this is `personal.rm` /
-    `s.rm`: every client without an RM (delivery_context gives "rm": None) loses the fast
-    path. The output stays correct; only the speed is lost."""
+def test_none_where_the_template_looks_inside_takes_the_fast_path():
+    """skeleton.py `_shape`: None under a path whose children the template prints
+    (`{% if rm %}{{ rm.name }}{% endif %}`; in the email template `personal.rm` for every
+    client without an RM) is part of the shape and reuses the cached shape. (The fixed
+    performance bug: it raised Unsupported and was rendered the ordinary way every time.)"""
     template = compile_("{% if rm %}{{ rm.name }}{% endif %}|{{ name }}")
     sk = SkeletonTemplate(template)
     contexts = [{"rm": None, "name": "a"}, {"rm": None, "name": "b"}, {"rm": None, "name": "c"}]
@@ -573,9 +569,7 @@ def sibling(value, key=None):
     return value
 
 
-@hypothesis_settings(max_examples=60, deadline=None,
-                     suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                            HealthCheck.too_slow])
+@hypothesis_settings(max_examples=60)
 @given(context=personal_contexts())
 def test_the_real_email_templates_equal_an_ordinary_render(real_edition, context):
     edition, _client = real_edition
@@ -589,7 +583,7 @@ def test_the_real_email_templates_equal_an_ordinary_render(real_edition, context
     fast, slow = both_ways(edition, other)
     assert fast.html == slow.html
     assert fast.text == slow.text
-    if context["rm"] is not None:  # (rm None: test_bug_none_where_the_template_...)
+    if context["rm"] is not None:  # (rm None: test_none_where_the_template_looks_inside_...)
         # the sibling has the shape just seen: both came from the cached skeletons
         assert (html_sk.hits, text_sk.hits) == (hits[0] + 1, hits[1] + 1)
 

@@ -4,7 +4,7 @@ is a 200/201 or a 400 with the error envelope and a node path — never a 500.""
 import itertools
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from segments.rules import FIELDS, OPERATORS
@@ -43,8 +43,7 @@ def _check(res, ok: int) -> None:
 
 
 @pytest.mark.django_db
-@settings(max_examples=150, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(max_examples=150)
 @given(rule=rules)
 def test_random_rules_never_cause_a_500(rule, api_as, ops_user):
     api = api_as(ops_user)
