@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     app.conf.task_always_eager = True
     product, baseline, bare, timings = [], [], [], []
     for rep in range(args.repeat):
-        ScoringRun.objects.filter(as_of=as_of, status__in=["queued", "running"]).update(
+        ScoringRun.objects.filter(as_of=as_of, status__in=ScoringRun.ACTIVE).update(
             status="failed")
         clear_product_rows(as_of, scheme.pk)
         t0 = time.perf_counter()
@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"baseline into a bare table (no indexes/constraints) {[round(x, 1) for x in bare]} "
           f"median {med_bare:.1f}s; ratio (a)/(bare) {med_a / med_bare:.2f}")
     # A re-run of the same date (its DELETE of the date's rows included), once, for the record.
-    ScoringRun.objects.filter(as_of=as_of, status__in=["queued", "running"]).update(
+    ScoringRun.objects.filter(as_of=as_of, status__in=ScoringRun.ACTIVE).update(
         status="failed")
     t0 = time.perf_counter()
     run = scoring_run_start(as_of=as_of, trigger="command", chunk_clients=args.chunk_clients)
@@ -237,7 +237,7 @@ def _with_workers(n: int, args, as_of) -> float:
         assert run.status == "succeeded", run.error
         return time.perf_counter() - t0
     finally:
-        ScoringRun.objects.filter(status__in=["queued", "running"]).update(status="failed")
+        ScoringRun.objects.filter(status__in=ScoringRun.ACTIVE).update(status="failed")
         for proc in procs:
             proc.terminate()
         for proc in procs:

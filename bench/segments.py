@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     if not CurrentScore.objects.exists():
         print("no current scores: scoring every client first (manage.py score_clients)")
         call_command("score_clients")
-    active_runs = list(ScoringRun.objects.filter(status__in=["queued", "running"])
+    active_runs = list(ScoringRun.objects.filter(status__in=ScoringRun.ACTIVE)
                        .values_list("pk", "as_of", "status"))
     if active_runs:
         print(f"a scoring run is active {active_runs}: it would change the tier segments' "
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         with connection.cursor() as cur:
             cur.execute("SELECT MAX(id), COUNT(*) FROM clients_clientscore")
             rows = cur.fetchone()
-        running = ScoringRun.objects.filter(status__in=["queued", "running"]).exists()
+        running = ScoringRun.objects.filter(status__in=ScoringRun.ACTIVE).exists()
         return (ScoringCurrent.objects.filter(pk=1).values_list(
             "as_of", "scheme_id", "run_id", "updated_at").first(), rows, running)
 

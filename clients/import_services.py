@@ -23,7 +23,6 @@ from .models import ImportJob, JobStatus
 
 logger = logging.getLogger(__name__)
 
-FINISHED = (JobStatus.SUCCEEDED, JobStatus.FAILED)
 ERRORS_KEPT_ON_JOB = 100
 PROGRESS_EVERY_SECONDS = 0.3
 
@@ -131,7 +130,7 @@ def import_job_run(*, job_id: int,
     job row (the command prints it).
     """
     job = ImportJob.objects.select_related("created_by").get(pk=job_id)
-    if job.status in FINISHED:
+    if not job.is_active:
         return job
     if job.status == JobStatus.RUNNING:
         logger.warning("import %s was running when its task came again: failed, not re-run",
@@ -184,7 +183,7 @@ def import_job_fail(*, job_id: int, message: str) -> ImportJob | None:
     """Fail a job that is queued or running, with `message` (the worker's main process, after
     the hard time limit killed the process running it). None if there is no such job."""
     job = ImportJob.objects.select_related("created_by").filter(pk=job_id).first()
-    if job is None or job.status in FINISHED:
+    if job is None or not job.is_active:
         return job
     job.status, job.message = JobStatus.FAILED, message
     return _finish(job)

@@ -16,7 +16,7 @@ from core.models import AuditAction, Role
 from core.services import audit_record
 from core.spreadsheet import csv_bytes
 
-from .import_services import FINISHED, import_file_check, import_job_create
+from .import_services import import_file_check, import_job_create
 from .ingest import SPECS
 from .models import ImportJob, ImportKind
 
@@ -68,8 +68,7 @@ def import_list(request):
 
 
 def _job_context(job: ImportJob) -> dict:
-    percent = int(100 * job.progress_done / job.progress_total) if job.progress_total else 0
-    return {"job": job, "finished": job.status in FINISHED, "percent": percent}
+    return {"job": job, "finished": not job.is_active, "percent": job.percent_done}
 
 
 @import_role_required

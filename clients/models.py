@@ -7,7 +7,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
-from core.models import Branch, JobStatus, TimeStampedModel
+from core.models import Branch, Job, JobStatus, TimeStampedModel  # noqa: F401 (re-exported)
 
 
 class Gender(models.TextChoices):
@@ -398,7 +398,7 @@ class ImportKind(models.TextChoices):
 
 
 
-class ImportJob(TimeStampedModel):
+class ImportJob(Job, TimeStampedModel):
     """One uploaded file: validated whole, then written whole, or rejected with a report."""
 
     kind = models.CharField(_("kind"), max_length=20, choices=ImportKind.choices)
@@ -406,20 +406,16 @@ class ImportJob(TimeStampedModel):
     original_name = models.CharField(_("file name"), max_length=255)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("by"), null=True,
                                    blank=True, on_delete=models.SET_NULL)
-    status = models.CharField(_("status"), max_length=10, choices=JobStatus.choices,
-                              default=JobStatus.QUEUED, db_index=True)
     phase = models.CharField(_("phase"), max_length=20, blank=True)
-    progress_done = models.PositiveIntegerField(_("done"), default=0)
-    progress_total = models.PositiveIntegerField(_("total"), default=0)
     rows_total = models.PositiveIntegerField(_("rows"), default=0)
     rows_created = models.PositiveIntegerField(_("created"), default=0)
     rows_updated = models.PositiveIntegerField(_("updated"), default=0)
     error_count = models.PositiveIntegerField(_("errors"), default=0)
     errors = models.JSONField(_("first errors"), default=list, blank=True)
     error_report = models.FileField(_("error report"), upload_to="imports/errors/", blank=True)
+    # The outcome in words, on success ("12 created, 3 updated") as on failure: no `error`.
     message = models.TextField(_("message"), blank=True)
-    started_at = models.DateTimeField(_("started at"), null=True, blank=True)
-    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    error = None
 
     class Meta:
         ordering = ["-created_at"]

@@ -30,6 +30,51 @@ class JobStatus(models.TextChoices):
     FAILED = "failed", _("Failed")
 
 
+def percent_of(done: int, total: int) -> int:
+    """Whole percent of `done` out of `total` for a progress bar: 0 when there is no total yet,
+    never above 100 (a counter can overshoot a total estimated up front)."""
+    return min(100, 100 * done // total) if total else 0
+
+
+class Job(models.Model):
+    """A long job's row (import, scoring run, segment refresh): what pages poll and the API shows.
+
+    Progress counts whatever unit the job splits its work into (rows, clients, chunks).
+    """
+
+    ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
+
+    status = models.CharField(_("status"), max_length=10, choices=JobStatus.choices,
+                              default=JobStatus.QUEUED, db_index=True)
+    progress_done = models.PositiveIntegerField(_("done"), default=0)
+    progress_total = models.PositiveIntegerField(_("total"), default=0)
+    error = models.TextField(_("error"), blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    started_at = models.DateTimeField(_("started at"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+    @property
+    def is_active(self) -> bool:
+        """Queued or running: a page keeps polling it and no second one may start."""
+        return self.status in self.ACTIVE
+
+    @property
+    def percent_done(self) -> int:
+        if self.status == JobStatus.SUCCEEDED:
+            return 100
+        return percent_of(self.progress_done, self.progress_total)
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from start to finish; None until both are known."""
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
+
+
 class Branch(TimeStampedModel):
     code = models.CharField(_("branch code"), max_length=32, unique=True)
     name = models.CharField(_("name"), max_length=100)

@@ -83,14 +83,6 @@ def _require_role(actor, roles, message: str) -> None:
         raise ApplicationError(message, code="permission_denied", status=403)
 
 
-def _locked(edition: Edition) -> Edition:
-    """Re-read the edition under a row lock, so concurrent transitions serialise."""
-    fresh = Edition.objects.select_for_update().select_related("publication").get(pk=edition.pk)
-    edition.__dict__.update({k: v for k, v in fresh.__dict__.items() if not k.startswith("_")})
-    edition.publication = fresh.publication
-    return edition
-
-
 def check_transition(edition: Edition, to_status: str) -> None:
     """ApplicationError "invalid_transition" (409) unless the table allows the move."""
     from_status = edition.status
@@ -109,7 +101,8 @@ def edition_transition(*, edition: Edition, to_status: str, actor=None, comment:
 
     `changes` are further fields saved with the status (e.g. approved_by).
     """
-    _locked(edition)
+    edition.refresh_from_db(
+        from_queryset=Edition.objects.select_for_update().select_related("publication"))
     from_status = edition.status
     check_transition(edition, to_status)
     edition.status = to_status
@@ -137,7 +130,8 @@ def edition_approval_recheck(*, edition: Edition, actor=None) -> list[str]:
     """If `edition` holds an approval that no longer covers it, put it back to draft (event
     and APPROVAL_REVOKED audit row naming what changed). Returns what changed ([] = holds, or
     no approval held)."""
-    _locked(edition)
+    edition.refresh_from_db(
+        from_queryset=Edition.objects.select_for_update().select_related("publication"))
     if edition.status not in APPROVAL_HELD:
         return []
     check = edition_approval_check(edition)
@@ -385,7 +379,8 @@ def edition_update(*, edition: Edition, actor, subject: str | None = None,
     An approved or scheduled edition goes back to draft if the change touches what was
     approved (saving it unchanged keeps the approval)."""
     _require_role(actor, COMPOSE_ROLES, _("Only operations staff compose editions."))
-    _locked(edition)
+    edition.refresh_from_db(
+        from_queryset=Edition.objects.select_for_update().select_related("publication"))
     if edition.status not in (*EDITABLE, *APPROVAL_HELD):
         raise ApplicationError(
             _("Only an edition that is not being sent can be changed; this one is "
@@ -428,7 +423,8 @@ def _raise_if_forbidden_phrases(edition: Edition) -> None:
 @transaction.atomic
 def edition_submit(*, edition: Edition, actor) -> Edition:
     _require_role(actor, COMPOSE_ROLES, _("Only operations staff submit editions."))
-    _locked(edition)
+    edition.refresh_from_db(
+        from_queryset=Edition.objects.select_for_update().select_related("publication"))
     if edition.status in EDITABLE:
         if not edition.sections.exists():
             raise ApplicationError(_("Add at least one section before submitting."),
@@ -449,7 +445,8 @@ def edition_approve(*, edition: Edition, actor, content_version: int | None = No
     Stores the approval snapshot (newsletters.approval) and its hash: what goes out later
     must hash the same."""
     _require_role(actor, APPROVE_ROLES, _("Only compliance approves editions."))
-    _locked(edition)
+    edition.refresh_from_db(
+        from_queryset=Edition.objects.select_for_update().select_related("publication"))
     if edition.author_id == getattr(actor, "pk", None):
         raise ApplicationError(_("The author of an edition can never approve it."),
                                code="own_edition", status=403)
@@ -477,7 +474,8 @@ def edition_approve(*, edition: Edition, actor, content_version: int | None = No
 @transaction.atomic
 def edition_reject(*, edition: Edition, actor, comment: str) -> Edition:
     _require_role(actor, APPROVE_ROLES, _("Only compliance rejects editions."))
-    _locked(edition)
+    edition.refresh_from_db(
+        from_queryset=Edition.objects.select_for_update().select_related("publication"))
     check_transition(edition, S.REJECTED)
     comment = (comment or "").strip() if isinstance(comment, str) else ""
     if not comment:
@@ -507,7 +505,8 @@ def edition_schedule(*, edition: Edition, actor, at: dt.datetime) -> Edition:
         raise ApplicationError(_("The send time must be in the future."),
                                fields={"at": [_("must be in the future")]})
     with _back_to_draft_if_lapsed(edition, actor), transaction.atomic():
-        _locked(edition)
+        edition.refresh_from_db(
+            from_queryset=Edition.objects.select_for_update().select_related("publication"))
         check_transition(edition, S.SCHEDULED)
         _require_approved_content(edition)
         require_approval_holds(edition)
@@ -542,7 +541,8 @@ def edition_send_now(*, edition: Edition, actor=None) -> Edition:
     if actor is not None:
         _require_role(actor, COMPOSE_ROLES, _("Only operations staff send editions."))
     with _back_to_draft_if_lapsed(edition, actor), transaction.atomic():
-        _locked(edition)
+        edition.refresh_from_db(
+            from_queryset=Edition.objects.select_for_update().select_related("publication"))
         check_transition(edition, S.SENDING)
         _require_approved_content(edition)
         _dispatch().edition_dispatch_start(edition=edition, actor=actor)
@@ -553,7 +553,8 @@ def edition_send_now(*, edition: Edition, actor=None) -> Edition:
 def edition_pause(*, edition: Edition, actor) -> Edition:
     """The dispatcher checks the status between chunks and stops claiming rows."""
     _require_role(actor, COMPOSE_ROLES, _("Only operations staff pause sending."))
-    _locked(edition)
+    edition.refresh_from_db(
+        from_queryset=Edition.objects.select_for_update().select_related("publication"))
     check_transition(edition, S.PAUSED)
     _dispatch().edition_dispatch_pause(edition=edition, actor=actor)
     edition_audit(edition=edition, action=AuditAction.DISPATCH_CONTROLLED, actor=actor,
@@ -564,7 +565,8 @@ def edition_pause(*, edition: Edition, actor) -> Edition:
 @transaction.atomic
 def edition_resume(*, edition: Edition, actor) -> Edition:
     _require_role(actor, COMPOSE_ROLES, _("Only operations staff resume sending."))
-    _locked(edition)
+    edition.refresh_from_db(
+        from_queryset=Edition.objects.select_for_update().select_related("publication"))
     if edition.status != S.PAUSED:
         raise ApplicationError(
             _("Only a paused edition can be resumed; this one is %(status)s.")
@@ -580,7 +582,8 @@ def edition_cancel(*, edition: Edition, actor, comment: str = "") -> Edition:
     """Before approval a plain transition; from approved on, the dispatcher also cancels
     every outbox row not yet sent."""
     _require_role(actor, COMPOSE_ROLES, _("Only operations staff cancel editions."))
-    _locked(edition)
+    edition.refresh_from_db(
+        from_queryset=Edition.objects.select_for_update().select_related("publication"))
     check_transition(edition, S.CANCELLED)
     was = edition.status
     if edition.status in (S.DRAFT, S.REJECTED, S.SUBMITTED):

@@ -25,7 +25,7 @@ from clients.models import Product, ProductType
 from clients.selectors import client_search
 from core.access import has_role
 from core.errors import ApplicationError
-from core.models import AuditAction, Role
+from core.models import AuditAction, Role, percent_of
 from core.services import audit_record
 from segments.selectors import segment_members
 
@@ -543,8 +543,8 @@ def _progress(edition: Edition, stats: dict) -> dict:
     total = int(stats.get("recipients") or stats.get("total") or 0)
     done = sent + failed
     return {"sent": sent, "failed": failed, "total": total, "done": done,
-            "percent": int(100 * done / total) if total else (100 if edition.status ==
-                                                               EditionStatus.SENT else 0),
+            "percent": (percent_of(done, total) if total
+                        else 100 if edition.status == EditionStatus.SENT else 0),
             "polling": edition.status == EditionStatus.SENDING}
 
 

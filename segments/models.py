@@ -10,7 +10,7 @@ from django.db.models import Q
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
-from core.models import JobStatus, TimeStampedModel
+from core.models import Job, JobStatus, TimeStampedModel
 
 
 class SegmentKind(models.TextChoices):
@@ -110,25 +110,17 @@ class SegmentMembership(models.Model):
 RefreshStatus = JobStatus
 
 
-class SegmentRefresh(models.Model):
+class SegmentRefresh(Job):
     """One refresh of one segment's membership: the job row and its result."""
 
     segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="refreshes")
-    status = models.CharField(_("status"), max_length=10, choices=RefreshStatus.choices,
-                              default=RefreshStatus.QUEUED, db_index=True)
     trigger = models.CharField(_("started from"), max_length=20, blank=True)
     rule_version = models.PositiveIntegerField(_("rule version"), default=0)
-    progress_done = models.PositiveIntegerField(_("done"), default=0)
-    progress_total = models.PositiveIntegerField(_("total"), default=0)
     size = models.PositiveIntegerField(_("members"), null=True, blank=True)
     joined = models.PositiveIntegerField(_("joined"), null=True, blank=True)
     left = models.PositiveIntegerField(_("left"), null=True, blank=True)
-    error = models.TextField(_("error"), blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("by"), null=True,
                                    blank=True, on_delete=models.SET_NULL, related_name="+")
-    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
-    started_at = models.DateTimeField(_("started at"), null=True, blank=True)
-    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
     # Written when the work starts and after every chunk: a running refresh whose heartbeat
     # is older than SEGMENT_REFRESH_STALE_SECONDS belongs to a worker that died.
     heartbeat_at = models.DateTimeField(_("last sign of life"), null=True, blank=True)
@@ -140,7 +132,7 @@ class SegmentRefresh(models.Model):
         indexes = [models.Index(fields=["segment", "-created_at"], name="refresh_segment_time")]
         constraints = [
             models.UniqueConstraint(fields=["segment"],
-                                    condition=Q(status__in=["queued", "running"]),
+                                    condition=Q(status__in=list(Job.ACTIVE)),
                                     name="segment_one_active_refresh"),
         ]
 

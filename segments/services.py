@@ -44,7 +44,6 @@ from .rules import RuleError, rule_compile, rule_segment_refs, rule_validate, se
 
 logger = logging.getLogger(__name__)
 
-ACTIVE = (RefreshStatus.QUEUED, RefreshStatus.RUNNING)
 TRIGGERS = ("page", "api", "command", "beat", "scoring", "save", "admin", "bench")
 EDITABLE_KINDS = (SegmentKind.PERSONA, SegmentKind.RULE)
 CREATABLE_KINDS = (SegmentKind.RULE, SegmentKind.STATIC)
@@ -274,7 +273,7 @@ def segment_refresh_start(*, segment: Segment, actor=None, trigger: str = "page"
         "name": segment.name}
     with transaction.atomic():
         segment_refreshes_fail_stale(segment_ids=[segment.pk])
-        if SegmentRefresh.objects.filter(segment=segment, status__in=ACTIVE).exists():
+        if segment.refreshes.filter(status__in=SegmentRefresh.ACTIVE).exists():
             if if_idle:
                 return None
             raise ApplicationError(busy, code="refresh_active", status=409)
@@ -530,14 +529,14 @@ def _restamp(*, segment_id: int, version: int) -> None:
 
 
 def _fail(refresh_id: int, error: str) -> None:
-    SegmentRefresh.objects.filter(pk=refresh_id, status__in=ACTIVE).update(
+    SegmentRefresh.objects.filter(pk=refresh_id, status__in=SegmentRefresh.ACTIVE).update(
         status=RefreshStatus.FAILED, error=error[:4000], finished_at=timezone.now())
 
 
 def segment_refresh_run(*, refresh_id: int) -> SegmentRefresh | None:
     """The work of one refresh (the task body); harmless when already finished."""
     refresh = SegmentRefresh.objects.select_related("segment").filter(pk=refresh_id).first()
-    if refresh is None or refresh.status not in ACTIVE:
+    if refresh is None or not refresh.is_active:
         return refresh
     segment = refresh.segment
     now = timezone.now()

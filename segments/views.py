@@ -55,7 +55,6 @@ from .models import (
 )
 
 BUILDER_ROLES = (Role.OPS, Role.ADMIN)
-ACTIVE = (RefreshStatus.QUEUED, RefreshStatus.RUNNING)
 KIND_ORDER = [SegmentKind.PERSONA, SegmentKind.TIER, SegmentKind.SERVICE_LEVEL, SegmentKind.RULE,
               SegmentKind.STATIC]
 HISTORY_POINTS = 90
@@ -133,14 +132,9 @@ def _segment_names(codes) -> dict[str, str]:
 
 
 def _refresh_context(segment: Segment, refresh: SegmentRefresh | None) -> dict:
-    percent = 0
-    if refresh is not None:
-        if refresh.status == RefreshStatus.SUCCEEDED:
-            percent = 100
-        elif refresh.progress_total:
-            percent = min(100, int(100 * refresh.progress_done / refresh.progress_total))
-    return {"segment": segment, "refresh": refresh, "percent": percent,
-            "active": refresh is not None and refresh.status in ACTIVE}
+    return {"segment": segment, "refresh": refresh,
+            "percent": refresh.percent_done if refresh is not None else 0,
+            "active": refresh is not None and refresh.is_active}
 
 
 # --- the list ----------------------------------------------------------------------------------
@@ -148,7 +142,7 @@ def _refresh_context(segment: Segment, refresh: SegmentRefresh | None) -> dict:
 def segment_list(request):
     segments = list(Segment.objects.filter(is_active=True).order_by("kind", "code"))
     latest: dict[int, SegmentRefresh] = {}
-    for refresh in SegmentRefresh.objects.filter(status__in=ACTIVE):
+    for refresh in SegmentRefresh.objects.filter(status__in=SegmentRefresh.ACTIVE):
         latest[refresh.segment_id] = refresh
     scoped = role_of(request.user) not in ALL_CLIENTS_ROLES
     visible: dict[int, int] = {}

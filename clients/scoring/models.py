@@ -5,7 +5,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-from core.models import JobStatus, TimeStampedModel
+from core.models import Job, JobStatus, TimeStampedModel
 
 
 class Tier(models.TextChoices):
@@ -50,29 +50,25 @@ class ScoringScheme(models.Model):
 ScoringRunStatus = JobStatus
 
 
-class ScoringRun(TimeStampedModel):
+class ScoringRun(Job, TimeStampedModel):
     """Scoring of every client for one as-of date under one scheme version."""
 
     as_of = models.DateField(_("as of"))
     scheme = models.ForeignKey(ScoringScheme, verbose_name=_("scheme"), on_delete=models.PROTECT,
                                related_name="runs")
-    status = models.CharField(_("status"), max_length=10, choices=ScoringRunStatus.choices,
-                              default=ScoringRunStatus.QUEUED, db_index=True)
     trigger = models.CharField(_("started from"), max_length=20, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("by"), null=True,
                                    blank=True, on_delete=models.SET_NULL, related_name="+")
+    # Job's progress, named for its unit here.
     progress_done = models.PositiveIntegerField(_("clients done"), default=0)
     progress_total = models.PositiveIntegerField(_("clients"), default=0)
     chunk_count = models.PositiveIntegerField(_("chunks"), default=0)
     chunks_done = models.PositiveIntegerField(_("chunks done"), default=0)
     tier_counts = models.JSONField(_("clients per tier"), default=dict, blank=True)
     timings = models.JSONField(_("timings (s)"), default=dict, blank=True)
-    error = models.TextField(_("error"), blank=True)
     # The window aggregate (one GROUP BY over every client) sits in the staging table
     # scoring_agg_<id> once this is set; chunks read their id range from it.
     aggregated = models.BooleanField(_("window aggregated"), default=False)
-    started_at = models.DateTimeField(_("started at"), null=True, blank=True)
-    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -80,7 +76,7 @@ class ScoringRun(TimeStampedModel):
         verbose_name_plural = _("scoring runs")
         constraints = [
             # Two runs for the same date never run at once.
-            models.UniqueConstraint(fields=["as_of"], condition=Q(status__in=["queued", "running"]),
+            models.UniqueConstraint(fields=["as_of"], condition=Q(status__in=list(Job.ACTIVE)),
                                     name="scoring_one_active_run_per_date"),
         ]
 

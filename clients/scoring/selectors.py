@@ -17,7 +17,7 @@ from clients.models import Client
 from clients.selectors import client_queryset_for
 
 from .engine import TIER_RULES
-from .models import ClientScore, ScoringRun, ScoringRunStatus, ScoringScheme, Tier
+from .models import ClientScore, ScoringRun, ScoringScheme, Tier
 
 DIMENSIONS = ("amount", "frequency", "benefit")
 
@@ -34,9 +34,6 @@ def run_list() -> QuerySet[ScoringRun]:
     return ScoringRun.objects.select_related("scheme", "created_by").order_by("-created_at", "-id")
 
 
-_ACTIVE = (ScoringRunStatus.QUEUED, ScoringRunStatus.RUNNING)
-
-
 def _stale_before():
     return timezone.now() - timedelta(seconds=settings.SCORING_STALE_SECONDS)
 
@@ -44,12 +41,12 @@ def _stale_before():
 def stale_runs() -> QuerySet[ScoringRun]:
     """Queued or running runs with no progress for SCORING_STALE_SECONDS: their worker died or
     their message was lost (a chunk writes progress every few seconds)."""
-    return ScoringRun.objects.filter(status__in=_ACTIVE, updated_at__lt=_stale_before())
+    return ScoringRun.objects.filter(status__in=ScoringRun.ACTIVE, updated_at__lt=_stale_before())
 
 
 def run_is_stale(run: ScoringRun) -> bool:
     """stale_runs() for one loaded run (the page asks per row, without a query)."""
-    return run.status in _ACTIVE and run.updated_at < _stale_before()
+    return run.is_active and run.updated_at < _stale_before()
 
 
 def run_get(run_id: int) -> ScoringRun:

@@ -33,7 +33,6 @@ from .signals import scoring_run_succeeded
 
 logger = logging.getLogger(__name__)
 
-ACTIVE = (ScoringRunStatus.QUEUED, ScoringRunStatus.RUNNING)
 TRIGGERS = ("page", "api", "command", "beat")
 DEFAULT_CHUNK_CLIENTS = 250_000
 
@@ -107,7 +106,7 @@ def _ensure_aggregated(run_id: int) -> None:
 def scoring_run_aggregate(*, run_id: int) -> None:
     """First step of a run: one GROUP BY over the window (idempotent), then queue the chunks."""
     run = ScoringRun.objects.filter(pk=run_id).first()
-    if run is None or run.status in (ScoringRunStatus.SUCCEEDED, ScoringRunStatus.FAILED):
+    if run is None or not run.is_active:
         return
     pending = list(ScoringChunk.objects.filter(run_id=run_id, done=False).order_by("index")
                    .values_list("pk", flat=True))
@@ -137,7 +136,7 @@ def scoring_run_start(*, as_of: date | None = None, actor=None, trigger: str = "
     busy = _("A scoring run for %(date)s is already queued or running; wait for it to finish "
              "or resume it.") % {"date": as_of.isoformat()}
     with transaction.atomic():
-        if ScoringRun.objects.filter(as_of=as_of, status__in=ACTIVE).exists():
+        if ScoringRun.objects.filter(as_of=as_of, status__in=ScoringRun.ACTIVE).exists():
             raise ApplicationError(busy, code="run_active", status=409)
         try:
             with transaction.atomic():

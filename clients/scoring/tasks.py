@@ -32,11 +32,11 @@ def scoring_finish_task(run_id: int) -> None:
 def scoring_nightly_task() -> str:
     """Celery beat, 02:00 Asia/Shanghai: score every client as of yesterday, once."""
     from .models import ScoringRun, ScoringRunStatus
-    from .services import ACTIVE, scoring_default_as_of, scoring_run_start
+    from .services import scoring_default_as_of, scoring_run_start
 
     as_of = scoring_default_as_of()
     if ScoringRun.objects.filter(
-            as_of=as_of, status__in=(*ACTIVE, ScoringRunStatus.SUCCEEDED)).exists():
+            as_of=as_of, status__in=(*ScoringRun.ACTIVE, ScoringRunStatus.SUCCEEDED)).exists():
         return _("already scored or running")
     try:
         run = scoring_run_start(as_of=as_of, trigger="beat")

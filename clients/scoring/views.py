@@ -38,7 +38,6 @@ from .selectors import (
 from .services import scoring_run_resume, scoring_run_start
 
 SCORING_ROLES = (Role.OPS, Role.ADMIN)
-ACTIVE = (ScoringRunStatus.QUEUED, ScoringRunStatus.RUNNING)
 # A queued or running run that has not moved for this long lost its worker: offer "Resume".
 RUNS_SHOWN = 20
 HISTORY_POINTS = 60
@@ -136,14 +135,8 @@ def score_card(client) -> dict:
 def _run_rows(runs) -> list[dict]:
     rows = []
     for run in runs:
-        total = run.progress_total or 0
-        percent = 100 if run.status == ScoringRunStatus.SUCCEEDED else (
-            int(100 * run.progress_done / total) if total else 0)
-        duration = None
-        if run.started_at and run.finished_at:
-            duration = (run.finished_at - run.started_at).total_seconds()
-        rows.append({"run": run, "percent": percent, "duration": duration,
-                     "active": run.status in ACTIVE,
+        rows.append({"run": run, "percent": run.percent_done, "duration": run.duration,
+                     "active": run.is_active,
                      "can_resume": run.status == ScoringRunStatus.FAILED or run_is_stale(run),
                      "tiers": [(t, Tier(t).label, run.tier_counts.get(t, 0)) for t in TIERS]
                      if run.tier_counts else []})

@@ -9,8 +9,6 @@ from clients.scoring.models import ScoringRun, ScoringRunStatus
 from clients.scoring.services import scoring_run_resume, scoring_run_start
 from core.errors import ApplicationError
 
-FINISHED = (ScoringRunStatus.SUCCEEDED, ScoringRunStatus.FAILED)
-
 
 class Command(BaseCommand):
     help = ("Score every client as of a date (default: yesterday, Asia/Shanghai) with the latest "
@@ -58,7 +56,7 @@ class Command(BaseCommand):
                 self.stdout.write(f"  {run.status}: {run.progress_done:,}/{run.progress_total:,}"
                                   f" clients, {run.chunks_done}/{run.chunk_count} chunks")
                 last = shown
-            if run.status in FINISHED:
+            if not run.is_active:
                 break
             time.sleep(1)
         if run.status == ScoringRunStatus.FAILED:
