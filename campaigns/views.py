@@ -8,7 +8,6 @@ clients; ops, compliance and admins all. Marking one done is a POST from the lis
 from __future__ import annotations
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.db.models import QuerySet
@@ -21,6 +20,7 @@ from django.views.decorators.http import require_POST
 
 from core.access import ALL_CLIENTS_ROLES, role_of
 from core.models import AuditAction, Role
+from core.permissions import capability_required
 from core.services import audit_record
 
 from .models import RMTask, TaskSource, TaskStatus
@@ -48,7 +48,7 @@ def open_tasks_for_client(*, client, user) -> list[RMTask]:
                 .select_related("assignee").order_by("-created_at")[:20])
 
 
-@login_required
+@capability_required("tasks.view")
 def task_list(request):
     status = request.GET.get("status", "open")
     if status not in STATUS_FILTERS:
@@ -69,7 +69,7 @@ def task_list(request):
                    != Role.RM})
 
 
-@login_required
+@capability_required("tasks.view")
 def task_badge(request):
     """The open-task count beside "My tasks" in the navigation: one COUNT on the
     (assignee, status) index."""
@@ -93,7 +93,7 @@ def _mark_done(task: RMTask) -> None:
 
 
 @require_POST
-@login_required
+@capability_required("tasks.view")
 def task_done(request, pk):
     task = task_queryset_for(request.user).select_related("client").filter(pk=pk).first()
     if task is None:

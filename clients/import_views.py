@@ -1,39 +1,21 @@
 """Import pages (ops and admin only): upload, progress, result, error report, example files."""
 
-from functools import wraps
-
 from django import forms
 from django.conf import settings
-from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from core.access import has_role
 from core.errors import ApplicationError
-from core.models import AuditAction, Role
+from core.models import AuditAction
+from core.permissions import capability_required
 from core.services import audit_record
 from core.spreadsheet import csv_bytes
 
 from .import_services import import_file_check, import_job_create
 from .ingest import SPECS
 from .models import ImportJob, ImportKind
-
-IMPORT_ROLES = (Role.OPS, Role.ADMIN)
-
-
-def import_role_required(view):
-    @login_required
-    @wraps(view)
-    def wrapper(request, *args, **kwargs):
-        if not has_role(request.user, *IMPORT_ROLES):
-            audit_record(action=AuditAction.ACCESS_DENIED, actor=request.user,
-                         object_type="import", object_id=str(kwargs.get("pk", "")))
-            return render(request, "403.html", status=403)
-        return view(request, *args, **kwargs)
-
-    return wrapper
 
 
 class ImportUploadForm(forms.Form):
@@ -50,7 +32,7 @@ class ImportUploadForm(forms.Form):
         return upload
 
 
-@import_role_required
+@capability_required("imports.run")
 def import_list(request):
     form = ImportUploadForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
@@ -71,19 +53,19 @@ def _job_context(job: ImportJob) -> dict:
     return {"job": job, "finished": not job.is_active, "percent": job.percent_done}
 
 
-@import_role_required
+@capability_required("imports.run")
 def import_detail(request, pk: int):
     job = get_object_or_404(ImportJob.objects.select_related("created_by"), pk=pk)
     return render(request, "clients/import_detail.html", _job_context(job))
 
 
-@import_role_required
+@capability_required("imports.run")
 def import_progress(request, pk: int):
     job = get_object_or_404(ImportJob, pk=pk)
     return render(request, "clients/import_progress.html", _job_context(job))
 
 
-@import_role_required
+@capability_required("imports.run")
 def import_errors_csv(request, pk: int):
     job = get_object_or_404(ImportJob, pk=pk)
     if not job.error_report:
@@ -94,7 +76,7 @@ def import_errors_csv(request, pk: int):
                         filename=f"import-{job.pk}-errors.csv", content_type="text/csv")
 
 
-@import_role_required
+@capability_required("imports.run")
 def import_template(request, kind: str):
     spec = SPECS.get(kind)
     if spec is None:

@@ -1,17 +1,16 @@
 from django.conf import settings
 from django.contrib.auth import views as auth_views
-from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import AuthenticationForm
 from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from .access import has_role
 from .audit_format import detail_lines, detail_text, object_type_label
 from .forms import AuditFilterForm
 from .lockout import lockout_policy
-from .models import AuditAction, Role, User
+from .models import AuditAction, User
+from .permissions import capability_required
 from .selectors import WHO_MAX_USERS, audit_count_upto, audit_entries, audit_page
 from .services import audit_record
 from .spreadsheet import csv_lines, xlsx_bytes
@@ -55,20 +54,9 @@ def login_locked_out(request, original_response=None, credentials=None):
     return render(request, "core/login.html", context, status=settings.AXES_HTTP_RESPONSE_CODE)
 
 
-def _refuse_unless_auditor(request):
-    if has_role(request.user, Role.COMPLIANCE, Role.ADMIN):
-        return None
-    audit_record(action=AuditAction.ACCESS_DENIED, actor=request.user, object_type="audit_log",
-                 request=request)
-    return render(request, "403.html", status=403)
-
-
-@login_required
+@capability_required("audit.read")
 def audit_log(request):
     """The audit log for compliance and admins; anyone else gets a 403 that is itself audited."""
-    refused = _refuse_unless_auditor(request)
-    if refused:
-        return refused
     form = AuditFilterForm(request.GET or None)
     return _render_page(request, form, before=request.GET.get("before"),
                         after=request.GET.get("after"))
@@ -103,12 +91,9 @@ def _export_rows(entries):
                entry.path, detail_text(entry.detail)]
 
 
-@login_required
+@capability_required("audit.read")
 def audit_log_export(request):
     """The rows the filters select, as CSV (streamed) or XLSX; the export is itself audited."""
-    refused = _refuse_unless_auditor(request)
-    if refused:
-        return refused
     fmt = request.GET.get("format", "csv")
     if fmt not in EXPORT_TYPES:
         fmt = "csv"

@@ -8,7 +8,6 @@ Anyone else gets a 403 that is itself written to the audit log.
 from __future__ import annotations
 
 from collections import defaultdict
-from functools import wraps
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -23,14 +22,12 @@ from django.views.decorators.http import require_POST
 
 from clients.models import Product, ProductType
 from clients.selectors import client_search
-from core.access import has_role
 from core.errors import ApplicationError
-from core.models import AuditAction, Role, percent_of
-from core.services import audit_record
+from core.models import percent_of
+from core.permissions import access_denied, capability_required, user_can
 from segments.selectors import segment_members
 
 from . import compliance, rendering, selectors, services
-from .access import READ_ROLES
 from .approval import APPROVAL_HELD, describe_changes
 from .forms import (
     ApproveForm,
@@ -49,8 +46,6 @@ from .models import (
     SectionKind,
 )
 
-COMPOSE_ROLES = (Role.OPS, Role.ADMIN)
-APPROVE_ROLES = (Role.COMPLIANCE,)
 EDITABLE = (EditionStatus.DRAFT, EditionStatus.REJECTED)
 # An approved or scheduled edition can be changed too; a change sends it back to draft.
 CHANGEABLE = (*EDITABLE, *APPROVAL_HELD)
@@ -58,26 +53,6 @@ PICKER_LIMIT = 20
 COMMENTS_SHOWN = 20
 PREVIEW_CSP = "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; " \
               "frame-ancestors 'self'"
-
-
-def _deny(request, object_type: str, object_id=""):
-    audit_record(action=AuditAction.ACCESS_DENIED, actor=request.user, object_type=object_type,
-                 object_id=str(object_id), request=request)
-    return render(request, "403.html", status=403)
-
-
-def role_required(*roles):
-    def decorator(view):
-        @login_required
-        @wraps(view)
-        def wrapper(request, *args, **kwargs):
-            if not has_role(request.user, *roles):
-                return _deny(request, "newsletter", kwargs.get("pk") or kwargs.get("slug", ""))
-            return view(request, *args, **kwargs)
-
-        return wrapper
-
-    return decorator
 
 
 def _publication(slug: str) -> Publication:
@@ -100,12 +75,12 @@ def _fail(request, exc: ApplicationError) -> None:
 
 
 def _roles(user) -> dict:
-    return {"can_compose": has_role(user, *COMPOSE_ROLES),
-            "can_approve": has_role(user, *APPROVE_ROLES)}
+    return {"can_compose": user_can(user, "newsletters.compose"),
+            "can_approve": user_can(user, "newsletters.approve")}
 
 
 # --- publications --------------------------------------------------------------------------
-@role_required(*READ_ROLES)
+@capability_required("newsletters.read")
 def publication_list(request):
     publications = (Publication.objects.select_related("audience")
                     .annotate(editions_total=Count("editions"),
@@ -117,12 +92,12 @@ def publication_list(request):
                   {"publications": publications, "waiting": waiting, **_roles(request.user)})
 
 
-@role_required(*COMPOSE_ROLES)
+@capability_required("newsletters.compose")
 def publication_create(request):
     return _publication_form(request, None)
 
 
-@role_required(*COMPOSE_ROLES)
+@capability_required("newsletters.compose")
 def publication_edit(request, slug):
     return _publication_form(request, _publication(slug))
 
@@ -152,7 +127,7 @@ def _publication_form(request, publication: Publication | None):
 
 
 # --- editions ------------------------------------------------------------------------------
-@role_required(*READ_ROLES)
+@capability_required("newsletters.read")
 def edition_list(request, slug):
     publication = _publication(slug)
     editions = publication.editions.select_related("author").order_by("-number")
@@ -175,7 +150,7 @@ def _editor_context(editor: EditionEditor, *, publication, edition=None) -> dict
             "blocks_with_issues": {i["section_position"] for i in issues}}
 
 
-@role_required(*COMPOSE_ROLES)
+@capability_required("newsletters.compose")
 def edition_create(request, slug):
     publication = _publication(slug)
     if request.method != "POST":
@@ -203,7 +178,7 @@ def edition_create(request, slug):
                   _editor_context(editor, publication=publication), status=400)
 
 
-@role_required(*COMPOSE_ROLES)
+@capability_required("newsletters.compose")
 def edition_edit(request, pk):
     edition = _edition(pk)
     publication = edition.publication
@@ -363,7 +338,7 @@ def _approval_context(edition: Edition, events: list[dict]) -> dict:
     return {"sections": sections, "revoked_reason": revoked}
 
 
-@role_required(*READ_ROLES)
+@capability_required("newsletters.read")
 def edition_detail(request, pk):
     edition = _edition(pk)
     user = request.user
@@ -371,14 +346,14 @@ def edition_detail(request, pk):
     rendered, render_error = _render(edition, client)
     is_author = edition.author_id == user.pk
     status = edition.status
-    can_compose = has_role(user, *COMPOSE_ROLES)
+    can_compose = user_can(user, "newsletters.compose")
     events = _events(edition)
     context = {
         "edition": edition, "publication": edition.publication, "client": client,
         "rendered": rendered, "render_error": render_error,
         "events": events, **_approval_context(edition, events),
         "is_author": is_author,
-        "show_approve": has_role(user, *APPROVE_ROLES) and status == EditionStatus.SUBMITTED,
+        "show_approve": user_can(user, "newsletters.approve") and status == EditionStatus.SUBMITTED,
         "can_edit": can_compose and status in CHANGEABLE,
         "can_submit": can_compose and status in EDITABLE,
         "can_schedule": can_compose and status in (EditionStatus.APPROVED,
@@ -395,7 +370,7 @@ def edition_detail(request, pk):
     return render(request, "newsletters/edition_detail.html", context)
 
 
-@role_required(*APPROVE_ROLES)
+@capability_required("newsletters.approve")
 def approval_queue(request):
     editions = (Edition.objects.filter(status=EditionStatus.SUBMITTED)
                 .select_related("publication", "author").order_by("updated_at"))
@@ -403,15 +378,15 @@ def approval_queue(request):
 
 
 ACTIONS = {
-    # action: (roles, service name)
-    "submit": (COMPOSE_ROLES, "edition_submit"),
-    "approve": (APPROVE_ROLES, "edition_approve"),
-    "reject": (APPROVE_ROLES, "edition_reject"),
-    "schedule": (COMPOSE_ROLES, "edition_schedule"),
-    "send_now": (COMPOSE_ROLES, "edition_send_now"),
-    "pause": (COMPOSE_ROLES, "edition_pause"),
-    "resume": (COMPOSE_ROLES, "edition_resume"),
-    "cancel": (COMPOSE_ROLES, "edition_cancel"),
+    # action: (capability, service name)
+    "submit": ("newsletters.compose", "edition_submit"),
+    "approve": ("newsletters.approve", "edition_approve"),
+    "reject": ("newsletters.approve", "edition_reject"),
+    "schedule": ("newsletters.compose", "edition_schedule"),
+    "send_now": ("newsletters.compose", "edition_send_now"),
+    "pause": ("newsletters.compose", "edition_pause"),
+    "resume": ("newsletters.compose", "edition_resume"),
+    "cancel": ("newsletters.compose", "edition_cancel"),
 }
 DONE_MESSAGES = {
     "submit": _("Submitted for approval."),
@@ -430,9 +405,9 @@ DONE_MESSAGES = {
 def edition_action(request, pk, action):
     if action not in ACTIONS:
         raise Http404("No such action.")
-    roles, service_name = ACTIONS[action]
-    if not has_role(request.user, *roles):
-        return _deny(request, "newsletter", pk)
+    capability, service_name = ACTIONS[action]
+    if not user_can(request.user, capability):
+        return access_denied(request, capability, pk)
     edition = _edition(pk)
     kwargs = {"edition": edition, "actor": request.user}
     if action == "reject":
@@ -468,7 +443,7 @@ def edition_action(request, pk, action):
 
 
 # --- preview -------------------------------------------------------------------------------
-@role_required(*READ_ROLES)
+@capability_required("newsletters.read")
 def edition_preview(request, pk):
     edition = _edition(pk)
     client = _preview_client(request, edition)
@@ -479,7 +454,7 @@ def edition_preview(request, pk):
                    "audience_empty": client is None, **_roles(request.user)})
 
 
-@role_required(*READ_ROLES)
+@capability_required("newsletters.read")
 def preview_clients(request, pk):
     """The client picker's matches (an htmx fragment): members of the audience the user may see,
     by client number or name prefix."""
@@ -492,7 +467,7 @@ def preview_clients(request, pk):
 
 
 @xframe_options_sameorigin
-@role_required(*READ_ROLES)
+@capability_required("newsletters.read")
 def preview_html(request, pk):
     """The email's HTML on its own, for the sandboxed iframe: nothing in it may load or run."""
     edition = _edition(pk)
@@ -510,7 +485,7 @@ def preview_html(request, pk):
 
 
 @require_POST
-@role_required(*READ_ROLES)
+@capability_required("newsletters.read")
 def send_test(request, pk):
     edition = _edition(pk)
     back = reverse("newsletters:edition_preview", args=[pk])
@@ -548,7 +523,7 @@ def _progress(edition: Edition, stats: dict) -> dict:
             "polling": edition.status == EditionStatus.SENDING}
 
 
-@role_required(*READ_ROLES)
+@capability_required("newsletters.read")
 def edition_stats(request, pk):
     edition = _edition(pk)
     stats = selectors.edition_stats(edition)
@@ -569,7 +544,7 @@ def edition_stats(request, pk):
                    "comments": comments, **_roles(request.user)})
 
 
-@role_required(*READ_ROLES)
+@capability_required("newsletters.read")
 def edition_progress(request, pk):
     edition = _edition(pk)
     stats = selectors.edition_stats(edition)
@@ -605,14 +580,11 @@ def _chart_data(stats: dict) -> dict:
 
 
 # --- forbidden phrases ---------------------------------------------------------------------
-PHRASE_ROLES = services.PHRASE_ROLES
-
-
-@role_required(*READ_ROLES)
+@capability_required("newsletters.read")
 def phrase_list(request):
     """Everyone who reads newsletters sees the list; only compliance (and admins) change it."""
-    if request.method == "POST" and not has_role(request.user, *PHRASE_ROLES):
-        return _deny(request, "forbidden_phrase")
+    if request.method == "POST" and not user_can(request.user, "newsletters.phrases"):
+        return access_denied(request, "newsletters.phrases", object_type="forbidden_phrase")
     form = PhraseForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -626,12 +598,12 @@ def phrase_list(request):
     return render(request, "newsletters/phrase_list.html",
                   {"form": form, "phrases": phrases,
                    "builtin": compliance.BUILTIN_PHRASES,
-                   "can_edit_phrases": has_role(request.user, *PHRASE_ROLES)},
+                   "can_edit_phrases": user_can(request.user, "newsletters.phrases")},
                   status=400 if form.is_bound and form.errors else 200)
 
 
 @require_POST
-@role_required(*PHRASE_ROLES)
+@capability_required("newsletters.phrases")
 def phrase_remove(request, pk):
     phrase = ForbiddenPhrase.objects.filter(pk=pk).first()
     if phrase is None:

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from functools import wraps
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.db.models import Count, Sum
 from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
@@ -30,10 +28,10 @@ from clients.models import Client, ProductType
 from clients.scoring.models import Tier
 from clients.selectors import client_queryset_for
 from clients.views import _paginate
-from core.access import ALL_CLIENTS_ROLES, client_scope_q, has_role, role_of
+from core.access import ALL_CLIENTS_ROLES, client_scope_q, role_of
 from core.errors import ApplicationError
-from core.models import AuditAction, Branch, Role, User
-from core.services import audit_record
+from core.models import Branch, Role, User
+from core.permissions import access_denied, capability_required, user_can
 
 from .exports import FORMATS, segment_export
 from .forms import (
@@ -54,45 +52,12 @@ from .models import (
     SegmentRefresh,
 )
 
-BUILDER_ROLES = (Role.OPS, Role.ADMIN)
 KIND_ORDER = [SegmentKind.PERSONA, SegmentKind.TIER, SegmentKind.SERVICE_LEVEL, SegmentKind.RULE,
               SegmentKind.STATIC]
 HISTORY_POINTS = 90
 CHANGES_SHOWN = 20
 MEMBERS_PER_PAGE = 25
 VERSIONS_SHOWN = 20
-
-
-def _deny(request, object_id: str = ""):
-    audit_record(action=AuditAction.ACCESS_DENIED, actor=request.user, object_type="segment",
-                 object_id=object_id, request=request)
-    return render(request, "403.html", status=403)
-
-
-def builder_role_required(view):
-    """Ops and admin only; a denied attempt is audited."""
-
-    @login_required
-    @wraps(view)
-    def wrapper(request, *args, **kwargs):
-        if not has_role(request.user, *BUILDER_ROLES):
-            return _deny(request, str(kwargs.get("code", "")))
-        return view(request, *args, **kwargs)
-
-    return wrapper
-
-
-def role_required(view):
-    """Any staff role (what each sees is scoped); a user without one is denied and audited."""
-
-    @login_required
-    @wraps(view)
-    def wrapper(request, *args, **kwargs):
-        if role_of(request.user) is None:
-            return _deny(request, str(kwargs.get("code", "")))
-        return view(request, *args, **kwargs)
-
-    return wrapper
 
 
 def _segment(code: str) -> Segment:
@@ -138,7 +103,7 @@ def _refresh_context(segment: Segment, refresh: SegmentRefresh | None) -> dict:
 
 
 # --- the list ----------------------------------------------------------------------------------
-@role_required
+@capability_required("segments.view")
 def segment_list(request):
     segments = list(Segment.objects.filter(is_active=True).order_by("kind", "code"))
     latest: dict[int, SegmentRefresh] = {}
@@ -158,11 +123,11 @@ def segment_list(request):
         groups.append({"kind": kind, "label": labels[kind], "rows": rows})
     return render(request, "segments/segment_list.html", {
         "groups": groups, "scoped": scoped,
-        "can_build": has_role(request.user, *BUILDER_ROLES)})
+        "can_build": user_can(request.user, "segments.manage")})
 
 
 # --- refresh -----------------------------------------------------------------------------------
-@builder_role_required
+@capability_required("segments.manage")
 @require_POST
 def refresh_start(request, code: str):
     from .services import segment_refresh_start
@@ -188,7 +153,7 @@ def refresh_start(request, code: str):
     return redirect("segments:segment_detail", code=segment.code)
 
 
-@builder_role_required
+@capability_required("segments.manage")
 def refresh_status(request, code: str, pk: int):
     segment = _segment(code)
     refresh = SegmentRefresh.objects.filter(segment=segment, pk=pk).first()
@@ -262,7 +227,7 @@ def _names(data: dict) -> dict:
                                          "description_en")}
 
 
-@builder_role_required
+@capability_required("segments.manage")
 def segment_new(request):
     from .services import segment_create
 
@@ -291,7 +256,7 @@ def _rule_field_error(form) -> dict | None:
     return {"node": "", "message": " ".join(errors)} if errors else None
 
 
-@builder_role_required
+@capability_required("segments.manage")
 def segment_edit(request, code: str):
     segment = _segment(code)
     if segment.kind == SegmentKind.STATIC:
@@ -321,7 +286,7 @@ def segment_edit(request, code: str):
                          rule_error=rule_error or _rule_field_error(form), status=400)
 
 
-@role_required
+@capability_required("segments.view")
 @require_POST
 def segment_preview_view(request):
     """The live count and sample of the rule being edited (htmx, on every change).
@@ -376,7 +341,7 @@ def _unknown_error(form, unknown: list[str]) -> None:
     form.add_error(None, message)
 
 
-@builder_role_required
+@capability_required("segments.manage")
 def static_list_new(request):
     from .services import segment_create
 
@@ -431,14 +396,14 @@ def static_list_edit(request, segment: Segment):
                   status=400 if form.is_bound and form.errors else 200)
 
 
-@builder_role_required
+@capability_required("segments.manage")
 def static_list_options(request):
     """The <option>s of the client list's "Add selected to a static list" (loaded on focus)."""
     lists = Segment.objects.filter(kind=SegmentKind.STATIC, is_active=True).order_by("code")
     return render(request, "segments/_static_list_options.html", {"lists": lists})
 
 
-@builder_role_required
+@capability_required("segments.manage")
 @require_POST
 def static_list_add(request):
     """From the client list: add the ticked clients to a static list (new or existing)."""
@@ -503,12 +468,7 @@ def _changes(refresh: SegmentRefresh | None, user) -> dict:
     return {"joined": joined, "left": left}
 
 
-def _can_export(user) -> bool:
-    return role_of(user) in {Role.OPS, Role.ADMIN, Role.RM, Role.BRANCH_MANAGER,
-                             Role.COMPLIANCE}
-
-
-@role_required
+@capability_required("segments.view")
 def segment_detail(request, code: str):
     segment = _segment(code)
     user = request.user
@@ -540,20 +500,20 @@ def segment_detail(request, code: str):
         "changes": _changes(last_done, user),
         "scoped": role not in ALL_CLIENTS_ROLES,
         "playbook": playbook_for(segment) if segment.kind == SegmentKind.PERSONA else None,
-        "can_build": has_role(user, *BUILDER_ROLES),
-        "can_export": _can_export(user),
+        "can_build": user_can(user, "segments.manage"),
+        "can_export": user_can(user, "segments.export"),
         **{f"refresh_{k}": v for k, v in _refresh_context(segment, latest).items()},
     })
     return render(request, "segments/segment_detail.html", context)
 
 
-@role_required
+@capability_required("segments.view")
 def segment_export_view(request, code: str, fmt: str):
     segment = _segment(code)
     if fmt not in FORMATS:
         raise Http404(_("Unknown export format."))
-    if not _can_export(request.user):
-        return _deny(request, code)
+    if not user_can(request.user, "segments.export"):
+        return access_denied(request, "segments.export", code)
     try:
         export = segment_export(segment=segment, user=request.user, fmt=fmt)
     except ApplicationError as exc:
@@ -607,7 +567,7 @@ def persona_figures(*, user) -> dict:
                                     "title": _("Clients in both personas")}}
 
 
-@role_required
+@capability_required("segments.view")
 def persona_overview(request):
     figures = persona_figures(user=request.user)
     return render(request, "segments/persona_overview.html", {

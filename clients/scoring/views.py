@@ -3,9 +3,6 @@ scheme versions. Also the "Value score" card of the client 360 page (`score_card
 
 from __future__ import annotations
 
-from functools import wraps
-
-from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import redirect, render
@@ -14,10 +11,8 @@ from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from core.access import has_role
 from core.errors import ApplicationError
-from core.models import AuditAction, Role
-from core.services import audit_record
+from core.permissions import capability_required
 
 from .forms import MigrationCellForm, MigrationForm, RunStartForm, SchemePublishForm
 from .models import ClientScore, ScoringRun, ScoringRunStatus, Tier
@@ -37,26 +32,11 @@ from .selectors import (
 )
 from .services import scoring_run_resume, scoring_run_start
 
-SCORING_ROLES = (Role.OPS, Role.ADMIN)
 # A queued or running run that has not moved for this long lost its worker: offer "Resume".
 RUNS_SHOWN = 20
 HISTORY_POINTS = 60
 MIGRATION_PAGE_SIZE = 25
 TIERS = [t.value for t in Tier]
-
-
-def scoring_role_required(view):
-    @login_required
-    @wraps(view)
-    def wrapper(request, *args, **kwargs):
-        if not has_role(request.user, *SCORING_ROLES):
-            audit_record(action=AuditAction.ACCESS_DENIED, actor=request.user,
-                         object_type="scoring", object_id=str(kwargs.get("pk", "")),
-                         request=request)
-            return render(request, "403.html", status=403)
-        return view(request, *args, **kwargs)
-
-    return wrapper
 
 
 # --- the client 360 card -----------------------------------------------------------------------
@@ -227,18 +207,18 @@ def _page(request, *, start_form=None, publish_form=None, run_error="", status=2
     return render(request, "clients/scoring_page.html", context, status=status)
 
 
-@scoring_role_required
+@capability_required("scoring.manage")
 def scoring_page(request):
     return _page(request)
 
 
-@scoring_role_required
+@capability_required("scoring.manage")
 def scoring_runs(request):
     """The runs table alone: htmx polls it while a run is queued or running."""
     return render(request, "clients/_scoring_runs.html", _runs_context())
 
 
-@scoring_role_required
+@capability_required("scoring.manage")
 @require_POST
 def run_start(request):
     form = RunStartForm(request.POST)
@@ -253,7 +233,7 @@ def run_start(request):
     return _page(request, start_form=form, status=400)
 
 
-@scoring_role_required
+@capability_required("scoring.manage")
 @require_POST
 def run_resume(request, pk: int):
     run = run_get(pk)
@@ -264,7 +244,7 @@ def run_resume(request, pk: int):
     return redirect(f"{reverse('scoring:scoring_page')}#runs")
 
 
-@scoring_role_required
+@capability_required("scoring.manage")
 @require_POST
 def scheme_publish_view(request):
     form = SchemePublishForm(request.POST)
@@ -278,7 +258,7 @@ def scheme_publish_view(request):
     return _page(request, publish_form=form, status=400)
 
 
-@scoring_role_required
+@capability_required("scoring.manage")
 def migration_clients(request):
     form = MigrationCellForm(request.GET)
     if not form.is_valid() or not form.cleaned_data.get("run_from") \
