@@ -327,11 +327,22 @@ def _approval_context(edition: Edition, events: list[dict]) -> dict:
     sections = list(edition.sections.all().order_by("position"))
     codes = [str(c) for s in sections if s.kind == SectionKind.PICKS
              for c in (s.data or {}).get("product_codes") or []]
+    codes += [str(c) for s in sections if s.kind == SectionKind.HOLDINGS
+              for c in (s.data or {}).get("notes_by_product") or {}]
     products = {p.product_code: p for p in Product.objects.filter(product_code__in=codes)}
+    type_labels = dict(ProductType.choices)
     for s in sections:
         if s.kind == SectionKind.PICKS:
             s.picked = [(str(c), products.get(str(c)))
                         for c in (s.data or {}).get("product_codes") or []]
+            s.pick_notes = [(str(c), products.get(str(c)), note)
+                            for c, note in ((s.data or {}).get("notes") or {}).items()]
+        if s.kind == SectionKind.HOLDINGS:
+            data = s.data or {}
+            s.product_notes = [(str(c), products.get(str(c)), note)
+                               for c, note in (data.get("notes_by_product") or {}).items()]
+            s.type_notes = [(type_labels.get(t, t), note)
+                            for t, note in (data.get("notes_by_type") or {}).items()]
     last = events[-1] if events else None
     revoked = (last["comment"] if last and edition.status == EditionStatus.DRAFT
                and last["from_status"] in APPROVAL_HELD else "")

@@ -51,3 +51,21 @@ def test_a_static_list_tells_when_it_was_saved_and_never_says_it_was_not_refresh
     saved = re.search(r'id="segment-refreshed">([^<]*)<', page).group(1)
     assert saved.startswith("List saved: ") and "Last refresh" not in page
     assert "No refresh yet." not in page
+
+
+def test_compliance_reads_notes_by_product_name_and_risk_and_by_type_label(
+        logged_in, compliance_user, draft, products):  # noqa: F811
+    holdings = draft.sections.get(kind="holdings")
+    holdings.data["notes_by_type"] = {"stock": "波动较大。"}
+    holdings.save(update_fields=["data"])
+    picks = draft.sections.get(kind="picks")
+    picks.data["notes"] = {"P10002": "适合长期持有。"}
+    picks.save(update_fields=["data"])
+    page = logged_in(compliance_user).get(f"/newsletters/editions/{draft.pk}/",
+                                          HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    product_note = re.search(r'<li data-code="P10001">(.*?)</li>', page, re.S).group(1)
+    assert "稳健债券1号" in product_note and "R2" in product_note and "久期适中。" in product_note
+    assert re.search(r"<li data-type-note>Stock: 波动较大。</li>", page)
+    pick_note = re.search(r'class="small pick-note" data-code="P10002">(.*?)</div>', page,
+                          re.S).group(1)
+    assert "成长股票基金" in pick_note and "适合长期持有。" in pick_note
