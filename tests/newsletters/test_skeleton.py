@@ -18,7 +18,7 @@ import pytest
 from django.template import engines
 from django.utils import timezone, translation
 from django.utils.safestring import mark_safe
-from hypothesis import HealthCheck, given
+from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
