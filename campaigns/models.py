@@ -18,13 +18,14 @@ class TaskSource(models.TextChoices):
     NEWSLETTER_REPLY = "newsletter_reply", _("Newsletter reply")
     NEWSLETTER_RATING = "newsletter_rating", _("Low newsletter rating")
     CAMPAIGN = "campaign", _("Campaign")
+    FOLLOW_UP = "follow_up", _("Call follow-up")
     MANUAL = "manual", _("Manual")
 
 
 class RMTask(TimeStampedModel):
     """A follow-up for the client's RM (e.g. a client commented on a newsletter)."""
 
-    client = models.ForeignKey("clients.Client", verbose_name=_("client"),
+    client = models.ForeignKey("clients.Client", verbose_name=_("client"), null=True, blank=True,
                                on_delete=models.CASCADE, related_name="tasks")
     assignee = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("assigned to"),
                                  null=True, blank=True, on_delete=models.SET_NULL,

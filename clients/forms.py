@@ -2,6 +2,7 @@
 
 from django import forms
 from django.db.models import F
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from .models import ClientRiskLevel, ClientStatus, InteractionKind, InteractionOutcome, ServiceLevel
@@ -98,6 +99,10 @@ class InteractionForm(forms.Form):
                              initial=InteractionKind.CALL)
     outcome = forms.ChoiceField(label=_("Outcome"), choices=InteractionOutcome.choices,
                                 initial=InteractionOutcome.REACHED)
+    follow_up_on = forms.DateField(
+        label=_("Follow up on"), required=False,
+        help_text=_("Needed for “Follow up later”: a task is put on your list for that day."),
+        widget=forms.DateInput(attrs={"type": "date"}))
     note = forms.CharField(label=_("Note"), required=False, max_length=4000,
                            widget=forms.Textarea(attrs={"rows": 3}))
 
@@ -105,4 +110,12 @@ class InteractionForm(forms.Form):
         data = super().clean()
         if data.get("kind") == InteractionKind.NOTE and not (data.get("note") or "").strip():
             self.add_error("note", _("A note needs some text."))
+        if data.get("outcome") == InteractionOutcome.FOLLOW_UP:
+            due = data.get("follow_up_on")
+            if due is None and "follow_up_on" not in self.errors:
+                self.add_error("follow_up_on", _("Choose the day to follow up."))
+            elif due is not None and due < timezone.localdate():
+                self.add_error("follow_up_on", _("The follow-up day cannot be in the past."))
+        else:
+            data["follow_up_on"] = None
         return data

@@ -14,6 +14,7 @@ from core.models import AuditAction, Branch
 from core.services import audit_record
 
 from .models import Client, Holding, Interaction, InteractionKind, InteractionOutcome, Product
+from .signals import follow_up_requested
 
 
 def interaction_author_check(*, client: Client, author) -> None:
@@ -28,7 +29,8 @@ def interaction_author_check(*, client: Client, author) -> None:
 
 
 def interaction_log(*, client: Client, author, kind: str, outcome: str = InteractionOutcome.NONE,
-                    note: str = "", occurred_at=None) -> Interaction:
+                    note: str = "", occurred_at=None, follow_up_on: date | None = None
+                    ) -> Interaction:
     """The one way an interaction is written; audited as INTERACTION_LOGGED (never the note)."""
     # Checked before the transaction opens: the denial's audit row must outlive the refusal.
     interaction_author_check(client=client, author=author)
@@ -46,6 +48,9 @@ def interaction_log(*, client: Client, author, kind: str, outcome: str = Interac
         audit_record(action=AuditAction.INTERACTION_LOGGED, actor=author, object_type="client",
                      object_id=client.client_no,
                      detail={"interaction": interaction.pk, "kind": kind, "outcome": outcome})
+        if outcome == InteractionOutcome.FOLLOW_UP and follow_up_on is not None:
+            follow_up_requested.send(sender=Interaction, interaction=interaction,
+                                     due_on=follow_up_on)
     return interaction
 
 

@@ -24,8 +24,8 @@ def test_send_a_test_is_disabled_with_a_reason_for_a_user_without_an_email(
     assert "没有电子邮箱地址" in page
 
 
-def test_send_a_test_is_enabled_for_a_user_with_an_email(logged_in, ops_user, draft,
-                                                         hnw_client):  # noqa: F811
+def test_send_a_test_is_enabled_for_a_user_with_an_email(
+        logged_in, ops_user, draft, hnw_client):  # noqa: F811
     ops_user.email = "ops@example.com"
     ops_user.save(update_fields=["email"])
     page = logged_in(ops_user).get(
