@@ -4,10 +4,12 @@ scripts, and deleting a segment that is still in use."""
 
 import datetime
 import json
+from decimal import Decimal
 
 import pytest
 from rest_framework.test import APIClient
 
+from clients.models import Client
 from tests.factories import ClientFactory, ProductFactory
 
 
@@ -244,6 +246,7 @@ def test_aum_in_other_digits_is_a_field_error_over_the_api(api, aum):
 def test_aum_in_plain_digits_is_accepted(api, aum):
     response = api.put("/api/v1/clients/Z0000001/", {"name": "Z", "aum": aum}, format="json")
     assert response.status_code in (200, 201), response.json()
+    assert Client.objects.get(client_no="Z0000001").aum == Decimal(str(aum))
 
 
 @pytest.mark.parametrize("value", ODD_NUMBERS)
