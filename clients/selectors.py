@@ -10,8 +10,10 @@ from django.utils import timezone
 
 from core.access import client_scope_q
 from core.models import AuditAction
+from core.services import audit_record
 
 from .models import Client, ClientStatus, Holding, Interaction, Transaction, service_level_q
+from .scoring.models import ClientScore, ScoringCurrent
 
 _DIGITS = re.compile(r"^\d+$")
 
@@ -26,8 +28,6 @@ def client_get(*, user, client_no: str) -> Client:
     client = (client_queryset_for(user).select_related("branch", "rm")
               .filter(client_no=client_no).first())
     if client is None:
-        from core.services import audit_record
-
         audit_record(action=AuditAction.ACCESS_DENIED, actor=user, object_type="client",
                      object_id=client_no)
         raise Http404("No such client.")
@@ -101,7 +101,7 @@ def client_filter(qs: QuerySet[Client], *, risk_level: str = "", service_level: 
     if tier:
         qs = qs.filter(current_score__tier=tier)
     if segment:
-        from segments.models import SegmentMembership
+        from segments.models import SegmentMembership  # segments sit above clients
 
         qs = qs.filter(Exists(SegmentMembership.objects.filter(
             client=OuterRef("pk"), segment__code=segment)))
@@ -132,8 +132,6 @@ ScorePointer = tuple  # (as_of: date, scheme_id: int)
 
 def current_score_pointer() -> ScorePointer | None:
     """(as_of, scheme_id) of the current scores, or None when no run has succeeded yet."""
-    from .scoring.models import ScoringCurrent
-
     return ScoringCurrent.objects.filter(pk=1).values_list("as_of", "scheme_id").first()
 
 
@@ -147,8 +145,6 @@ def clients_unscored(qs: QuerySet[Client], pointer: ScorePointer | None) -> Quer
     """The clients of `qs` without a current score (all of them when nothing is scored)."""
     if pointer is None:
         return qs
-    from .scoring.models import ClientScore
-
     as_of, scheme_id = pointer
     return qs.filter(~Exists(ClientScore.objects.filter(client=OuterRef("pk"), as_of=as_of,
                                                         scheme_id=scheme_id)))
@@ -188,8 +184,6 @@ def client_score_slice(qs: QuerySet[Client], *, descending: bool, offset: int, l
             # fetching every skipped client row (~100 ms). Score rows always have their client
             # (written by the engine from clients it reads); should one not, the page comes
             # back short and the joined query below answers instead.
-            from .scoring.models import ClientScore
-
             key = ("-total_score", "-client_id") if descending else ("total_score", "client_id")
             page_ids = (ClientScore.objects.filter(as_of=pointer[0], scheme_id=pointer[1])
                         .order_by(*key).values("client_id")[offset: offset + limit])

@@ -1,13 +1,15 @@
-"""Pages of the client book: "My clients" and the client 360 view."""
+"""Pages of the client book: "My clients" and the client 360 view.
 
-import math
-from dataclasses import dataclass
+The 360 page shows cards of the apps above clients (segments, newsletters, campaigns) through
+their template tags (`{% segments_card client %}` …, loaded in clients/client_detail.html), so
+this module imports none of them: clients sits below them in the layers (DESIGN.md).
+"""
+
 from datetime import timedelta
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db import connection
-from django.db.models import Q, QuerySet, Sum
+from django.db.models import Q, Sum
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
@@ -16,6 +18,7 @@ from django.utils.translation import gettext as _
 from core.access import ALL_CLIENTS_ROLES, can_log_interaction, can_see_pii, role_of
 from core.errors import ApplicationError
 from core.models import AuditAction, Role
+from core.pagination import paginate
 from core.services import audit_record
 
 from .forms import SCORE_SORTS, SORTS, ClientListForm, InteractionForm
@@ -34,80 +37,8 @@ from .selectors import (
 )
 from .services import interaction_author_check, interaction_log
 
-# An exact COUNT(*) over a million rows is a sequential (or full index-only) scan on PostgreSQL
-# and costs far more than the 25 rows we show. Lists therefore count at most COUNT_CAP + 1 rows
-# ("10,000+"), and the unfiltered list of ops/compliance/admin - the whole table - shows the
-# planner's estimate from pg_class.reltuples ("about N"), which costs nothing.
-COUNT_CAP = 10_000
-# OFFSET pagination costs grow with the page number (page 2,000 of a million: ~350 ms of SQL),
-# so a list pages through its first COUNT_CAP rows only; past that, users refine the search.
-MAX_ROWS_PAGED = COUNT_CAP
 RECENT_PURCHASES = 20
 RECENT_INTERACTIONS = 50
-
-
-@dataclass
-class ListPage:
-    rows: list
-    number: int
-    per_page: int
-    has_next: bool
-    total: int
-    total_kind: str  # "exact", "capped" or "estimate"
-    at_depth_limit: bool = False
-
-    @property
-    def has_previous(self) -> bool:
-        return self.number > 1
-
-    @property
-    def num_pages(self) -> int | None:
-        if self.total_kind != "exact":
-            return None
-        return max(1, math.ceil(self.total / self.per_page))
-
-    @property
-    def start_index(self) -> int:
-        return (self.number - 1) * self.per_page + 1 if self.rows else 0
-
-    @property
-    def end_index(self) -> int:
-        return (self.number - 1) * self.per_page + len(self.rows)
-
-
-def _table_estimate(model) -> int:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass",
-                       [model._meta.db_table])
-        row = cursor.fetchone()
-    return int(row[0]) if row else -1
-
-
-def _count(qs: QuerySet, *, whole_table: bool) -> tuple[int, str]:
-    if whole_table and connection.vendor == "postgresql":
-        estimate = _table_estimate(qs.model)
-        if estimate > COUNT_CAP:  # -1 when never analysed; small tables are counted exactly
-            return estimate, "estimate"
-    n = qs.order_by()[: COUNT_CAP + 1].count()
-    return (COUNT_CAP, "capped") if n > COUNT_CAP else (n, "exact")
-
-
-def _paginate(qs: QuerySet, *, page: int, per_page: int, whole_table: bool,
-              fetch=None) -> ListPage:
-    """A page of `qs`; `fetch(offset, limit, total_kind)` reads the rows when slicing `qs` is
-    not enough (it may choose its plan by the list's size)."""
-    last_page = max(1, MAX_ROWS_PAGED // per_page)
-    page = min(page, last_page)
-    offset = (page - 1) * per_page
-    total, kind = _count(qs, whole_table=whole_table)
-    if fetch is None:
-        def fetch(start, limit, kind):
-            return list(qs[start: start + limit])
-    rows = fetch(offset, per_page + 1, kind)  # one extra row tells whether a next exists
-    more = len(rows) > per_page
-    return ListPage(rows=rows[:per_page], number=page, per_page=per_page,
-                    has_next=more and page < last_page, total=total, total_kind=kind,
-                    at_depth_limit=more and page >= last_page)
 
 
 def _is_htmx_partial(request) -> bool:
@@ -138,7 +69,7 @@ def client_list(request):
     else:
         qs = qs.order_by(*SORTS[p["sort"]])
     role = role_of(request.user)
-    page = _paginate(qs, page=p["page"], per_page=p["per_page"],
+    page = paginate(qs, page=p["page"], per_page=p["per_page"],
                      whole_table=role in ALL_CLIENTS_ROLES and not form.has_filters(),
                      fetch=fetch)
     context = {"form": form, "page": page, "sort": p["sort"],
@@ -166,24 +97,6 @@ def _allocation(holdings: list) -> list[dict]:
              "value": round(v, 2)} for t, v in sorted(by_type.items(), key=lambda kv: -kv[1])]
 
 
-def _open_tasks(client: Client, user) -> list:
-    from campaigns.views import open_tasks_for_client
-
-    return open_tasks_for_client(client=client, user=user)
-
-
-def _segments_card(client: Client) -> dict:
-    from segments.views import client_segments_card  # segments.views imports this module
-
-    return client_segments_card(client)
-
-
-def _email_consent_card(client: Client, user) -> dict:
-    from newsletters.consent_views import client_email_consent_card  # newsletters sit above
-
-    return client_email_consent_card(client=client, user=user)
-
-
 def _render_detail(request, client: Client, form: InteractionForm, *, status: int = 200):
     show_pii = can_see_pii(request.user, client)
     if show_pii:
@@ -203,10 +116,7 @@ def _render_detail(request, client: Client, form: InteractionForm, *, status: in
         "contribution": _contribution(client),
         "form": form,
         "can_log_interaction": can_log_interaction(request.user, client),
-        "open_tasks": _open_tasks(client, request.user),
         **score_card(client),
-        **_segments_card(client),
-        **_email_consent_card(client, request.user),
     }
     return render(request, "clients/client_detail.html", context, status=status)
 

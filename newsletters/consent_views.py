@@ -1,7 +1,8 @@
 """The newsletter side of a client's email consent, shown on the client 360 page.
 
-The 360 page (clients) asks `client_email_consent_card` for this card, as it asks segments and
-campaigns for theirs, so clients never imports newsletters at module level. The card says when
+The 360 page (clients) shows this card through the `{% email_consent_card client %}` tag
+(newsletters/templatetags/newsletters_cards.py), as it shows the cards of segments and
+campaigns, so clients never imports newsletters. The card says when
 and how the client unsubscribed, and the client's own RM records a re-subscription the client
 asked for (`resubscribe`, which calls services.newsletter_resubscribe).
 """

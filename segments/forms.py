@@ -277,7 +277,7 @@ def parse_rule(raw: str) -> tuple[dict | None, str]:
 def _client_nos_from_file(upload) -> list[str]:
     suffix = Path(upload.name or "").suffix.lower()
     if suffix == ".xlsx":
-        from openpyxl import load_workbook
+        from openpyxl import load_workbook  # heavy; only for an uploaded workbook
 
         try:
             workbook = load_workbook(upload, read_only=True, data_only=True)

@@ -20,13 +20,16 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import EmptyResultSet, FullResultSet
+from django.core.validators import validate_slug
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, ProtectedError, Q, RestrictedError
+from django.db.models import F, ProtectedError, Q, RestrictedError, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
 from clients.models import Client
+from clients.selectors import client_queryset_for
 from core.errors import ApplicationError
 from core.models import AuditAction
 from core.services import audit_record
@@ -93,8 +96,6 @@ def segment_create(*, code: str, name_zh: str = "", name_en: str = "", kind: str
 
     A rule segment's first refresh is queued after commit (`refresh=False` skips it).
     """
-    from django.core.validators import validate_slug
-
     code = (code or "").strip() if isinstance(code, str) else ""
     try:
         validate_slug(code)
@@ -245,8 +246,6 @@ def segment_delete(*, segment: Segment, actor=None) -> None:
 
 def segment_preview(*, rule: Any, user, today: date | None = None) -> dict[str, Any]:
     """Live count and a sample of client numbers of `rule`, among the clients `user` may see."""
-    from clients.selectors import client_queryset_for
-
     q = rule_compile(rule, today=today)
     qs = client_queryset_for(user).filter(q)
     with transaction.atomic():
@@ -318,7 +317,7 @@ def segment_refreshes_fail_stale(*, segment_ids: Iterable[int] | None = None) ->
 
 
 def _queue(refresh_ids: list[int]) -> None:
-    from .tasks import segment_refresh_many_task
+    from .tasks import segment_refresh_many_task  # segments.tasks imports this module
 
     if refresh_ids:
         segment_refresh_many_task.delay(refresh_ids)
@@ -596,9 +595,6 @@ def _finish(*, refresh_id: int, segment: Segment, size: int, now) -> SegmentRefr
 
 
 def Coalesce0(name: str):  # noqa: N802 - reads like the SQL function it is
-    from django.db.models import Value
-    from django.db.models.functions import Coalesce
-
     return Coalesce(F(name), Value(0))
 
 

@@ -1,36 +1,29 @@
 """Pages of segments: the list, the rule builder with a live count, static lists, a segment's
 page (rule, versions, size over time, joined/left, members, exports), the persona overview.
 
-Thin edges (DESIGN.md): each view validates, calls one service or selector of segments and
-renders. Client data is read only through the access-scoping rule (client_queryset_for /
-client_scope_q), so an RM sees their own clients of any segment and ops see all, masked.
-Builder actions (new, edit, refresh, static lists) are for ops and admin; anyone else gets a
-403 that is written to the audit log.
+Thin edges (DESIGN.md): each view checks its capability (core.permissions), validates, calls
+services for writes and segments.selectors for every read (which apply the access-scoping rule
+and the one rule for inactive segments), and renders. What is left here is presentation: the
+builder's labels, a refresh's percent done, the grouping of the list by kind.
+The client 360 card is a template tag (segments/templatetags/segments_cards.py).
 """
 
 from __future__ import annotations
 
 import json
-from datetime import datetime
 
 from django.contrib import messages
-from django.db.models import Count, Sum
 from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
-from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from clients.models import Client, ProductType
-from clients.scoring.models import Tier
-from clients.selectors import client_queryset_for
-from clients.views import _paginate
-from core.access import ALL_CLIENTS_ROLES, client_scope_q, role_of
+from core.access import ALL_CLIENTS_ROLES, role_of
 from core.errors import ApplicationError
-from core.models import Branch, Role, User
+from core.pagination import paginate
 from core.permissions import access_denied, capability_required, user_can
 
 from .exports import FORMATS, segment_export
@@ -40,60 +33,49 @@ from .forms import (
     StaticListForm,
     builder_fields,
     op_labels,
+    parse_rule,
     rule_segment_codes,
     rule_text,
 )
-from .models import (
-    MembershipChange,
-    RefreshStatus,
-    Segment,
-    SegmentKind,
-    SegmentMembership,
-    SegmentRefresh,
+from .models import RefreshStatus, Segment, SegmentKind, SegmentRefresh
+from .selectors import (
+    KIND_ORDER,
+    persona_figures,
+    playbook_for,
+    refresh_changes_shown,
+    segment_builder_choices,
+    segment_get,
+    segment_member_client_nos,
+    segment_member_rows,
+    segment_names,
+    segment_refresh_get,
+    segment_refresh_last_succeeded,
+    segment_refresh_latest,
+    segment_refreshes_active,
+    segment_size_history,
+    segment_versions,
+    segment_visible_counts,
+    static_lists,
+    unknown_client_nos,
+)
+from .selectors import (
+    segment_list as segments_all,
+)
+from .services import (
+    segment_create,
+    segment_preview,
+    segment_refresh_start,
+    segment_static_set,
+    segment_update,
 )
 
-KIND_ORDER = [SegmentKind.PERSONA, SegmentKind.TIER, SegmentKind.SERVICE_LEVEL, SegmentKind.RULE,
-              SegmentKind.STATIC]
-HISTORY_POINTS = 90
-CHANGES_SHOWN = 20
 MEMBERS_PER_PAGE = 25
-VERSIONS_SHOWN = 20
-
-
-def _segment(code: str) -> Segment:
-    segment = Segment.objects.filter(code=code, is_active=True).first()
-    if segment is None:
-        raise Http404(_("No such segment."))
-    return segment
+UNKNOWN_SHOWN = 50
 
 
 def _is_htmx(request) -> bool:
     return (request.headers.get("HX-Request") == "true"
             and request.headers.get("HX-History-Restore-Request") != "true")
-
-
-def _lang() -> str:
-    return "zh-hans" if (get_language() or "").startswith("zh") else "en"
-
-
-def playbook_for(segment: Segment) -> dict | None:
-    """The persona's playbook in the current language (falling back to the other one)."""
-    book = segment.playbook or {}
-    lang = _lang()
-    text = book.get(lang) or book.get("en" if lang == "zh-hans" else "zh-hans") or {}
-    types = [str(ProductType(t).label) if t in ProductType.values else t
-             for t in book.get("product_types") or []]
-    if not text and not types:
-        return None
-    return {"traits": text.get("traits", ""), "channels": text.get("channels", ""),
-            "service": text.get("service", ""), "product_types": types}
-
-
-def _segment_names(codes) -> dict[str, str]:
-    if not codes:
-        return {}
-    return {s.code: s.name for s in Segment.objects.filter(code__in=codes)
-            .only("code", "name_zh", "name_en")}
 
 
 def _refresh_context(segment: Segment, refresh: SegmentRefresh | None) -> dict:
@@ -105,18 +87,12 @@ def _refresh_context(segment: Segment, refresh: SegmentRefresh | None) -> dict:
 # --- the list ----------------------------------------------------------------------------------
 @capability_required("segments.view")
 def segment_list(request):
-    segments = list(Segment.objects.filter(is_active=True).order_by("kind", "code"))
-    latest: dict[int, SegmentRefresh] = {}
-    for refresh in SegmentRefresh.objects.filter(status__in=SegmentRefresh.ACTIVE):
-        latest[refresh.segment_id] = refresh
+    segments = list(segments_all())
+    latest = segment_refreshes_active()
     scoped = role_of(request.user) not in ALL_CLIENTS_ROLES
-    visible: dict[int, int] = {}
-    if scoped:  # one GROUP BY: how many of each segment's members this user may see
-        visible = dict(SegmentMembership.objects.filter(client_scope_q(request.user,
-                                                                       prefix="client__"))
-                       .values_list("segment_id").annotate(n=Count("id")).order_by())
-    groups = []
+    visible = segment_visible_counts(user=request.user) if scoped else {}
     labels = dict(SegmentKind.choices)
+    groups = []
     for kind in KIND_ORDER:
         rows = [{"segment": s, "visible": visible.get(s.pk, 0),
                  **_refresh_context(s, latest.get(s.pk))} for s in segments if s.kind == kind]
@@ -130,20 +106,15 @@ def segment_list(request):
 @capability_required("segments.manage")
 @require_POST
 def refresh_start(request, code: str):
-    from .services import segment_refresh_start
-
-    segment = _segment(code)
+    segment = segment_get(code=code)
     error = ""
     refresh = None
     try:
         refresh = segment_refresh_start(segment=segment, actor=request.user, trigger="page")
     except ApplicationError as exc:
         error = exc.message
-    if refresh is not None:
-        refresh = SegmentRefresh.objects.filter(pk=refresh.pk).first() or refresh
     if _is_htmx(request):
-        if refresh is None:
-            refresh = segment.refreshes.first()
+        refresh = segment_refresh_latest(segment=segment)
         return render(request, "segments/_refresh_status.html",
                       {**_refresh_context(segment, refresh), "error": error})
     if error:
@@ -155,10 +126,8 @@ def refresh_start(request, code: str):
 
 @capability_required("segments.manage")
 def refresh_status(request, code: str, pk: int):
-    segment = _segment(code)
-    refresh = SegmentRefresh.objects.filter(segment=segment, pk=pk).first()
-    if refresh is None:
-        raise Http404(_("No such refresh."))
+    segment = segment_get(code=code)
+    refresh = segment_refresh_get(refresh_id=pk, segment=segment)
     context = _refresh_context(segment, refresh)
     response = render(request, "segments/_refresh_status.html", context)
     if not context["active"] and refresh.status == RefreshStatus.SUCCEEDED:
@@ -167,22 +136,6 @@ def refresh_status(request, code: str, pk: int):
 
 
 # --- the builder -------------------------------------------------------------------------------
-def _builder_choices(exclude: Segment | None) -> dict:
-    lang = _lang()
-    branches = [[code, f"{name} ({code})"] for code, name in
-                Branch.objects.order_by("code").values_list("code", "name")]
-    rms = [[username, display or username] for username, display in
-           User.objects.filter(groups__name=Role.RM).order_by("username")
-           .values_list("username", "display_name")]
-    segments = []
-    for code, zh, en in (Segment.objects.filter(is_active=True)
-                         .exclude(pk=getattr(exclude, "pk", None))
-                         .order_by("kind", "code").values_list("code", "name_zh", "name_en")):
-        name = (zh or en) if lang == "zh-hans" else (en or zh)
-        segments.append([code, f"{name} ({code})"])
-    return {"branches": branches, "rms": rms, "segments": segments}
-
-
 def _builder_ui() -> dict:
     return {
         "ops": op_labels(),
@@ -201,7 +154,8 @@ def _builder_page(request, *, form, segment: Segment | None, rule, rule_error=No
     context = {
         "form": form, "segment": segment,
         "rule_json": json.dumps(rule or {"all": []}, ensure_ascii=False),
-        "builder": {"fields": builder_fields(**_builder_choices(segment)), "ui": _builder_ui()},
+        "builder": {"fields": builder_fields(**segment_builder_choices(exclude=segment)),
+                    "ui": _builder_ui()},
         "rule_error": rule_error,
     }
     return render(request, "segments/segment_builder.html", context, status=status)
@@ -227,10 +181,13 @@ def _names(data: dict) -> dict:
                                          "description_en")}
 
 
+def _rule_field_error(form) -> dict | None:
+    errors = form.errors.get("rule") if form.is_bound else None
+    return {"node": "", "message": " ".join(errors)} if errors else None
+
+
 @capability_required("segments.manage")
 def segment_new(request):
-    from .services import segment_create
-
     if request.method != "POST":
         return _builder_page(request, form=RuleSegmentForm(), segment=None, rule=None)
     form = RuleSegmentForm(request.POST)
@@ -251,18 +208,11 @@ def segment_new(request):
                          rule_error=rule_error or _rule_field_error(form), status=400)
 
 
-def _rule_field_error(form) -> dict | None:
-    errors = form.errors.get("rule") if form.is_bound else None
-    return {"node": "", "message": " ".join(errors)} if errors else None
-
-
 @capability_required("segments.manage")
 def segment_edit(request, code: str):
-    segment = _segment(code)
+    segment = segment_get(code=code)
     if segment.kind == SegmentKind.STATIC:
         return static_list_edit(request, segment)
-    from .services import segment_update
-
     initial = {k: getattr(segment, k) for k in ("name_zh", "name_en", "description_zh",
                                                 "description_en")}
     if request.method != "POST":
@@ -293,9 +243,6 @@ def segment_preview_view(request):
 
     Open to every role: it counts only the clients the viewer may see.
     """
-    from .forms import parse_rule
-    from .services import segment_preview
-
     rule, problem = parse_rule(request.POST.get("rule", ""))
     context: dict = {"result": None, "error": None}
     if rule is None:
@@ -321,37 +268,24 @@ def _sample_no(item) -> str:
 
 
 # --- static lists ------------------------------------------------------------------------------
-def _unknown_client_nos(user, numbers: list[str]) -> list[str]:
-    """The numbers that are not clients `user` may see (read in chunks of 5,000)."""
-    known: set[str] = set()
-    visible = client_queryset_for(user)
-    for start in range(0, len(numbers), 5000):
-        chunk = numbers[start:start + 5000]
-        known.update(visible.filter(client_no__in=chunk).values_list("client_no", flat=True))
-    return [n for n in numbers if n not in known]
-
-
-def _unknown_error(form, unknown: list[str]) -> None:
-    shown = ", ".join(unknown[:50])
-    more = len(unknown) - 50
+def _unknown_message(unknown: list[str]) -> str:
     message = _("%(n)d client numbers are unknown; nothing was saved: %(nos)s") % {
-        "n": len(unknown), "nos": shown}
+        "n": len(unknown), "nos": ", ".join(unknown[:UNKNOWN_SHOWN])}
+    more = len(unknown) - UNKNOWN_SHOWN
     if more > 0:
         message += " " + _("and %(n)d more.") % {"n": more}
-    form.add_error(None, message)
+    return message
 
 
 @capability_required("segments.manage")
 def static_list_new(request):
-    from .services import segment_create
-
     form = StaticListForm(request.POST or None, request.FILES or None)
     unknown: list[str] = []
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        unknown = _unknown_client_nos(request.user, data["numbers"])
+        unknown = unknown_client_nos(user=request.user, numbers=data["numbers"])
         if unknown:
-            _unknown_error(form, unknown)
+            form.add_error(None, _unknown_message(unknown))
         else:
             try:
                 segment = segment_create(code=data["code"], kind=SegmentKind.STATIC,
@@ -369,8 +303,6 @@ def static_list_new(request):
 
 
 def static_list_edit(request, segment: Segment):
-    from .services import segment_static_set
-
     form = StaticListForm(request.POST or None, request.FILES or None,
                           initial={k: getattr(segment, k) for k in ("name_zh", "name_en")})
     del form.fields["code"]
@@ -379,9 +311,9 @@ def static_list_edit(request, segment: Segment):
     unknown: list[str] = []
     if request.method == "POST" and form.is_valid():
         numbers = form.cleaned_data["numbers"]
-        unknown = _unknown_client_nos(request.user, numbers)
+        unknown = unknown_client_nos(user=request.user, numbers=numbers)
         if unknown:
-            _unknown_error(form, unknown)
+            form.add_error(None, _unknown_message(unknown))
         else:
             try:
                 segment_static_set(segment=segment, client_nos=numbers, actor=request.user)
@@ -399,16 +331,13 @@ def static_list_edit(request, segment: Segment):
 @capability_required("segments.manage")
 def static_list_options(request):
     """The <option>s of the client list's "Add selected to a static list" (loaded on focus)."""
-    lists = Segment.objects.filter(kind=SegmentKind.STATIC, is_active=True).order_by("code")
-    return render(request, "segments/_static_list_options.html", {"lists": lists})
+    return render(request, "segments/_static_list_options.html", {"lists": static_lists()})
 
 
 @capability_required("segments.manage")
 @require_POST
 def static_list_add(request):
     """From the client list: add the ticked clients to a static list (new or existing)."""
-    from .services import segment_create, segment_static_set
-
     form = AddToStaticListForm(request.POST)
     back = request.POST.get("next") or reverse("clients:client_list")
     if not back.startswith("/") or back.startswith("//"):
@@ -419,16 +348,15 @@ def static_list_add(request):
         return redirect(back)
     data = form.cleaned_data
     numbers = list(dict.fromkeys(data["client_no"]))
-    unknown = _unknown_client_nos(request.user, numbers)
+    unknown = unknown_client_nos(user=request.user, numbers=numbers)
     if unknown:
         messages.error(request, _("%(n)d client numbers are unknown; nothing was saved: %(nos)s")
-                       % {"n": len(unknown), "nos": ", ".join(unknown[:50])})
+                       % {"n": len(unknown), "nos": ", ".join(unknown[:UNKNOWN_SHOWN])})
         return redirect(back)
     try:
         segment = data["segment"]
         if segment is not None:
-            current = list(SegmentMembership.objects.filter(segment=segment)
-                           .values_list("client__client_no", flat=True))
+            current = segment_member_client_nos(segment=segment)
             segment_static_set(segment=segment, client_nos=list(dict.fromkeys(current + numbers)),
                                actor=request.user)
         else:
@@ -445,71 +373,44 @@ def static_list_add(request):
 
 
 # --- a segment's page --------------------------------------------------------------------------
-def _history(segment: Segment) -> list[dict]:
-    rows = list(SegmentRefresh.objects.filter(segment=segment, status=RefreshStatus.SUCCEEDED)
-                .exclude(size=None).order_by("-finished_at", "-id")
-                .values("finished_at", "created_at", "size", "joined", "left")[:HISTORY_POINTS])
-    out = []
-    for r in reversed(rows):
-        at: datetime = r["finished_at"] or r["created_at"]
-        out.append({"at": timezone.localtime(at).strftime("%Y-%m-%d %H:%M"), "size": r["size"],
-                    "joined": r["joined"] or 0, "left": r["left"] or 0})
-    return out
-
-
-def _changes(refresh: SegmentRefresh | None, user) -> dict:
-    if refresh is None:
-        return {"joined": [], "left": []}
-    changes = (MembershipChange.objects.filter(refresh=refresh)
-               .filter(client_scope_q(user, prefix="client__"))
-               .select_related("client").order_by("change", "client__client_no"))
-    joined = [c.client for c in changes.filter(change=MembershipChange.JOINED)[:CHANGES_SHOWN]]
-    left = [c.client for c in changes.filter(change=MembershipChange.LEFT)[:CHANGES_SHOWN]]
-    return {"joined": joined, "left": left}
-
-
 @capability_required("segments.view")
 def segment_detail(request, code: str):
-    segment = _segment(code)
+    segment = segment_get(code=code)
     user = request.user
-    role = role_of(user)
-    members = (client_queryset_for(user).filter(segment_memberships__segment=segment)
-               .select_related("rm", "branch", "current_score").order_by("client_no"))
     try:
         number = max(1, int(request.GET.get("page", 1)))
     except (TypeError, ValueError):
         number = 1
-    page = _paginate(members, page=number, per_page=MEMBERS_PER_PAGE, whole_table=False)
+    page = paginate(segment_member_rows(segment=segment, user=user), page=number,
+                    per_page=MEMBERS_PER_PAGE, whole_table=False)
     context = {"segment": segment, "page": page}
     if _is_htmx(request) and request.GET.get("part") == "members":
         response = render(request, "segments/_members.html", context)
         patch_vary_headers(response, ["HX-Request"])
         return response
-    refreshes = SegmentRefresh.objects.filter(segment=segment)
-    latest = refreshes.first()
-    last_done = refreshes.filter(status=RefreshStatus.SUCCEEDED).first()
-    names = _segment_names(rule_segment_codes(segment.rule))
-    versions = [{"version": v, "text": rule_text(v.rule, segment_names=names)}
-                for v in segment.versions.select_related("created_by")[:VERSIONS_SHOWN]]
+    last_done = segment_refresh_last_succeeded(segment=segment)
+    names = segment_names(codes=rule_segment_codes(segment.rule))
     context.update({
         "rule_text": rule_text(segment.rule, segment_names=names),
-        "versions": versions,
-        "history": _history(segment),
+        "versions": [{"version": v, "text": rule_text(v.rule, segment_names=names)}
+                     for v in segment_versions(segment=segment)],
+        "history": segment_size_history(segment=segment),
         "chart_labels": {"size": _("Members"), "joined": _("Joined"), "left": _("Left")},
         "last_refresh": last_done,
-        "changes": _changes(last_done, user),
-        "scoped": role not in ALL_CLIENTS_ROLES,
+        "changes": refresh_changes_shown(refresh=last_done, user=user),
+        "scoped": role_of(user) not in ALL_CLIENTS_ROLES,
         "playbook": playbook_for(segment) if segment.kind == SegmentKind.PERSONA else None,
         "can_build": user_can(user, "segments.manage"),
         "can_export": user_can(user, "segments.export"),
-        **{f"refresh_{k}": v for k, v in _refresh_context(segment, latest).items()},
+        **{f"refresh_{k}": v for k, v in _refresh_context(
+            segment, segment_refresh_latest(segment=segment)).items()},
     })
     return render(request, "segments/segment_detail.html", context)
 
 
 @capability_required("segments.view")
 def segment_export_view(request, code: str, fmt: str):
-    segment = _segment(code)
+    segment = segment_get(code=code)
     if fmt not in FORMATS:
         raise Http404(_("Unknown export format."))
     if not user_can(request.user, "segments.export"):
@@ -529,62 +430,8 @@ def segment_export_view(request, code: str, fmt: str):
 
 
 # --- the persona overview ----------------------------------------------------------------------
-def persona_figures(*, user) -> dict:
-    """Size, AUM, tier mix and pairwise overlap of the personas, over the clients `user` sees.
-
-    Three GROUP BY queries over SegmentMembership, whatever the number of clients.
-    """
-    personas = list(Segment.objects.filter(kind=SegmentKind.PERSONA, is_active=True)
-                    .order_by("code"))
-    ids = [p.pk for p in personas]
-    memberships = SegmentMembership.objects.filter(segment_id__in=ids).filter(
-        client_scope_q(user, prefix="client__"))
-    totals = {row["segment_id"]: row for row in memberships.values("segment_id").annotate(
-        n=Count("id"), aum=Sum("client__aum")).order_by()}
-    tiers: dict[int, dict[str, int]] = {}
-    for row in memberships.values("segment_id", "client__current_score__tier").annotate(
-            n=Count("id")).order_by():
-        tiers.setdefault(row["segment_id"], {})[row["client__current_score__tier"] or ""] = \
-            row["n"]
-    overlap: dict[tuple[int, int], int] = {}
-    for row in memberships.filter(client__segment_memberships__segment_id__in=ids).values(
-            "segment_id", "client__segment_memberships__segment_id").annotate(
-            n=Count("id")).order_by():
-        overlap[(row["segment_id"], row["client__segment_memberships__segment_id"])] = row["n"]
-    tier_keys = [t.value for t in Tier] + [""]
-    tier_labels = {**{t.value: str(t.label) for t in Tier}, "": _("Not scored")}
-    rows = []
-    for p in personas:
-        total = totals.get(p.pk, {})
-        mix = tiers.get(p.pk, {})
-        rows.append({"segment": p, "size": total.get("n", 0), "aum": total.get("aum") or 0,
-                     "tiers": [{"key": t or "none", "label": tier_labels[t],
-                                "n": mix.get(t, 0)} for t in tier_keys],
-                     "playbook": playbook_for(p)})
-    matrix = [[i, j, overlap.get((a.pk, b.pk), 0)] for i, a in enumerate(personas)
-              for j, b in enumerate(personas)]
-    return {"rows": rows, "chart": {"names": [p.name for p in personas], "matrix": matrix,
-                                    "title": _("Clients in both personas")}}
-
-
 @capability_required("segments.view")
 def persona_overview(request):
-    figures = persona_figures(user=request.user)
     return render(request, "segments/persona_overview.html", {
-        **figures, "scoped": role_of(request.user) not in ALL_CLIENTS_ROLES})
-
-
-# --- the client 360 card -----------------------------------------------------------------------
-def client_segments_card(client: Client) -> dict:
-    """The "Segments & personas" card: the client's segments by kind, personas with playbooks."""
-    memberships = (SegmentMembership.objects.filter(client=client, segment__is_active=True)
-                   .select_related("segment").order_by("segment__kind", "segment__code"))
-    labels = dict(SegmentKind.choices)
-    by_kind: dict[str, list] = {}
-    for m in memberships:
-        by_kind.setdefault(m.segment.kind, []).append(m.segment)
-    groups = [{"kind": kind, "label": labels[kind], "segments": by_kind[kind]}
-              for kind in KIND_ORDER if kind in by_kind]
-    personas = [{"segment": s, "playbook": playbook_for(s)}
-                for s in by_kind.get(SegmentKind.PERSONA, [])]
-    return {"segment_groups": groups, "client_personas": personas}
+        **persona_figures(user=request.user),
+        "scoped": role_of(request.user) not in ALL_CLIENTS_ROLES})

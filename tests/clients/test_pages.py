@@ -243,7 +243,7 @@ def test_the_login_page_has_the_language_switch(client):
 
 
 def test_long_lists_are_counted_only_up_to_a_cap(logged_in, rm_a, monkeypatch):
-    monkeypatch.setattr("clients.views.COUNT_CAP", 3)
+    monkeypatch.setattr("core.pagination.COUNT_CAP", 3)
     ClientFactory.create_batch(5, rm=rm_a)
     response = logged_in(rm_a).get(LIST, HTTP_ACCEPT_LANGUAGE="en")
     assert response.context["page"].total_kind == "capped"
@@ -256,14 +256,14 @@ def test_the_whole_book_of_ops_shows_the_planner_estimate_on_postgresql(
 
     if connection.vendor != "postgresql":
         pytest.skip("pg_class.reltuples is PostgreSQL's")
-    monkeypatch.setattr("clients.views._table_estimate", lambda model: 1_000_000)
+    monkeypatch.setattr("core.pagination.table_estimate", lambda model: 1_000_000)
     web = logged_in(ops_user)
     assert web.get(LIST).context["page"].total_kind == "estimate"
     assert web.get(LIST, {"q": "张"}).context["page"].total_kind == "exact"  # filtered: counted
 
 
 def test_a_list_pages_only_through_its_first_ten_thousand_rows(logged_in, ops_user, monkeypatch):
-    import clients.views as views
+    import core.pagination as views
     from tests.factories import ClientFactory
 
     monkeypatch.setattr(views, "MAX_ROWS_PAGED", 50)

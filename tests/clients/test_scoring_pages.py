@@ -173,7 +173,7 @@ def test_the_score_sort_pages_scored_clients_first_then_unscored(db, request, lo
     rm = request.getfixturevalue("rm_a")
     extra = {"risk_level": "C3"} if who == "ops_filtered" else {}
     if who != "rm_a":
-        monkeypatch.setattr("clients.views.COUNT_CAP", 20)
+        monkeypatch.setattr("core.pagination.COUNT_CAP", 20)
     user = request.getfixturevalue("ops_user" if who == "ops_filtered" else who)
     descending, ascending = scored_and_unscored(rm)
     http = logged_in(user)
