@@ -15,7 +15,6 @@ APPROVAL_REVOKED), and scheduling and sending recompute the hash and refuse ("ap
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 from contextlib import contextmanager
 
 from django.core.mail import EmailMultiAlternatives
@@ -30,6 +29,7 @@ from core.errors import ApplicationError
 from core.models import AuditAction, Role
 from core.services import audit_record
 
+from . import dispatch
 from .approval import (
     APPROVAL_HELD,
     ApprovalLapsed,
@@ -518,14 +518,6 @@ def edition_schedule(*, edition: Edition, actor, at: dt.datetime) -> Edition:
     return edition
 
 
-def _dispatch():
-    try:
-        return importlib.import_module("newsletters.dispatch")
-    except ModuleNotFoundError as exc:
-        raise ApplicationError(_("Sending is not available yet."), code="dispatch_unavailable",
-                               status=503) from exc
-
-
 def _refreshed(edition: Edition) -> Edition:
     edition.refresh_from_db()
     return edition
@@ -545,7 +537,7 @@ def edition_send_now(*, edition: Edition, actor=None) -> Edition:
             from_queryset=Edition.objects.select_for_update().select_related("publication"))
         check_transition(edition, S.SENDING)
         _require_approved_content(edition)
-        _dispatch().edition_dispatch_start(edition=edition, actor=actor)
+        dispatch.edition_dispatch_start(edition=edition, actor=actor)
     return _refreshed(edition)
 
 
@@ -556,7 +548,7 @@ def edition_pause(*, edition: Edition, actor) -> Edition:
     edition.refresh_from_db(
         from_queryset=Edition.objects.select_for_update().select_related("publication"))
     check_transition(edition, S.PAUSED)
-    _dispatch().edition_dispatch_pause(edition=edition, actor=actor)
+    dispatch.edition_dispatch_pause(edition=edition, actor=actor)
     edition_audit(edition=edition, action=AuditAction.DISPATCH_CONTROLLED, actor=actor,
                   control="pause")
     return _refreshed(edition)
@@ -571,7 +563,7 @@ def edition_resume(*, edition: Edition, actor) -> Edition:
         raise ApplicationError(
             _("Only a paused edition can be resumed; this one is %(status)s.")
             % {"status": S(edition.status).label}, code="invalid_transition", status=409)
-    _dispatch().edition_dispatch_resume(edition=edition, actor=actor)
+    dispatch.edition_dispatch_resume(edition=edition, actor=actor)
     edition_audit(edition=edition, action=AuditAction.DISPATCH_CONTROLLED, actor=actor,
                   control="resume")
     return _refreshed(edition)
@@ -590,7 +582,7 @@ def edition_cancel(*, edition: Edition, actor, comment: str = "") -> Edition:
         edition_transition(edition=edition, to_status=S.CANCELLED, actor=actor,
                            comment=comment)
     else:
-        _dispatch().edition_dispatch_cancel(edition=edition, actor=actor, comment=comment)
+        dispatch.edition_dispatch_cancel(edition=edition, actor=actor, comment=comment)
     edition_audit(edition=edition, action=AuditAction.DISPATCH_CONTROLLED, actor=actor,
                   control="cancel", was=was, **({"comment": comment[:500]} if comment else {}))
     return _refreshed(edition)
