@@ -46,6 +46,7 @@ from .models import (
     SectionKind,
     SenderMode,
 )
+from .sections import BODY_MAX, TITLE_MAX, kinds_described
 from .selectors import (
     edition_deliveries,
     edition_get,
@@ -109,15 +110,22 @@ class PublicationPatchInput(PublicationInput):
 
 
 class SectionSerializer(serializers.Serializer):
+    """A section as the API takes it. The fields document newsletters.sections; the rules
+    themselves are checked once, by the service (the same check as the editor page), so an
+    error names the section as "sections[<index from 0>].<field>" whichever way it came."""
+
     kind = serializers.ChoiceField(choices=SectionKind.choices)
-    title = serializers.CharField(required=False, allow_blank=True, max_length=200)
-    body = serializers.CharField(required=False, allow_blank=True, max_length=100_000,
-                                 trim_whitespace=False, help_text="Markdown")
-    data = serializers.JSONField(
-        required=False,
-        help_text="By kind: research {title, summary, url}; holdings {intro, top_n, "
-                  "notes_by_product, notes_by_type}; picks {product_codes, notes}; "
-                  "rm_note {fallback, by_rm}.")
+    title = serializers.CharField(required=False, allow_blank=True, max_length=TITLE_MAX)
+    body = serializers.CharField(required=False, allow_blank=True, max_length=BODY_MAX,
+                                 trim_whitespace=False,
+                                 help_text="Markdown; required for an editorial section")
+    data = serializers.JSONField(required=False,
+                                 help_text=f"Settings by kind: {kinds_described()}.")
+
+    def to_internal_value(self, data):
+        if not isinstance(data, dict):
+            raise serializers.ValidationError(_("Must be an object."))
+        return dict(data)
 
 
 class SectionOutput(OutputModelSerializer):

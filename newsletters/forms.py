@@ -8,12 +8,13 @@ what was typed and works without JavaScript; nothing is saved until "Save".
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from clients.models import Product, ProductType
+from core.errors import ApplicationError
 from segments.models import Segment
 
 from .headers import (
@@ -23,14 +24,20 @@ from .headers import (
     validate_header_value,
 )
 from .models import Edition, Publication, SectionKind
+from .sections import MAX_SECTIONS, TOP_N_DEFAULT, TOP_N_MAX, TOP_N_MIN, sections_validate
 
 DEFAULT_AUDIENCE = "high_net_worth"
-MAX_SECTIONS = 30
 MAX_ROWS = 50
 BLANK_ROWS = 2
-TEXT_MAX = 20_000
-TOP_N_DEFAULT = 5
-TOP_N_MAX = 20
+HEADER_MAX = 1000
+
+# Where the editor shows an error on a section's data (newsletters.sections paths).
+FIELD_FOR_PATH = {
+    "title": "title", "body": "body", "data.title": "report_title", "data.summary": "summary",
+    "data.url": "url", "data.intro": "intro", "data.top_n": "top_n",
+    "data.notes_by_product": "products", "data.notes_by_type": "types",
+    "data.product_codes": "picks", "data.notes": "picks", "data.fallback": "fallback",
+}
 
 # Which repeating tables each kind has, and their columns.
 ROW_TABLES = {
@@ -172,8 +179,17 @@ class SectionBlock:
         return cls(kind=kind, values=values)
 
 
-def _text(post, key: str, limit: int = TEXT_MAX) -> str:
-    return (post.get(key) or "")[:limit].replace("\r\n", "\n")
+def _text(post, key: str, limit: int | None = None) -> str:
+    # Section texts are kept whole: a text over its limit is an error the author sees next to
+    # what they typed (newsletters.sections), never cut short here.
+    text = (post.get(key) or "").replace("\r\n", "\n")
+    return text if limit is None else text[:limit]
+
+
+def _whole_number(raw: str):
+    """The editor's top_n as the number it spells, else as typed (the schema refuses it)."""
+    raw = (raw or "").strip()
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 10 else raw
 
 
 def _bounded_int(raw, upper: int) -> int:
@@ -188,6 +204,7 @@ class EditionEditor:
 
     VALUE_FIELDS = ("title", "body", "report_title", "summary", "url", "intro", "top_n",
                     "fallback")
+    TOP_N_MIN, TOP_N_MAX = TOP_N_MIN, TOP_N_MAX
 
     def __init__(self, *, subject: str = "", preheader: str = "", blocks=None):
         self.subject = subject
@@ -225,12 +242,13 @@ class EditionEditor:
                 n = _bounded_int(post.get(f"s-{i}-{table}-count"), MAX_ROWS + BLANK_ROWS)
                 found = []
                 for j in range(n):
-                    row = {c: _text(post, f"s-{i}-{table}-{j}-{c}", 4000).strip() for c in cols}
+                    row = {c: _text(post, f"s-{i}-{table}-{j}-{c}").strip() for c in cols}
                     if any(row.values()):
                         found.append(row)
                 rows[table] = found[:MAX_ROWS]
             blocks.append(SectionBlock(kind=kind, values=values, rows=rows))
-        return cls(subject=_text(post, "subject", 1000), preheader=_text(post, "preheader", 1000),
+        return cls(subject=_text(post, "subject", HEADER_MAX),
+                   preheader=_text(post, "preheader", HEADER_MAX),
                    blocks=blocks)
 
     # -- add / remove / reorder ---------------------------------------------------------------
@@ -276,68 +294,30 @@ class EditionEditor:
             self.errors["preheader"] = [str(_("At most 200 characters."))]
         if not self.blocks:
             self.non_field_errors.append(str(_("Add at least one section.")))
-        codes = set(Product.objects.values_list("product_code", flat=True))
-        active = set(Product.objects.filter(is_active=True)
-                     .values_list("product_code", flat=True))
         for block in self.blocks:
             block.errors = {}
-            self._validate_block(block, codes=codes, active=active)
+            self._check_rows(block)
+        try:
+            sections_validate(self.sections())
+        except ApplicationError as exc:
+            self.add_service_errors(exc)
         return not (self.errors or self.non_field_errors
                     or any(b.errors for b in self.blocks))
 
-    def _validate_block(self, block: SectionBlock, *, codes: set, active: set) -> None:
-        v = block.values
-        if len(v.get("title", "")) > 200:
-            block.error(_("At most 200 characters."), "title")
-        if block.kind == SectionKind.EDITORIAL and not v.get("body", "").strip():
-            block.error(_("Write the text of this section."), "body")
-        elif block.kind == SectionKind.RESEARCH:
-            if not v.get("report_title", "").strip():
-                block.error(_("Give the report's title."), "report_title")
-            url = v.get("url", "").strip()
-            if url:
-                try:
-                    forms.URLField(assume_scheme="https").clean(url)
-                except forms.ValidationError:
-                    block.error(_("Enter a full link, e.g. https://research.example.com/r/1."),
-                                "url")
-                else:
-                    if not url.lower().startswith(("http://", "https://")):
-                        block.error(_("Only http and https links."), "url")
-        elif block.kind == SectionKind.HOLDINGS:
-            raw = v.get("top_n", "").strip()
-            if not raw.isdigit() or not 1 <= int(raw) <= TOP_N_MAX:
-                block.error(_("A whole number from 1 to %(max)d.") % {"max": TOP_N_MAX}, "top_n")
-            for row in block.rows.get("products", []):
-                if row["code"] not in codes:
-                    block.error(_("Unknown product code: %(code)s") % {"code": row["code"]},
-                                "products")
-                elif not row["note"]:
-                    block.error(_("Write a note for %(code)s or remove the row.")
-                                % {"code": row["code"]}, "products")
-            seen = set()
-            for row in block.rows.get("types", []):
-                if row["type"] not in ProductType.values:
-                    block.error(_("Choose a product type for each note."), "types")
-                elif row["type"] in seen:
-                    block.error(_("One note per product type."), "types")
-                elif not row["note"]:
-                    block.error(_("Write a note or remove the row."), "types")
-                seen.add(row["type"])
-        elif block.kind == SectionKind.PICKS:
-            picks = block.rows.get("picks", [])
-            if not picks:
-                block.error(_("Choose at least one product."), "picks")
-            seen = set()
-            for row in picks:
-                if not row["code"]:
-                    block.error(_("Choose a product for each note."), "picks")
-                elif row["code"] not in active:
-                    block.error(_("%(code)s is not a product on sale.") % {"code": row["code"]},
-                                "picks")
-                elif row["code"] in seen:
-                    block.error(_("%(code)s is picked twice.") % {"code": row["code"]}, "picks")
-                seen.add(row["code"])
+    @staticmethod
+    def _check_rows(block: SectionBlock) -> None:
+        """The rules of the editor's note tables themselves; what the rows say is checked by
+        newsletters.sections like any other caller's data."""
+        seen = set()
+        for row in block.rows.get("types", []):
+            if not row["type"]:
+                block.error(_("Choose a product type for each note."), "types")
+            elif row["type"] in seen:
+                block.error(_("One note per product type."), "types")
+            seen.add(row["type"])
+        for table in ("products", "picks"):
+            if any(not row["code"] for row in block.rows.get(table, [])):
+                block.error(_("Choose a product for each note."), table)
 
     # -- what the services take ---------------------------------------------------------------
     def sections(self) -> list[dict]:
@@ -351,13 +331,14 @@ class EditionEditor:
                         "summary": v.get("summary", "").strip(), "url": v.get("url", "").strip()}
             elif block.kind == SectionKind.HOLDINGS:
                 data = {"intro": v.get("intro", "").strip(),
-                        "top_n": _bounded_int(v.get("top_n"), TOP_N_MAX) or TOP_N_DEFAULT,
+                        "top_n": _whole_number(v.get("top_n", "")),
                         "notes_by_product": {r["code"]: r["note"]
-                                             for r in block.rows.get("products", [])},
+                                             for r in block.rows.get("products", [])
+                                             if r["code"]},
                         "notes_by_type": {r["type"]: r["note"]
-                                          for r in block.rows.get("types", [])}}
+                                          for r in block.rows.get("types", []) if r["type"]}}
             elif block.kind == SectionKind.PICKS:
-                picks = block.rows.get("picks", [])
+                picks = [r for r in block.rows.get("picks", []) if r["code"]]
                 data = {"product_codes": [r["code"] for r in picks],
                         "notes": {r["code"]: r["note"] for r in picks if r["note"]}}
             elif block.kind == SectionKind.RM_NOTE:
@@ -379,15 +360,21 @@ class EditionEditor:
             block = self._block_for_key(key)
             if block is not None:
                 for m in msgs:
-                    block.error(m)
+                    block.error(m, self._field_for_key(key))
                 placed = True
         if not placed or not exc.fields:
             self.non_field_errors.append(exc.message)
 
+    @staticmethod
+    def _field_for_key(key: str) -> str:
+        path = re.sub(r"^sections\[\d+\]\.?", "", key)
+        for prefix, name in FIELD_FOR_PATH.items():
+            if path == prefix or path.startswith((f"{prefix}.", f"{prefix}[")):
+                return name
+        return "section"
+
     def _block_for_key(self, key: str) -> SectionBlock | None:
         # The services name a section by its index from 0: "sections[2].data.url".
-        import re
-
         m = re.match(r"^sections\[(\d+)\]", key)
         if not m:
             return None

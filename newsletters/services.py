@@ -23,7 +23,6 @@ from django.db.models import Max
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from clients.models import Product, ProductType
 from core.access import can_record_consent, has_role
 from core.errors import ApplicationError
 from core.models import AuditAction, Role
@@ -39,7 +38,6 @@ from .approval import (
 )
 from .compliance import edition_compliance_issues
 from .headers import check_edition_headers
-from .links import is_trackable_target
 from .models import (
     Cadence,
     ConsentMethod,
@@ -49,17 +47,16 @@ from .models import (
     EditionStatus,
     ForbiddenPhrase,
     Publication,
-    SectionKind,
     SenderMode,
     Suppression,
 )
+from .sections import sections_validate
 
 S = EditionStatus
 COMPOSE_ROLES = (Role.OPS, Role.ADMIN)
 APPROVE_ROLES = (Role.COMPLIANCE,)
 PHRASE_ROLES = (Role.COMPLIANCE, Role.ADMIN)
 EDITABLE = (S.DRAFT, S.REJECTED)
-MAX_SECTIONS = 30
 
 # from -> the statuses it may move to. Sending -> sent is the dispatcher's (via
 # edition_transition); everything else has a service below.
@@ -242,101 +239,6 @@ def publication_update(*, publication: Publication, actor, **changes) -> Publica
     return publication
 
 
-# --- section validation -----------------------------------------------------------------
-
-_DATA_KEYS = {
-    SectionKind.EDITORIAL: set(),
-    SectionKind.RESEARCH: {"title", "summary", "url"},
-    SectionKind.HOLDINGS: {"intro", "top_n", "notes_by_product", "notes_by_type"},
-    SectionKind.PICKS: {"product_codes", "notes"},
-    SectionKind.RM_NOTE: {"fallback", "by_rm"},
-}
-
-
-def _section_error(index: int, kind: str, field: str, message: str) -> ApplicationError:
-    where = _("Section %(n)s (%(kind)s)") % {"n": index + 1, "kind": kind or "?"}
-    return ApplicationError(f"{where}: {message}", code="invalid_section",
-                            fields={f"sections[{index}].{field}": [message]})
-
-
-def _str_map(index, kind, field, value) -> dict:
-    if not isinstance(value, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
-        raise _section_error(index, kind, field,
-                             _("must be an object mapping names to Markdown text"))
-    return value
-
-
-def _clean_sections(sections) -> list[dict]:
-    if not isinstance(sections, list):
-        raise ApplicationError(_("Sections must be a list."), code="invalid_section",
-                               fields={"sections": [_("expected a list")]})
-    if len(sections) > MAX_SECTIONS:
-        raise ApplicationError(_("An edition has at most %(n)s sections.") % {"n": MAX_SECTIONS},
-                               code="invalid_section", fields={"sections": ["too many"]})
-    cleaned, pick_codes = [], []
-    for i, raw in enumerate(sections):
-        if not isinstance(raw, dict):
-            raise _section_error(i, "", "", _("must be an object"))
-        kind = raw.get("kind")
-        if kind not in SectionKind.values:
-            raise _section_error(i, str(kind), "kind", _("unknown kind; one of %(kinds)s")
-                                 % {"kinds": ", ".join(SectionKind.values)})
-        title, body = raw.get("title", "") or "", raw.get("body", "") or ""
-        if not isinstance(title, str) or len(title) > 200:
-            raise _section_error(i, kind, "title", _("must be text of at most 200 characters"))
-        if not isinstance(body, str) or len(body) > 100_000:
-            raise _section_error(i, kind, "body", _("must be Markdown text"))
-        data = raw.get("data") or {}
-        if not isinstance(data, dict):
-            raise _section_error(i, kind, "data", _("must be an object"))
-        unknown = set(data) - _DATA_KEYS[kind]
-        if unknown:
-            raise _section_error(i, kind, "data", _("unknown keys: %(keys)s")
-                                 % {"keys": ", ".join(sorted(unknown))})
-        if kind == SectionKind.RESEARCH:
-            for key in ("title", "summary", "url"):
-                if not isinstance(data.get(key, ""), str):
-                    raise _section_error(i, kind, f"data.{key}", _("must be text"))
-            url = data.get("url", "")
-            if url and not is_trackable_target(url):
-                raise _section_error(i, kind, "data.url", _("must be an http or https URL"))
-        elif kind == SectionKind.HOLDINGS:
-            if not isinstance(data.get("intro", ""), str):
-                raise _section_error(i, kind, "data.intro", _("must be text"))
-            top_n = data.get("top_n", 5)
-            if isinstance(top_n, bool) or not isinstance(top_n, int) or not 1 <= top_n <= 20:
-                raise _section_error(i, kind, "data.top_n", _("must be a whole number 1-20"))
-            _str_map(i, kind, "data.notes_by_product", data.get("notes_by_product", {}))
-            by_type = _str_map(i, kind, "data.notes_by_type", data.get("notes_by_type", {}))
-            bad = sorted(set(by_type) - set(ProductType.values))
-            if bad:
-                raise _section_error(i, kind, "data.notes_by_type",
-                                     _("unknown product types: %(t)s") % {"t": ", ".join(bad)})
-        elif kind == SectionKind.PICKS:
-            codes = data.get("product_codes", [])
-            if not isinstance(codes, list) or not all(isinstance(c, str) for c in codes):
-                raise _section_error(i, kind, "data.product_codes",
-                                     _("must be a list of product codes"))
-            _str_map(i, kind, "data.notes", data.get("notes", {}))
-            pick_codes.append((i, codes))
-        elif kind == SectionKind.RM_NOTE:
-            if not isinstance(data.get("fallback", ""), str):
-                raise _section_error(i, kind, "data.fallback", _("must be Markdown text"))
-            _str_map(i, kind, "data.by_rm", data.get("by_rm", {}))
-        cleaned.append({"position": i + 1, "kind": kind, "title": title, "body": body,
-                        "data": data})
-    all_codes = {c for _i, codes in pick_codes for c in codes}
-    known = set(Product.objects.filter(product_code__in=all_codes)
-                .values_list("product_code", flat=True))
-    for i, codes in pick_codes:
-        missing = [c for c in codes if c not in known]
-        if missing:
-            raise _section_error(i, SectionKind.PICKS, "data.product_codes",
-                                 _("unknown products: %(codes)s") % {"codes": ", ".join(missing)})
-    return cleaned
-
-
 def _check_texts(subject, preheader) -> None:
     if not isinstance(subject, str) or not subject.strip() or len(subject) > 200:
         raise ApplicationError(_("A subject of 1-200 characters is required."),
@@ -359,7 +261,7 @@ def edition_create(*, publication: Publication, subject: str, preheader: str = "
                    sections: list | None = None, author) -> Edition:
     _require_role(author, COMPOSE_ROLES, _("Only operations staff compose editions."))
     _check_texts(subject, preheader)
-    cleaned = _clean_sections(sections or [])
+    cleaned = sections_validate(sections or [])
     Publication.objects.select_for_update().filter(pk=publication.pk).first()
     last = publication.editions.aggregate(n=Max("number"))["n"] or 0
     edition = Edition.objects.create(publication=publication, number=last + 1,
@@ -390,7 +292,7 @@ def edition_update(*, edition: Edition, actor, subject: str | None = None,
     preheader = edition.preheader if preheader is None else preheader
     _check_texts(subject, preheader)
     if sections is not None:
-        _replace_sections(edition, _clean_sections(sections))
+        _replace_sections(edition, sections_validate(sections))
     edition.subject, edition.preheader = subject.strip(), preheader.strip()
     if edition.status in APPROVAL_HELD and edition_approval_check(edition).holds:
         return edition

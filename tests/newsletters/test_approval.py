@@ -149,9 +149,10 @@ def test_scheduling_needs_a_future_time(approved, ops_user):
 @translation.override("en")
 def test_section_data_is_validated_with_the_section_named(draft, ops_user):
     publication = draft.publication
-    bad = [{"kind": "editorial"}, {"kind": "research", "data": {"url": "javascript:alert(1)"}}]
+    bad = [{"kind": "editorial", "body": "Text."},
+           {"kind": "research", "data": {"title": "Outlook", "url": "javascript:alert(1)"}}]
     error = error_of(make_edition, author=ops_user, publication=publication, sections=bad)
-    assert error.code == "invalid_section" and "Section 2 (research)" in error.message
+    assert error.code == "invalid_section" and "Section 2 (Research report)" in error.message
     assert "sections[1].data.url" in error.fields
     error = error_of(make_edition, author=ops_user, publication=publication,
                      sections=[{"kind": "picks", "data": {"product_codes": ["NOPE"]}}])

@@ -79,7 +79,7 @@ def test_errors_are_envelopes_never_500(api_as, ops_user, compliance_user):
         (ops.post("/api/v1/editions/", ["not", "an", "object"], format="json"), 400, "invalid"),
         (ops.post("/api/v1/editions/", {"publication": edition.publication_id, "subject": "x",
                                         "sections": [{"kind": "nope"}]}, format="json"),
-         400, "invalid"),
+         400, "invalid_section"),
         (ops.post("/api/v1/editions/", {"publication": edition.publication_id, "subject": "x",
                                         "sections": [{"kind": "research",
                                                       "data": {"url": "ftp://x"}}]},
