@@ -43,14 +43,14 @@ from clients.suitability import suitable_products
 from . import links
 from .markdown import markdown_to_html
 from .models import SectionKind, SenderMode
+from .sections import TOP_N_DEFAULT as DEFAULT_TOP_N
+from .sections import TOP_N_MAX as MAX_TOP_N
 from .skeleton import SkeletonTemplate
 
 logger = logging.getLogger(__name__)
 
 # Bump when templates/newsletters/email/* change in a way a reader would see; archived.
 TEMPLATE_VERSION = "email-2026.2"
-DEFAULT_TOP_N = 5
-MAX_TOP_N = 20
 NOT_FOUND = "not_found"
 NOT_ON_SALE = "not_on_sale"
 
