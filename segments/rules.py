@@ -260,7 +260,8 @@ def _check_condition(node: dict, path: str, walk: _Walk) -> None:
         if spec.type == "choice":
             low, high = spec.choices.index(low), spec.choices.index(high)
         if low > high:
-            raise RuleError(_("between needs low ≤ high."), node=vpath)
+            raise RuleError(_("%(field)s: the first value must not be greater than the second.")
+                            % {"field": _label(spec)}, node=vpath)
         return
     if op in ("in", "not_in"):
         if not isinstance(value, list) or not value:

@@ -52,3 +52,16 @@ def test_a_new_condition_shows_no_error_and_a_pasted_age_updates_the_live_count(
     # (Chromium asks every page for /favicon.ico, which the product does not have.)
     assert [m for m in console if not m.startswith(("debug", "info", "log"))
             and not m.endswith("/favicon.ico")] == []
+
+
+def test_rule_messages_name_the_field_by_its_label_in_both_languages():
+    from django.utils import translation
+
+    from segments.rules import RuleError, rule_validate
+
+    rule = {"all": [{"field": "age", "op": "between", "value": [69, 60]}]}
+    for language, label in (("en", "Age"), ("zh-hans", "年龄")):
+        with translation.override(language):
+            with pytest.raises(RuleError) as caught:
+                rule_validate(rule)
+        assert caught.value.message.startswith(label) and "age" not in caught.value.message
