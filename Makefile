@@ -1,8 +1,10 @@
-# The two commands: `make run` (demo on http://127.0.0.1:8000) and `make test` (the whole suite).
+# The two commands: `make run` (demo on http://127.0.0.1:$PORT, default 8000, with a Celery worker + beat) and `make test` (the whole suite).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
+# Settings read PORT: e-mail links (SITE_URL unset) follow the port the demo serves on.
+export PORT
 DEMO_CLIENTS ?= 3000
 
 .PHONY: run test stack bench lint messages venv dev-venv clean
@@ -25,7 +27,7 @@ run: venv
 	mkdir -p var/staticfiles
 	$(PY) manage.py migrate --noinput -v0
 	$(PY) manage.py demo_setup --clients $(DEMO_CLIENTS)
-	$(PY) manage.py runserver 127.0.0.1:$(PORT)
+	$(PY) manage.py run_demo 127.0.0.1:$(PORT)
 
 test: dev-venv
 	mkdir -p var/staticfiles

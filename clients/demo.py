@@ -879,3 +879,67 @@ def _csv(frame: pd.DataFrame) -> str:
     buf = io.StringIO()
     frame.to_csv(buf, index=False, header=False)
     return buf.getvalue()
+
+
+# --- the demo's history: what a user of `make run` finds on the interactions and imports pages
+DEMO_IMPORT_NAME = "demo-products.csv"
+_DEMO_NOTES = [
+    ("call", "reached", "季度回访：客户关注债券基金到期再投资。"),
+    ("meeting", "interested", "面谈：介绍稳健理财组合，客户有兴趣，下周再约。"),
+    ("call", "no_answer", ""),
+    ("call", "follow_up", "客户出差中，约定月底再联系。"),
+    ("note", "none", "客户偏好电话沟通，不看邮件。"),
+]
+
+
+def demo_extend(*, log: Callable[[str], None] = print) -> None:
+    """Interactions in the books of the demo RMs and one finished import; run again, adds
+    nothing (demo_setup calls every app's `demo.demo_extend`, lowest layer first)."""
+    _demo_interactions(log)
+    _demo_import(log)
+
+
+def _demo_interactions(log: Callable[[str], None]) -> None:
+    from clients.models import Client, Interaction
+    from clients.services import interaction_log
+
+    rms = list(User.objects.filter(username__in=("rm", "rm2")).order_by("username"))
+    now = timezone.now()
+    made = 0
+    for rm in rms:
+        if Interaction.objects.filter(author=rm).exists():
+            continue
+        clients = list(Client.objects.filter(rm=rm).order_by("-aum")[:12])
+        for i, client in enumerate(clients):
+            for j, (kind, outcome, note) in enumerate(_DEMO_NOTES[i % 3: i % 3 + 2]):
+                interaction_log(client=client, author=rm, kind=kind, outcome=outcome,
+                                note=note, occurred_at=now - timedelta(days=3 + 9 * i + 4 * j))
+                made += 1
+    if made:
+        log(f"Logged {made} demo interactions.")
+
+
+def _demo_import(log: Callable[[str], None]) -> None:
+    """A products file (the demo's own products, so nothing changes) imported by ops through
+    the real import job: the imports page lists a finished job with its file."""
+    from django.core.files.base import ContentFile
+
+    from clients.import_services import import_job_create, import_job_run
+    from clients.ingest.specs import SPECS
+    from clients.models import ImportJob, ImportKind, Product
+    from core.spreadsheet import csv_bytes
+
+    if ImportJob.objects.filter(original_name=DEMO_IMPORT_NAME).exists():
+        return
+    spec = SPECS[ImportKind.PRODUCTS]
+    rows = [spec.names]
+    for p in Product.objects.order_by("product_code")[:40]:
+        values = {"product_code": p.product_code, "name": p.name, "product_type": p.product_type,
+                  "risk_level": p.risk_level, "is_active": "yes" if p.is_active else "no"}
+        rows.append([values.get(name, "") for name in spec.names])
+    ops = User.objects.filter(username="ops").first()
+    job = import_job_create(kind=ImportKind.PRODUCTS, file=ContentFile(csv_bytes(rows)),
+                            user=ops, original_name=DEMO_IMPORT_NAME, queue=False)
+    job = import_job_run(job_id=job.pk) or job
+    job.refresh_from_db()
+    log(f"Demo import {DEMO_IMPORT_NAME}: {job.status} ({job.rows_total} rows).")

@@ -230,10 +230,11 @@ EMAIL_URL = env("EMAIL_URL", default="")
 if EMAIL_URL:
     vars().update(env.email_url("EMAIL_URL"))
 else:
-    EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    EMAIL_BACKEND = "core.mail.EmlFileBackend"  # one .eml file per message
     EMAIL_FILE_PATH = VAR_DIR / "outbox"
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="crm@example.com")
-SITE_URL = env("SITE_URL", default="http://127.0.0.1:8000")
+# Unset: the address `make run` serves on, so links follow `PORT=8101 make run`.
+SITE_URL = env("SITE_URL", default="") or f"http://127.0.0.1:{env('PORT', default='8000')}"
 
 # Newsletter dispatch: rate limits (shared across workers through Redis when the broker is
 # redis://, per process otherwise), outbox chunk size, and retries of temporary SMTP failures.

@@ -301,4 +301,59 @@ def test_the_demo_import_is_a_finished_job_with_its_file(demo_full):
 
     job = ImportJob.objects.get(original_name="demo-products.csv")
     assert job.status == "succeeded" and job.rows_total == 40
-    assert job.file.read().startswith(b"product_code,")
+    assert job.file.read().lstrip(b"\xef\xbb\xbf").startswith(b"product_code,")
+
+
+def test_the_outbox_backend_writes_one_openable_eml_file_per_message(tmp_path):
+    from email import message_from_bytes, policy
+
+    from django.core.mail import EmailMultiAlternatives, get_connection
+
+    backend = get_connection("core.mail.EmlFileBackend", file_path=str(tmp_path))
+    messages = [EmailMultiAlternatives(f"报告 {i}", "text", "crm@example.com",
+                                       [f"reader{i}@client.example"]) for i in range(3)]
+    messages[0].attach_alternative("<p>html</p>", "text/html")
+
+    assert backend.send_messages(messages) == 3
+
+    files = sorted(tmp_path.iterdir())
+    assert [f.suffix for f in files] == [".eml"] * 3
+    parsed = [message_from_bytes(f.read_bytes(), policy=policy.default) for f in files]
+    assert sorted(m["To"] for m in parsed) == [f"reader{i}@client.example" for i in range(3)]
+    assert sorted(m["Subject"] for m in parsed) == ["报告 0", "报告 1", "报告 2"]
+
+
+def _manage(*args, env, timeout=300):
+    import subprocess
+    import sys
+
+    from django.conf import settings
+
+    return subprocess.run([sys.executable, "manage.py", *args], env=env, cwd=settings.BASE_DIR,
+                          capture_output=True, text=True, timeout=timeout,
+                          check=True).stdout.strip()
+
+
+def _shell(code, *, env) -> str:
+    """The last line `manage.py shell -c` prints (Django 5.2's shell first lists auto-imports)."""
+    return _manage("shell", "-c", code, env=env).splitlines()[-1]
+
+
+def _local_env(tmp_path, **extra):
+    import os
+
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("CELERY_BROKER_URL", "SITE_URL", "EMAIL_URL", "PORT")}
+    env.update(DJANGO_SETTINGS_MODULE="config.settings.local",
+               DATABASE_URL=f"sqlite:///{tmp_path / 'demo.sqlite3'}", **extra)
+    return env
+
+
+def test_links_in_demo_emails_follow_the_port_unless_site_url_is_set(tmp_path):
+    code = ("from django.conf import settings; from newsletters import links; "
+            "print(settings.SITE_URL, links._absolute('/n/u/x/'))")
+    on_8101 = _shell(code, env=_local_env(tmp_path, PORT="8101"))
+    assert on_8101.split() == ["http://127.0.0.1:8101", "http://127.0.0.1:8101/n/u/x/"]
+    fixed = _shell(code, env=_local_env(tmp_path, PORT="8101", SITE_URL="https://crm.example"))
+    assert fixed.split() == ["https://crm.example", "https://crm.example/n/u/x/"]
+

@@ -1,8 +1,13 @@
 """`manage.py demo_setup`: the demo logins plus, the first time, the demo data (`make run`)."""
 
+from collections.abc import Callable, Iterator
 from datetime import timedelta
+from importlib import import_module
 
+from django.apps import apps
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
+from django.utils.module_loading import module_has_submodule
 
 from clients.demo import BRANCHES, DemoSpec, demo_seed
 from clients.models import Client
@@ -20,6 +25,17 @@ DEMO_LOGINS: list[tuple[str, str, bool, str]] = [
     ("compliance", Role.COMPLIANCE, False, "合规 刘"),
     ("admin", Role.ADMIN, False, "系统管理员"),
 ]
+
+
+def demo_extensions() -> Iterator[Callable[..., None]]:
+    """Each installed app's `demo.demo_extend(*, log)`, in INSTALLED_APPS order (lowest layer
+    first): the newsletters, tasks, interactions and imports a new user should find. The clients
+    app stays unaware of the apps above it; each extension is idempotent."""
+    for config in apps.get_app_configs():
+        if module_has_submodule(config.module, "demo"):
+            extend = getattr(import_module(f"{config.name}.demo"), "demo_extend", None)
+            if extend is not None:
+                yield extend
 
 
 class Command(BaseCommand):
@@ -51,6 +67,8 @@ class Command(BaseCommand):
                 f"Seeded {report.clients:,} clients and {report.transactions:,} transactions "
                 f"in {report.total_seconds:.1f}s."))
             self._score_demo()
+        for extend in demo_extensions():
+            extend(log=self.stdout.write)
         self._print_logins()
 
     def _score_demo(self) -> None:
@@ -87,7 +105,7 @@ class Command(BaseCommand):
             else:
                 sees = "everything, plus the Django admin at /admin/"
             rows.append((username, DEMO_PASSWORD, str(role), sees))
-        self.stdout.write("\nDemo logins (http://127.0.0.1:8000/):")
+        self.stdout.write(f"\nDemo logins ({settings.SITE_URL.rstrip('/')}/):")
         self.stdout.write(f"  {'username':<11} {'password':<10} {'role':<15} sees")
         for username, password, role, sees in rows:
             self.stdout.write(f"  {username:<11} {password:<10} {role:<15} {sees}")

@@ -1,0 +1,43 @@
+"""Demo RM tasks for `make run`: open, overdue and done ones in the books of `rm` and `rm2`.
+
+Called by `demo_setup` (every app's `demo.demo_extend`); run again, it adds nothing (each task
+carries a demo origin, unique per task)."""
+
+from collections.abc import Callable
+from datetime import timedelta
+
+from django.utils import timezone
+
+from clients.models import Client
+from core.models import User
+
+from .models import RMTask, TaskSource, TaskStatus
+
+DEMO_ORIGIN = "demo"
+# title, days until due (negative: overdue), done?
+_TASKS = [
+    ("到期提醒：国债逆回购到期，联系客户再投资", 3, False),
+    ("风险测评即将过期，请邀请客户重新测评", -5, False),
+    ("回访：上月新开户客户首次入金情况", -12, False),
+    ("季度资产检视：准备持仓报告", 10, False),
+    ("生日问候电话", 0, True),
+    ("确认客户对新发基金的认购意向", -2, True),
+]
+
+
+def demo_extend(*, log: Callable[[str], None] = print) -> None:
+    today = timezone.localdate()
+    now = timezone.now()
+    made = 0
+    for rm in User.objects.filter(username__in=("rm", "rm2")).order_by("username"):
+        clients = list(Client.objects.filter(rm=rm).order_by("-aum")[:len(_TASKS)])
+        for client, (title, due_in, done) in zip(clients, _TASKS, strict=False):
+            _, created = RMTask.objects.get_or_create(
+                origin_type=DEMO_ORIGIN, origin_id=f"{rm.username}-{client.client_no}",
+                defaults={"client": client, "assignee": rm, "source": TaskSource.MANUAL,
+                          "title": title, "due_on": today + timedelta(days=due_in),
+                          "status": TaskStatus.DONE if done else TaskStatus.OPEN,
+                          "done_at": now if done else None})
+            made += created
+    if made:
+        log(f"Created {made} demo RM tasks.")
