@@ -3,8 +3,15 @@
 (function () {
   "use strict";
   // <select data-autosubmit> submits its form on change (the language switch, page size).
+  // An element with data-shown-for="<field name>=<value>" shows only while that field of its
+  // form has that value (the follow-up date of "follow up later").
   document.addEventListener("change", function (event) {
     var el = event.target;
+    if (el && el.form && el.name) {
+      el.form.querySelectorAll('[data-shown-for^="' + el.name + '="]').forEach(function (box) {
+        box.hidden = box.getAttribute("data-shown-for") !== el.name + "=" + el.value;
+      });
+    }
     if (el && el.matches && el.matches("select[data-autosubmit]") && el.form) {
       if (el.form.requestSubmit) { el.form.requestSubmit(); } else { el.form.submit(); }
     }
