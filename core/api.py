@@ -9,11 +9,9 @@ from django.http import Http404
 from django.utils.translation import gettext as _
 from rest_framework import exceptions, serializers, status
 from rest_framework.pagination import CursorPagination
-from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from .access import role_of
 from .errors import ApplicationError
 from .models import AuditAction
 
@@ -94,19 +92,6 @@ class KeysetPagination(CursorPagination):
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 1000
-
-
-class HasRole(BasePermission):
-    """`permission_classes = [HasRole.of("ops", "admin")]`."""
-
-    roles: frozenset = frozenset()
-
-    @classmethod
-    def of(cls, *roles):
-        return type("HasRoleOf", (cls,), {"roles": frozenset(roles)})
-
-    def has_permission(self, request, view):
-        return role_of(request.user) in self.roles
 
 
 def bad_request(message: str, fields: dict | None = None, code: str = "invalid") -> Response:

@@ -25,6 +25,8 @@ OPERATIONS = frozenset({Role.OPS.value, Role.ADMIN.value})
 CAPABILITIES: dict[str, frozenset[str]] = {
     # Scoped pages: every role opens them and sees the clients its scope allows.
     "clients.view": EVERY_ROLE,
+    # Upserts over the API (clients, products, holdings) and starting scoring runs there.
+    "clients.write": OPERATIONS,
     "segments.view": EVERY_ROLE,
     "tasks.view": EVERY_ROLE,
     # Building segments (rule builder, static lists, refreshes) is operations' work.

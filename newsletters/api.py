@@ -25,9 +25,9 @@ from rest_framework.views import APIView
 from clients.api.common import require_object
 from clients.api.schemas import ErrorEnvelope, errors
 from clients.selectors import client_queryset_for
-from core.api import HasRole, KeysetPagination, OutputModelSerializer, error_body
+from core.api import KeysetPagination, OutputModelSerializer, error_body
 from core.errors import ApplicationError
-from core.models import Role
+from core.permissions import HasCapability
 from segments.models import Segment
 
 from . import services
@@ -55,8 +55,8 @@ from .selectors import (
     publication_list,
 )
 
-CanCompose = HasRole.of(Role.OPS.value, Role.ADMIN.value)
-CanReview = HasRole.of(Role.COMPLIANCE.value)
+CanCompose = HasCapability.of("newsletters.compose")
+CanReview = HasCapability.of("newsletters.approve")
 ERR_409 = {409: OpenApiResponse(ErrorEnvelope, description="Not allowed in this state")}
 
 
@@ -489,7 +489,7 @@ class EditionCancelView(_EditionAction):
 
 @_action_schema("Send a test as a client, to your own address", TestSendInput)
 class EditionTestSendView(_EditionAction):
-    permission_classes = [HasRole.of(Role.OPS.value, Role.ADMIN.value, Role.COMPLIANCE.value)]
+    permission_classes = [CanReadNewsletters]
     input_class = TestSendInput
 
     def perform(self, request, edition, data):

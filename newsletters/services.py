@@ -25,7 +25,8 @@ from django.utils.translation import gettext as _
 
 from core.access import can_record_consent, has_role
 from core.errors import ApplicationError
-from core.models import AuditAction, Role
+from core.models import AuditAction
+from core.permissions import roles_for
 from core.services import audit_record
 
 from . import dispatch
@@ -53,9 +54,10 @@ from .models import (
 from .sections import sections_validate
 
 S = EditionStatus
-COMPOSE_ROLES = (Role.OPS, Role.ADMIN)
-APPROVE_ROLES = (Role.COMPLIANCE,)
-PHRASE_ROLES = (Role.COMPLIANCE, Role.ADMIN)
+# The roles of core.permissions' table: the services refuse what the pages and the API refuse.
+COMPOSE_ROLES = tuple(roles_for("newsletters.compose"))
+APPROVE_ROLES = tuple(roles_for("newsletters.approve"))
+PHRASE_ROLES = tuple(roles_for("newsletters.phrases"))
 EDITABLE = (S.DRAFT, S.REJECTED)
 
 # from -> the statuses it may move to. Sending -> sent is the dispatcher's (via

@@ -4,14 +4,11 @@ from rest_framework import exceptions
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from core.api import HasRole, error_body
-from core.models import Role
+from core.api import error_body
+from core.permissions import HasCapability
 
-READ_ROLES = (Role.RM, Role.BRANCH_MANAGER, Role.OPS, Role.COMPLIANCE, Role.ADMIN)
-WRITE_ROLES = (Role.OPS, Role.ADMIN)
-
-CanRead = HasRole.of(*[r.value for r in READ_ROLES])
-CanWrite = HasRole.of(*[r.value for r in WRITE_ROLES])
+CanRead = HasCapability.of("clients.view")
+CanWrite = HasCapability.of("clients.write")
 
 
 class ReadOrWrite:
