@@ -41,7 +41,7 @@ def import_file_check(*, name: str, size: int) -> None:
 def import_job_create(*, kind: str, file, user=None, original_name: str = "",
                       queue: bool = True) -> ImportJob:
     """Save the upload as a queued job; the task runs it after commit (`queue=False`: don't)."""
-    from .tasks import import_job_run_task
+    from .tasks import import_job_run_task  # clients.tasks imports this module
 
     ingest_spec_for(kind)
     name = Path(original_name or file.name).name
@@ -160,7 +160,7 @@ def import_job_run(*, job_id: int,
     except ApplicationError as exc:
         job.status, job.message = JobStatus.FAILED, exc.message
     except SoftTimeLimitExceeded:
-        from .tasks import import_soft_time_limit
+        from .tasks import import_soft_time_limit  # clients.tasks imports this module
 
         job.status = JobStatus.FAILED
         job.message = import_too_long_message(import_soft_time_limit())

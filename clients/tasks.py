@@ -1,6 +1,8 @@
 from celery import Task, shared_task
 from celery.exceptions import TimeLimitExceeded
+from django.db import connection
 
+from .import_services import import_job_fail, import_job_run, import_too_long_message
 from .models import ImportJob
 
 
@@ -15,10 +17,6 @@ class ImportTask(Task):
     def on_failure(self, exc, task_id, args, kwargs, einfo):
         if not isinstance(exc, TimeLimitExceeded):
             return
-        from django.db import connection
-
-        from .import_services import import_job_fail, import_too_long_message
-
         seconds = exc.args[0] if exc.args else self.time_limit
         try:
             import_job_fail(job_id=args[0] if args else kwargs["job_id"],
@@ -31,8 +29,6 @@ class ImportTask(Task):
 def import_job_run_task(job_id: int) -> None:
     """Run the job once. A redelivered message finds the job finished (left alone) or still
     running -- its worker died mid-way -- and fails it instead of running it again."""
-    from .import_services import import_job_run
-
     if ImportJob.objects.filter(pk=job_id).exists():  # not deleted since it was queued
         import_job_run(job_id=job_id)
 

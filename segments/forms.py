@@ -32,6 +32,7 @@ from clients.scoring.models import Tier
 from core.parsers import JSONInputError
 from core.parsers import loads as json_loads
 
+from . import rules
 from .models import Segment, SegmentKind
 
 MAX_CLIENT_NOS = 100_000
@@ -103,10 +104,6 @@ SPECS_BY_KEY = {f.key: f for f in FIELD_SPECS}
 
 def _engine_ops() -> dict[str, set[str]] | None:
     """The engine's whitelist {field: {ops}} when segments.rules publishes one."""
-    try:
-        from . import rules
-    except ImportError:
-        return None
     for name in ("FIELD_OPS", "FIELD_OPERATORS", "OPERATORS_BY_FIELD"):
         table = getattr(rules, name, None)
         if isinstance(table, dict):

@@ -287,7 +287,7 @@ class ClientDetailOutput(ClientListOutput):
 
     @extend_schema_field(serializers.ListField(child=serializers.CharField()))
     def get_segments(self, client: Client) -> list[str]:
-        from segments.selectors import segment_codes_for_client
+        from segments.selectors import segment_codes_for_client  # segments sit above clients
 
         return segment_codes_for_client(client=client)
 

@@ -104,7 +104,7 @@ class ClientHoldingsView(ReadOrWrite, APIView):
         responses={200: HoldingsOutput, 400: RowErrorsEnvelope, **errors(401, 403, 404)},
     )
     def put(self, request: Request, client_no: str) -> Response:
-        from ..ingest import IngestRejected
+        from ..ingest import IngestRejected  # pandas: loaded on the first upload, not at start
 
         key_or_404(client_no, max_length=CLIENT_NO_MAX)
         body = require_object(request.data)

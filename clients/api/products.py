@@ -154,7 +154,7 @@ class TransactionBulkView(APIView):
         responses={200: BulkResult, 400: RowErrorsEnvelope, **errors(401, 403)},
     )
     def post(self, request: Request) -> Response:
-        from ..ingest import IngestRejected, ingest_records
+        from ..ingest import IngestRejected, ingest_records  # pandas: loaded on first use
 
         rows = rows_or_400(request.data, max_rows=MAX_BULK_ROWS)
         if not rows:

@@ -10,6 +10,7 @@ from functools import cached_property
 from django.core.exceptions import FieldDoesNotExist
 from django.db import models
 
+from core.errors import ApplicationError
 from core.models import Branch, User
 
 from ..models import Client, Holding, ImportKind, Product, Transaction
@@ -243,8 +244,6 @@ SPECS: dict[str, KindSpec] = {
 
 
 def spec_for(kind: str) -> KindSpec:
-    from core.errors import ApplicationError
-
     try:
         return SPECS[kind]
     except KeyError:

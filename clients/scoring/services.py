@@ -17,6 +17,7 @@ import time
 from collections import Counter
 from datetime import date, timedelta
 
+from celery import group
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
@@ -29,6 +30,7 @@ from core.services import audit_record
 
 from . import engine
 from .models import ScoringChunk, ScoringCurrent, ScoringRun, ScoringRunStatus, ScoringScheme
+from .selectors import stale_runs
 from .signals import scoring_run_succeeded
 
 logger = logging.getLogger(__name__)
@@ -62,9 +64,7 @@ def _chunk_ranges(size: int) -> list[tuple[int, int, int]]:
 
 
 def _queue_chunks(run_id: int, chunk_ids: list[int]) -> None:
-    from celery import group
-
-    from .tasks import scoring_chunk_task, scoring_finish_task
+    from .tasks import scoring_chunk_task, scoring_finish_task  # the tasks import this module
 
     if chunk_ids:
         group(scoring_chunk_task.si(chunk_id) for chunk_id in chunk_ids).apply_async()
@@ -74,7 +74,7 @@ def _queue_chunks(run_id: int, chunk_ids: list[int]) -> None:
 
 def _queue_run(run_id: int) -> None:
     """The run's first step: aggregate the window (skipped when done), then the chunk group."""
-    from .tasks import scoring_aggregate_task
+    from .tasks import scoring_aggregate_task  # the tasks import this module
 
     scoring_aggregate_task.delay(run_id)
 
@@ -192,8 +192,6 @@ def scoring_runs_resume_stale() -> list[int]:
     """Resume every run that stopped moving (Celery beat, every 10 minutes). Chunks already
     done are kept, and a chunk run twice writes once, so resuming a run that was merely slow
     costs time, never correctness."""
-    from .selectors import stale_runs
-
     resumed = []
     for run in stale_runs().order_by("as_of"):
         try:

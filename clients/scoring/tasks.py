@@ -5,35 +5,37 @@ from django.utils.translation import gettext as _
 
 from core.errors import ApplicationError
 
+from .models import ScoringRun, ScoringRunStatus
+from .services import (
+    scoring_chunk_run,
+    scoring_default_as_of,
+    scoring_run_aggregate,
+    scoring_run_finish,
+    scoring_run_start,
+    scoring_runs_resume_stale,
+    scoring_staging_cleanup,
+)
+
 
 @shared_task(name="clients.scoring.tasks.scoring_aggregate_task", acks_late=True)
 def scoring_aggregate_task(run_id: int) -> None:
     """A run's first step: the window aggregate (skipped when complete), then the chunk group."""
-    from .services import scoring_run_aggregate
-
     scoring_run_aggregate(run_id=run_id)
 
 
 @shared_task(name="clients.scoring.tasks.scoring_chunk_task", acks_late=True)
 def scoring_chunk_task(chunk_id: int) -> None:
-    from .services import scoring_chunk_run
-
     scoring_chunk_run(chunk_id=chunk_id)
 
 
 @shared_task(name="clients.scoring.tasks.scoring_finish_task", acks_late=True)
 def scoring_finish_task(run_id: int) -> None:
-    from .services import scoring_run_finish
-
     scoring_run_finish(run_id=run_id)
 
 
 @shared_task(name="clients.scoring.tasks.scoring_nightly_task", acks_late=True)
 def scoring_nightly_task() -> str:
     """Celery beat, 02:00 Asia/Shanghai: score every client as of yesterday, once."""
-    from .models import ScoringRun, ScoringRunStatus
-    from .services import scoring_default_as_of, scoring_run_start
-
     as_of = scoring_default_as_of()
     if ScoringRun.objects.filter(
             as_of=as_of, status__in=(*ScoringRun.ACTIVE, ScoringRunStatus.SUCCEEDED)).exists():
@@ -49,8 +51,6 @@ def scoring_nightly_task() -> str:
 def scoring_resume_stale_task() -> list[int]:
     """Celery beat, every 10 minutes: resume runs whose worker died or whose message was lost,
     and drop staging tables nobody will use any more."""
-    from .services import scoring_runs_resume_stale, scoring_staging_cleanup
-
     resumed = scoring_runs_resume_stale()
     scoring_staging_cleanup()
     return resumed

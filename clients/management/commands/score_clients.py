@@ -25,7 +25,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **opts) -> None:
         if opts["sync"]:
-            from config.celery import app
+            from config.celery import app  # only --sync needs the Celery app configured
 
             app.conf.task_always_eager = True
         as_of = None
