@@ -145,6 +145,20 @@ def test_an_rm_exports_their_own_book_of_a_segment(rm_a, logged_in, segment_of_t
     assert response.status_code == 200 and response["X-Export-Rows"] == "1"
 
 
-def test_the_newsletter_api_reads_the_same_row_as_the_pages(rm_a, ops_user, logged_in):
+def test_the_newsletter_api_reads_the_same_row_as_the_pages(rm_a, ops_user, logged_in,
+                                                            monkeypatch):
     assert logged_in(rm_a).get("/api/v1/publications/").status_code == 403
     assert logged_in(ops_user).get("/api/v1/publications/").status_code == 200
+    monkeypatch.setitem(CAPABILITIES, "newsletters.read", frozenset({Role.RM.value}))
+    assert logged_in(rm_a).get("/api/v1/publications/").status_code == 200
+    assert logged_in(rm_a).get("/newsletters/").status_code == 200
+
+
+def test_the_clients_api_writes_only_for_the_roles_of_the_table(rm_a, logged_in, monkeypatch):
+    body = {"name": "杭州西湖营业部", "city": "杭州"}
+    web = logged_in(rm_a)
+    assert web.put("/api/v1/branches/HZ01/", body, content_type="application/json"
+                   ).status_code == 403
+    monkeypatch.setitem(CAPABILITIES, "clients.write", frozenset({Role.RM.value}))
+    assert web.put("/api/v1/branches/HZ01/", body, content_type="application/json"
+                   ).status_code == 201
