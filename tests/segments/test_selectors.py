@@ -101,3 +101,51 @@ def test_the_client_360_page_shows_the_cards_of_the_apps_above(logged_in, rm_a, 
     for card in ('id="segments"', 'id="email-consent"', 'id="follow-ups"'):
         assert card in body
     assert 'data-code="current_list"' in body and 'data-code="retired_list"' not in body
+
+
+def queries_of(web, url: str) -> int:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        assert web.get(url).status_code == 200
+    return len(captured)
+
+
+def static_list_of(code: str, clients) -> Segment:
+    return segment_create(code=code, name_en=code, kind="static",
+                          client_nos=[c.client_no for c in clients])
+
+
+def test_a_segments_page_costs_the_same_queries_for_3_members_and_for_25(
+        logged_in, rm_a, ops_user):
+    """An N+1 over the members table (RM, branch, score) fails here."""
+    static_list_of("small_list", ClientFactory.create_batch(3, rm=rm_a, branch=rm_a.branch))
+    static_list_of("big_list", ClientFactory.create_batch(25, rm=rm_a, branch=rm_a.branch))
+    web = logged_in(ops_user)
+    queries_of(web, "/segments/small_list/")  # warm: content types, sessions
+    assert queries_of(web, "/segments/small_list/") == queries_of(web, "/segments/big_list/")
+
+
+def test_the_segment_list_costs_the_same_queries_for_2_lists_and_for_12(logged_in, rm_a):
+    member = ClientFactory(rm=rm_a, branch=rm_a.branch)
+    for n in range(2):
+        static_list_of(f"list_{n}", [member])
+    web = logged_in(rm_a)
+    queries_of(web, "/segments/")
+    few = queries_of(web, "/segments/")
+    for n in range(2, 12):
+        static_list_of(f"list_{n}", [member])
+    assert queries_of(web, "/segments/") == few
+
+
+def test_the_client_360_page_costs_the_same_queries_in_1_segment_and_in_8(logged_in, rm_a):
+    member = ClientFactory(rm=rm_a, branch=rm_a.branch)
+    static_list_of("list_0", [member])
+    web = logged_in(rm_a)
+    url = f"/clients/{member.client_no}/"
+    queries_of(web, url)
+    few = queries_of(web, url)
+    for n in range(1, 8):
+        static_list_of(f"list_{n}", [member])
+    assert queries_of(web, url) == few
