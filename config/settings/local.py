@@ -12,7 +12,7 @@ DEBUG = env.bool("DEBUG", default=True)
 # broker that needs no server. demo_setup and one-off commands run without it: eager.
 if env("DEMO_BROKER", default="") == "filesystem" and not CELERY_BROKER_URL:  # noqa: F405
     _celery_dir = Path(env("DEMO_BROKER_DIR", default=str(VAR_DIR / "celery")))  # noqa: F405
-    for _sub in ("queue", "processed"):
+    for _sub in ("queue", "processed", "control"):
         (_celery_dir / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_URL = "filesystem://"
     CELERY_TASK_ALWAYS_EAGER = False
@@ -20,6 +20,7 @@ if env("DEMO_BROKER", default="") == "filesystem" and not CELERY_BROKER_URL:  # 
         "data_folder_in": str(_celery_dir / "queue"),
         "data_folder_out": str(_celery_dir / "queue"),
         "processed_folder": str(_celery_dir / "processed"),
+        "control_folder": str(_celery_dir / "control"),
         "store_processed": False,
     }
     CELERY_BEAT_SCHEDULE_FILENAME = str(_celery_dir / "beat-schedule")
