@@ -12,6 +12,7 @@ from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import generics, serializers, status
+from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -227,6 +228,11 @@ class SegmentDetailView(RuleErrorsNamed, ReadOrWrite, APIView):
 @extend_schema(tags=["segments"])
 class SegmentPreviewView(RuleErrorsNamed, APIView):
     permission_classes = [CanRead]
+
+    def http_method_not_allowed(self, request, *args, **kwargs):
+        """/segments/preview/ is also where /segments/{code}/ would be for code "preview", a
+        code no segment may have: the detail's methods answer as for any unknown segment."""
+        raise NotFound(_("No segment with code “preview”."))
 
     @extend_schema(summary="Count and sample of a rule among the clients the caller may see",
                    request=PreviewInput,

@@ -49,6 +49,9 @@ logger = logging.getLogger(__name__)
 
 TRIGGERS = ("page", "api", "command", "beat", "scoring", "save", "admin", "bench")
 EDITABLE_KINDS = (SegmentKind.PERSONA, SegmentKind.RULE)
+# Words the pages and the API use as paths beside /segments/<code>/: a segment with such a code
+# could never be opened.
+RESERVED_CODES = frozenset({"new", "preview", "personas", "static"})
 CREATABLE_KINDS = (SegmentKind.RULE, SegmentKind.STATIC)
 SAMPLE_MAX = 500
 PREVIEW_SAMPLE = 10
@@ -105,6 +108,10 @@ def segment_create(*, code: str, name_zh: str = "", name_en: str = "", kind: str
     if len(code) > 64:
         raise ApplicationError(_("A code has at most 64 characters."),
                                fields={"code": [_("At most 64 characters.")]})
+    if code.lower() in RESERVED_CODES:
+        raise ApplicationError(
+            _("“%(code)s” names a page of the product and cannot be a segment code.")
+            % {"code": code}, fields={"code": [_("Reserved word.")]})
     if kind not in CREATABLE_KINDS:
         raise ApplicationError(_("Only rule segments and static lists can be created; kind is "
                                  "one of: %(kinds)s.") % {"kinds": ", ".join(CREATABLE_KINDS)},

@@ -3,7 +3,7 @@ the RM's list (issue 10)."""
 
 from datetime import timedelta
 
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from campaigns.models import RMTask, TaskSource
 from clients.models import Interaction
@@ -15,7 +15,8 @@ def test_follow_up_later_without_a_date_is_refused_and_logs_nothing(logged_in, r
     response = logged_in(rm_a).post(f"/clients/{client_of_a.client_no}/interactions/",
                                     {"kind": "call", "outcome": "follow_up", "note": "再联系"})
     assert response.status_code == 400
-    assert "Choose the day to follow up." in response.content.decode()
+    with translation.override("zh-hans"):  # the page's language: the default
+        assert translation.gettext("Choose the day to follow up.") in response.content.decode()
     assert not Interaction.objects.filter(client=client_of_a).exists()
     assert not RMTask.objects.exists()
 

@@ -130,3 +130,20 @@ def test_client_detail_lists_segments_and_the_list_filters_by_segment(
     rows = api.get("/api/v1/clients/?segment=gen_z").json()["results"]
     assert [r["client_no"] for r in rows] == ["A0000001"]
     assert api.get("/api/v1/clients/?segment=nope").json()["results"] == []
+
+
+@pytest.mark.parametrize("method", ["get", "patch", "delete"])
+def test_the_preview_path_answers_other_methods_as_an_unknown_segment(db, api_as, ops_user,
+                                                                     method):
+    response = getattr(api_as(ops_user), method)("/api/v1/segments/preview/", {}, format="json")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
+
+
+@pytest.mark.parametrize("code", ["preview", "new", "personas", "Static"])
+def test_a_segment_code_that_names_a_page_is_refused(db, api_as, ops_user, code):
+    rule = {"field": "age", "op": "gte", "value": 18}
+    response = api_as(ops_user).post("/api/v1/segments/", {
+        "code": code, "name": "X", "kind": "rule", "rule": rule}, format="json")
+    assert response.status_code == 400
+    assert "code" in response.json()["error"]["fields"]
