@@ -231,7 +231,7 @@ if EMAIL_URL:
     vars().update(env.email_url("EMAIL_URL"))
 else:
     EMAIL_BACKEND = "core.mail.EmlFileBackend"  # one .eml file per message
-    EMAIL_FILE_PATH = VAR_DIR / "outbox"
+    EMAIL_FILE_PATH = env.path("EMAIL_FILE_PATH", default=VAR_DIR / "outbox")
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="crm@example.com")
 # Unset: the address `make run` serves on, so links follow `PORT=8101 make run`.
 SITE_URL = env("SITE_URL", default="") or f"http://127.0.0.1:{env('PORT', default='8000')}"
