@@ -43,7 +43,8 @@ def test_the_demo_worker_with_beat_sends_a_scheduled_edition_once_it_is_due(tmp_
         "from datetime import timedelta; from django.utils import timezone; "
         "from newsletters.models import Edition; "
         "e = Edition.objects.get(status='scheduled'); "
-        "Edition.objects.filter(pk=e.pk).update(scheduled_at=timezone.now() - timedelta(seconds=5)); "
+        "due = timezone.now() - timedelta(seconds=5); "
+        "Edition.objects.filter(pk=e.pk).update(scheduled_at=due); "
         "print(e.pk)"), env=env)
     sent_before = len(list((tmp_path / "outbox").glob("*.eml")))
 
