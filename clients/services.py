@@ -8,24 +8,19 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from core.access import can_log_interaction
 from core.errors import ApplicationError
 from core.models import AuditAction, Branch
-from core.services import audit_record
+from core.services import audit_record, own_rm_required
 
 from .models import Client, Holding, Interaction, InteractionKind, InteractionOutcome, Product
 from .signals import follow_up_requested
 
 
 def interaction_author_check(*, client: Client, author) -> None:
-    """Refuse (403, audited as ACCESS_DENIED) anyone but the client's own RM: seeing a client
-    (branch manager, ops, compliance, admin) is not the right to write into their history."""
-    if can_log_interaction(author, client):
-        return
-    audit_record(action=AuditAction.ACCESS_DENIED, actor=author, object_type="client",
-                 object_id=client.client_no, detail={"attempted": "interaction_log"})
-    raise ApplicationError(_("Only the client's own RM can log interactions."),
-                           code="permission_denied", status=403)
+    """Seeing a client (branch manager, ops, compliance, admin) is not the right to write into
+    their history: only the own RM logs calls, meetings and notes (DOMAIN.md)."""
+    own_rm_required(actor=author, client=client, attempted="interaction_log",
+                    message=_("Only the client's own RM can log interactions."))
 
 
 def interaction_log(*, client: Client, author, kind: str, outcome: str = InteractionOutcome.NONE,

@@ -2,6 +2,7 @@ from django.contrib.auth.models import Group
 from django.db import transaction
 from rest_framework.authtoken.models import Token
 
+from .access import is_own_rm
 from .errors import ApplicationError
 from .middleware import client_ip, current_request
 from .models import AuditAction, AuditLog, Branch, Role, User
@@ -27,6 +28,17 @@ def audit_record(*, action: str, actor=None, object_type: str = "", object_id: s
         user_agent=(request.META.get("HTTP_USER_AGENT", "")[:256] if request is not None else ""),
         detail=detail or {},
     )
+
+
+def own_rm_required(*, actor, client, attempted: str, message: str) -> None:
+    """Writing into a client's record (interactions, a stated consent) is the client's own RM's
+    alone: anyone else gets a 403 ApplicationError, audited as ACCESS_DENIED. Call it before a
+    transaction opens, so that the denial's audit row outlives the refusal."""
+    if is_own_rm(actor, client):
+        return
+    audit_record(action=AuditAction.ACCESS_DENIED, actor=actor, object_type="client",
+                 object_id=client.client_no, detail={"attempted": attempted})
+    raise ApplicationError(message, code="permission_denied", status=403)
 
 
 def branch_upsert(*, code: str, name: str, city: str = "") -> tuple[Branch, bool]:

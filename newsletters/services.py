@@ -23,11 +23,11 @@ from django.db.models import Max
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from core.access import can_record_consent, has_role
+from core.access import has_role
 from core.errors import ApplicationError
 from core.models import AuditAction
 from core.permissions import roles_for
-from core.services import audit_record
+from core.services import audit_record, own_rm_required
 
 from . import dispatch
 from .approval import (
@@ -578,13 +578,9 @@ def publication_delete(*, publication: Publication, actor) -> None:
 
 # --- re-subscription: a consent the client gives their RM -------------------------------------
 def newsletter_resubscribe_check(*, client, actor) -> None:
-    """Refuse (403, audited as ACCESS_DENIED) anyone but the client's own RM."""
-    if can_record_consent(actor, client):
-        return
-    audit_record(action=AuditAction.ACCESS_DENIED, actor=actor, object_type="client",
-                 object_id=client.client_no, detail={"attempted": "newsletter_resubscribe"})
-    raise ApplicationError(_("Only the client's own RM can record a re-subscription."),
-                           code="permission_denied", status=403)
+    """A consent the client states is recorded by the RM who heard it: the own RM only."""
+    own_rm_required(actor=actor, client=client, attempted="newsletter_resubscribe",
+                    message=_("Only the client's own RM can record a re-subscription."))
 
 
 def newsletter_resubscribe(*, client, actor, how: str, note: str = "",
