@@ -4,6 +4,8 @@ import os
 import shutil
 
 import pytest
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 
 from core.models import Role
@@ -133,3 +135,14 @@ def page(browser):
     page.set_default_timeout(15000)
     yield page
     context.close()
+
+
+@pytest.fixture
+def keep_connection():
+    """Calling the WSGI app directly fires request_finished, which would close the test's
+    transaction-wrapped connection on PostgreSQL; Django's own test client disconnects it too."""
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)

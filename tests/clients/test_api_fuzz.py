@@ -6,8 +6,6 @@ invalid) with an ops token, so writes are exercised too. Bounded to finish in we
 
 import pytest
 import schemathesis
-from django.core.signals import request_finished, request_started
-from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 
@@ -18,16 +16,6 @@ from tests.factories import ClientFactory, ProductFactory
 schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", application).include(
     path_regex=r"^/api/v1/(clients|products)/")
 
-
-@pytest.fixture
-def keep_connection():
-    """Calling the WSGI app directly fires request_finished, which would close the test's
-    transaction-wrapped connection on PostgreSQL; Django's own test client disconnects it too."""
-    request_started.disconnect(close_old_connections)
-    request_finished.disconnect(close_old_connections)
-    yield
-    request_started.connect(close_old_connections)
-    request_finished.connect(close_old_connections)
 
 
 @pytest.fixture

@@ -12,8 +12,6 @@ import os
 
 import pytest
 import schemathesis
-from django.core.signals import request_finished, request_started
-from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import (
     not_a_server_error,
@@ -27,16 +25,6 @@ from tests.factories import ClientFactory, HoldingFactory, ProductFactory, Trans
 # Loading the schema needs no database (anonymous request, no session written).
 schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", application)
 
-
-@pytest.fixture
-def keep_connection():
-    """Calling the WSGI app directly fires request_finished, which would close the test's
-    transaction-wrapped connection on PostgreSQL; Django's own test client disconnects it too."""
-    request_started.disconnect(close_old_connections)
-    request_finished.disconnect(close_old_connections)
-    yield
-    request_started.connect(close_old_connections)
-    request_finished.connect(close_old_connections)
 
 
 @pytest.fixture
