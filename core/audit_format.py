@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 
 from django.apps import apps
+from django.core.exceptions import FieldDoesNotExist
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, pgettext_lazy
 
@@ -22,6 +23,8 @@ OBJECT_TYPES = {
     "clients.client": gettext_lazy("Client"),
     "edition": gettext_lazy("Edition"),
     "publication": gettext_lazy("Publication"),
+    "publications": pgettext_lazy("audit detail", "Publications"),
+    "recipients": pgettext_lazy("audit detail", "Recipients"),
     "forbidden_phrases": gettext_lazy("Forbidden phrases"),
     "import": gettext_lazy("Import"),
     "scoring": gettext_lazy("Value scoring"),
@@ -37,19 +40,25 @@ OBJECT_TYPES = {
 DETAIL_KEYS = {
     "account": pgettext_lazy("login", "Account"),
     "action": gettext_lazy("Action"),
+    "added": pgettext_lazy("audit detail", "Added"),
     "as_of": gettext_lazy("As of"),
+    "at": pgettext_lazy("audit detail", "Scheduled for"),
     "attempted": gettext_lazy("Attempted"),
     "audience": gettext_lazy("Audience"),
+    "changed": pgettext_lazy("audit detail", "What changed"),
     "code": gettext_lazy("Code"),
     "comment": gettext_lazy("Comment"),
+    "control": pgettext_lazy("audit detail", "Sending"),
     "created": pgettext_lazy("rows", "Created"),
     "delivery": gettext_lazy("Delivery"),
     "edition": gettext_lazy("Edition"),
     "errors": gettext_lazy("Errors"),
+    "excluded": pgettext_lazy("audit detail", "Clients excluded"),
     "failures": gettext_lazy("Failed attempts"),
     "fields": gettext_lazy("Fields"),
     "file": gettext_lazy("File"),
     "format": gettext_lazy("Format"),
+    "how": pgettext_lazy("audit detail", "Consent given"),
     "from": pgettext_lazy("date range", "From"),
     "interaction": gettext_lazy("Interaction"),
     "ip_address": gettext_lazy("IP address"),
@@ -63,7 +72,10 @@ DETAIL_KEYS = {
     "one_click": gettext_lazy("One click"),
     "outcome": gettext_lazy("Outcome"),
     "publication": gettext_lazy("Publication"),
+    "publications": pgettext_lazy("audit detail", "Publications"),
+    "recipients": pgettext_lazy("audit detail", "Recipients"),
     "refused": gettext_lazy("Refused"),
+    "removed": pgettext_lazy("audit detail", "Removed"),
     "report": gettext_lazy("Report"),
     "role": gettext_lazy("Role"),
     "rows": gettext_lazy("Rows"),
@@ -72,12 +84,14 @@ DETAIL_KEYS = {
     "scope": gettext_lazy("Locked by"),
     "segment": gettext_lazy("Segment"),
     "status": gettext_lazy("Status"),
+    "suppressions": pgettext_lazy("audit detail", "Unsubscribes lifted"),
     "title": gettext_lazy("Title"),
     "to": pgettext_lazy("date range", "To"),
     "trigger": gettext_lazy("Started from"),
     "updated": pgettext_lazy("rows", "Updated"),
     "username": gettext_lazy("Username"),
     "version": gettext_lazy("Version"),
+    "was": pgettext_lazy("audit detail", "Status before"),
     "via": gettext_lazy("Via"),
     "who": gettext_lazy("User"),
 }
@@ -87,9 +101,39 @@ VALUES = {
     "scope": {"account": gettext_lazy("account"), "address": gettext_lazy("address")},
     "refused": {"locked_out": gettext_lazy("account or address locked out")},
     "via": {"admin": gettext_lazy("Django admin")},
+    "trigger": {"page": pgettext_lazy("started from", "the page"),
+                "api": pgettext_lazy("started from", "the API"),
+                "command": pgettext_lazy("started from", "a command"),
+                "beat": pgettext_lazy("started from", "the schedule")},
     "fields": {"phone": gettext_lazy("phone"), "email": gettext_lazy("email"),
                "id_number": gettext_lazy("ID number"), "to_email": gettext_lazy("email")},
 }
+
+# Detail keys whose values are the codes of a model field's choices, read through the app
+# registry (core imports no app above it): the label of the first field that knows the code.
+CHOICE_FIELDS = {
+    "kind": [("clients.Interaction", "kind"), ("segments.Segment", "kind"),
+             ("clients.ImportJob", "kind")],
+    "outcome": [("clients.Interaction", "outcome")],
+    "status": [("clients.ImportJob", "status"), ("newsletters.Edition", "status")],
+    "was": [("newsletters.Edition", "status")],
+    "how": [("newsletters.Suppression", "lifted_how")],
+}
+CONTROL = {"pause": pgettext_lazy("sending", "Paused"),
+           "resume": pgettext_lazy("sending", "Resumed"),
+           "cancel": pgettext_lazy("sending", "Cancelled")}
+
+
+def _choice_label(key: str, code: str) -> str | None:
+    for model, field in CHOICE_FIELDS.get(key, ()):
+        try:
+            choices = dict(apps.get_model(model)._meta.get_field(field).flatchoices)
+        except (LookupError, ValueError, FieldDoesNotExist):
+            continue
+        if code in choices:
+            return str(choices[code])
+    return None
+
 
 _MODEL_NAMES: dict[str, str] | None = None
 
@@ -131,7 +175,11 @@ def detail_value_text(value, key: str = "") -> str:
     if isinstance(value, str):
         if key == "action" and value in AuditAction.values:
             return str(AuditAction(value).label)
-        return str(VALUES.get(key, {}).get(value, value))
+        if key == "control" and value in CONTROL:
+            return str(CONTROL[value])
+        if value in VALUES.get(key, {}):
+            return str(VALUES[key][value])
+        return _choice_label(key, value) or value
     if isinstance(value, list | tuple) and all(not isinstance(v, dict | list) for v in value):
         return ", ".join(detail_value_text(v, key) for v in value)
     if isinstance(value, dict | list):

@@ -1,6 +1,7 @@
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 
 class TimeStampedModel(models.Model):
@@ -134,7 +135,7 @@ class AuditAction(models.TextChoices):
     NEWSLETTER_RESUBSCRIBE = "newsletter_resubscribe", _("Newsletter re-subscription")
     LOGIN_LOCKED_OUT = "login_locked_out", _("Login locked out")
     LOCKOUT_CLEARED = "lockout_cleared", _("Lockout cleared")
-    SUBMITTED = "submitted", _("Submitted for approval")
+    SUBMITTED = "submitted", pgettext_lazy("audit event", "Submitted for approval")
     APPROVED = "approved", _("Approved")
     REJECTED = "rejected", _("Rejected")
     APPROVAL_REVOKED = "approval_revoked", _("Approval withdrawn by a change")

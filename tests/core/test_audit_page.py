@@ -251,3 +251,27 @@ def test_a_user_prefix_matching_too_many_users_says_so(logged_in, compliance_use
     response = logged_in(compliance_user).get(URL, {"who": "rmx"}, HTTP_ACCEPT_LANGUAGE="en")
     assert [e.object_id for e in response.context["page"]] == ["rmx1", "rmx0"]
     assert "More than 2 users match" in response.content.decode()
+
+
+def test_the_codes_in_business_events_read_as_words_in_both_languages(logged_in,
+                                                                      compliance_user, rm_a):
+    audit_record(action=AuditAction.INTERACTION_LOGGED, actor=rm_a, object_type="client",
+                 object_id="A0000001", detail={"interaction": 1, "kind": "call",
+                                               "outcome": "follow_up"})
+    audit_record(action=AuditAction.SENT, actor=rm_a, object_type="edition", object_id="7",
+                 detail={"recipients": 80, "excluded": 2})
+    audit_record(action=AuditAction.DISPATCH_CONTROLLED, actor=rm_a, object_type="edition",
+                 object_id="7", detail={"control": "cancel", "was": "sending"})
+    audit_record(action=AuditAction.SCORING_STARTED, actor=rm_a, object_type="scoring_run",
+                 object_id="3", detail={"trigger": "page"})
+    web = logged_in(compliance_user)
+    english = web.get(URL, HTTP_ACCEPT_LANGUAGE="en").content.decode().split("<tbody>")[1]
+    for words in ("Kind:</span> Call", "Follow up later", "Recipients:</span> 80",
+                  "Clients excluded:</span> 2", "Sending:</span> Cancelled",
+                  "Status before:</span> Sending", "Started from:</span> the page"):
+        assert words in english, words
+    chinese = web.get(URL, HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode().split("<tbody>")[1]
+    for words in ("类型:</span> 电话", "稍后跟进", "收件人数:</span> 80",
+                  "排除客户数:</span> 2", "发送操作:</span> 取消", "原状态:</span> 发送中",
+                  "发起方式:</span> 页面"):
+        assert words in chinese, words
