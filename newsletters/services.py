@@ -51,6 +51,7 @@ from .models import (
     SenderMode,
     Suppression,
 )
+from .rendering import email_message, render_preview
 from .sections import sections_validate
 
 S = EditionStatus
@@ -494,8 +495,6 @@ def edition_cancel(*, edition: Edition, actor, comment: str = "") -> Edition:
 
 def edition_send_test(*, edition: Edition, actor, client) -> EmailMultiAlternatives:
     """Render `edition` as `client` would get it and send it to the actor's own address."""
-    from .rendering import render_preview, sender_address
-
     _require_role(actor, (*COMPOSE_ROLES, *APPROVE_ROLES),
                   _("Only operations and compliance staff send test emails."))
     if not getattr(actor, "email", ""):
@@ -503,14 +502,8 @@ def edition_send_test(*, edition: Edition, actor, client) -> EmailMultiAlternati
                                code="no_address", fields={"email": [_("missing")]})
     check_edition_headers(edition)
     rendered = render_preview(edition=edition, client=client)
-    publication = edition.publication
-    message = EmailMultiAlternatives(
-        subject=f"[TEST] {rendered.subject}", body=rendered.text,
-        from_email=sender_address(publication, client.rm if client.rm_id else None),
-        to=[actor.email],
-        reply_to=[publication.reply_to] if publication.reply_to else None,
-        headers={"List-Id": rendered.headers.get("List-Id", "")})
-    message.attach_alternative(rendered.html, "text/html")
+    message = email_message(edition=edition, client=client, rendered=rendered, to=actor.email,
+                            subject_prefix="[TEST] ")
     try:
         message.send()
     except OSError as exc:  # refused, timed out, dropped, or any SMTP error (SMTPException)

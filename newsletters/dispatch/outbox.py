@@ -24,8 +24,7 @@ from ..models import (
     ExclusionReason,
     Suppression,
 )
-
-FALLBACK_TEMPLATE_VERSION = "newsletter-email-1"
+from ..rendering import TEMPLATE_VERSION
 
 
 def _audience_with_reasons(edition: Edition):
@@ -92,14 +91,6 @@ def _insert_outbox(edition: Edition) -> None:
     Delivery.objects.bulk_create(rows, batch_size=1000, ignore_conflicts=True)
 
 
-def _template_version() -> str:
-    try:
-        from .. import rendering
-    except ImportError:  # the renderer is another module's; the archive still gets a version
-        return FALLBACK_TEMPLATE_VERSION
-    return str(getattr(rendering, "TEMPLATE_VERSION", FALLBACK_TEMPLATE_VERSION))
-
-
 def _archive(edition: Edition) -> EditionArchive:
     counts = dict(edition.deliveries.values_list("status").annotate(n=Count("id")).order_by())
     excluded = dict(edition.deliveries.filter(status=DeliveryStatus.EXCLUDED)
@@ -119,7 +110,7 @@ def _archive(edition: Edition) -> EditionArchive:
     archive, _ = EditionArchive.objects.update_or_create(edition=edition, defaults={
         "content_version": edition.content_version,
         "content": json.loads(json.dumps(content, cls=DjangoJSONEncoder)),
-        "template_version": _template_version(),
+        "template_version": TEMPLATE_VERSION,
         "audience_segment": segment.code,
         "audience_rule_version": segment.rule_version,
         "recipients": counts.get(DeliveryStatus.PENDING, 0),

@@ -10,6 +10,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from .. import rendering
 from ..models import Delivery, DeliveryStatus, Edition, EditionEvent, EditionStatus
 from .control import _cancel_open_rows
 from .marks import SentMarks, jsonable, mark_failure, mark_smtp_error
@@ -39,23 +40,21 @@ def _claim(edition_id: int, size: int) -> list[int]:
 
 
 class _Renderer:
-    """Builds each client's message with the content module's renderer: the personal data of
-    a whole chunk in a few queries (rendering.delivery_contexts), the edition's Markdown, CSS
-    and template skeletons from the renderer's per-process caches."""
+    """Each client's message through the one renderer (newsletters.rendering): the edition's
+    shared content read once per run, the personal data of a whole chunk in a few queries."""
 
     def __init__(self, edition: Edition, *, raw: bool = False):
-        from .. import rendering
-
-        self.rendering = rendering
         self.edition = edition
+        self.content = rendering.EditionContent.of(edition)
         self.raw = raw
         self.contexts: dict[int, dict] = {}
 
     def prepare(self, deliveries: list[Delivery]) -> None:
         """Personal data for a chunk; a failure here falls back to one client at a time."""
         try:
-            self.contexts = self.rendering.delivery_contexts(
-                edition=self.edition, clients=[d.client for d in deliveries])
+            self.contexts = rendering.delivery_contexts(
+                edition=self.edition, clients=[d.client for d in deliveries],
+                content=self.content)
         except Exception:
             log.exception("newsletter: batched personal data failed; per client instead")
             self.contexts = {}
@@ -63,13 +62,13 @@ class _Renderer:
     def message(self, delivery: Delivery):
         context = self.contexts.pop(delivery.client_id, None)
         if context is None:
-            context = self.rendering.delivery_context(edition=self.edition,
-                                                      client=delivery.client)
-        rendered = self.rendering.render_edition(edition=self.edition, context=context,
-                                                 delivery=delivery)
+            context = rendering.delivery_context(edition=self.edition, client=delivery.client,
+                                                 content=self.content)
+        rendered = rendering.render_edition(edition=self.edition, context=context,
+                                            delivery=delivery, content=self.content)
         if self.raw:
-            return self.rendering.message_bytes(delivery=delivery, rendered=rendered), context
-        return self.rendering.build_message(delivery=delivery, rendered=rendered), context
+            return rendering.message_bytes(delivery=delivery, rendered=rendered), context
+        return rendering.build_message(delivery=delivery, rendered=rendered), context
 
 
 def _edition_for_sending(edition_id: int) -> Edition:
@@ -235,7 +234,7 @@ def _send_chunk(edition: Edition, ids: list[int], renderer: _Renderer,
     deliveries = list(Delivery.objects.filter(id__in=ids, status=DeliveryStatus.SENDING)
                       .select_related("client", "client__rm").order_by("id"))
     for delivery in deliveries:
-        delivery.edition = edition  # one edition instance: the renderer caches per edition
+        delivery.edition = edition  # the one instance read at the start of the run
     sender = Sender()
     renderer.raw = sender.raw
     own_marks = marks is None

@@ -145,7 +145,8 @@ def test_the_email_has_a_stable_message_id_list_headers_inlined_css_and_a_text_p
     parts = {p.get_content_type(): p for p in m1.walk()}
     assert "text/plain" in parts and "text/html" in parts
     assert first.html == again.html
-    assert re.search(r'<td class="masthead"[^>]* style="[^"]*background-color', first.html)
+    assert re.search(r'<td [^>]*style="background-color:#0b3d6e;[^"]*">HNW Weekly Insight<br>',
+                     first.html)  # the masthead's style is written on it
     assert 'style="' in first.html and "font-size" in first.html
     assert first.text.startswith("HNW Weekly Insight")
     assert links.unsubscribe_url(delivery) in first.text
