@@ -1,16 +1,25 @@
-"""Benchmark newsletter dispatch against plain smtplib, on PostgreSQL and Redis.
+"""Benchmark newsletter dispatch against smtplib and two Django peers, on PostgreSQL and Redis.
 
+    pip install -r bench/requirements.txt   # django-post-office, django-mailer (bench only)
     DATABASE_URL=postgres://crm:crm@127.0.0.1/crm REDIS_URL=redis://127.0.0.1:6379/0 \\
-        .venv/bin/python -m bench.dispatch --messages 20000
+        .venv/bin/python -m bench.dispatch --messages 5000 --reps 3
 
 Uses (creating and migrating it) the database `crm_dispatchbench` on DATABASE_URL's server,
 with --messages clients (email, consent, three holdings each) in a static segment. A local
-aiosmtpd sink runs in a subprocess and counts messages and bytes. Timed in the same run:
-(a) the product: edition_dispatch_start (freeze) + dispatch through ONE real Celery worker
-process (`celery worker --pool=solo`) until the sink counted every message; (b) the baseline:
-the same number of pre-rendered messages (one product message, byte for byte) sent with plain
-smtplib over one reused connection; (c) the product with TWO worker processes. With --reps N
-the sequence (a), (b), (c) repeats, so product and baseline alternate on the same sink.
+aiosmtpd sink runs in a subprocess and counts messages and bytes; every contender sends to the
+same sink, in the same run, one after the other, each rep in the same order:
+
+  product      edition_dispatch_start (freeze) + dispatch through real Celery worker processes
+               (`--pool=solo`, one per --workers entry) until the sink counted every message:
+               personal rendering, the outbox claim, a durable mark before each next message
+  smtplib      pre-rendered product messages (one product message, byte for byte) over one
+               reused connection, nothing recorded
+  durable      smtplib plus one durable PostgreSQL commit per message (bench.dispatch_peers)
+  post-office  django-post-office: bulk queue + send, one process; and send-only, 2 processes
+  mailer       django-mailer: queue + send_all
+
+At the end: the medians of the reps, the ratios the goals are stated in, the machine's cost of
+one durable commit, and where one product message's time goes (in-process timers).
 Rate limits are off.
 """
 
@@ -20,8 +29,8 @@ import argparse
 import datetime as dt
 import multiprocessing as mp
 import os
-import smtplib
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -235,36 +244,50 @@ def run_product(segment, sink, n, workers: int, env: dict, queue: str) -> tuple[
     return t1 - t0, sent, edition.id
 
 
-def sample_message(edition_id: int) -> bytes:
-    """One product message, byte for byte as a worker sends it, for the baseline."""
+def profile(edition_id: int, count: int = 1000) -> dict:
+    """Milliseconds per message of each step a worker runs, in-process (no SMTP, no marks)."""
     from newsletters import rendering
-    from newsletters.models import Delivery
+    from newsletters.models import Delivery, Edition
 
-    delivery = (Delivery.objects.filter(status="sent", edition_id=edition_id)
-                .select_related("edition__publication", "client__rm").first())
-    edition = delivery.edition
-    context = rendering.delivery_context(edition=edition, client=delivery.client)
-    rendered = rendering.render_edition(edition=edition, context=context, delivery=delivery)
-    return rendering.message_bytes(delivery=delivery, rendered=rendered)[2]
+    edition = Edition.objects.select_related("publication").get(pk=edition_id)
+    deliveries = list(Delivery.objects.filter(edition=edition).select_related("client__rm")
+                      .order_by("id")[:count])
+    for delivery in deliveries:
+        delivery.edition = edition
+    content = rendering.EditionContent.of(edition)
+    spent = {"personal data": 0.0, "render (Jinja2, html + text)": 0.0,
+             "message (Django EmailMultiAlternatives -> bytes)": 0.0}
+    for start in range(0, len(deliveries), 200):
+        chunk = deliveries[start:start + 200]
+        t = time.perf_counter()
+        contexts = rendering.delivery_contexts(edition=edition, clients=[d.client for d in chunk],
+                                               content=content)
+        spent["personal data"] += time.perf_counter() - t
+        for delivery in chunk:
+            t = time.perf_counter()
+            rendered = rendering.render_edition(edition=edition, delivery=delivery,
+                                                context=contexts[delivery.client_id],
+                                                content=content)
+            t2 = time.perf_counter()
+            rendering.message_bytes(delivery=delivery, rendered=rendered)
+            spent["render (Jinja2, html + text)"] += t2 - t
+            spent["message (Django EmailMultiAlternatives -> bytes)"] += time.perf_counter() - t2
+    return {k: v / max(1, len(deliveries)) * 1000 for k, v in spent.items()}
 
 
-def run_baseline(sink, n: int, raw: bytes) -> float:
-    sink.reset()
-    t0 = time.perf_counter()
-    smtp = smtplib.SMTP("127.0.0.1", sink.port)
-    for i in range(n):
-        smtp.sendmail("insight@broker.example", [f"c{i}@bench.example"], raw)
-    smtp.quit()
-    return sink.wait_for(n) - t0
+def _median(values):
+    return statistics.median(values) if values else float("nan")
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--messages", type=int, default=20000)
+    parser.add_argument("--messages", type=int, default=5000)
     parser.add_argument("--broker", default=os.environ.get("REDIS_URL",
                                                            "redis://127.0.0.1:6379/0"))
     parser.add_argument("--chunk-size", type=int, default=None)
     parser.add_argument("--workers", default="1,2")
+    parser.add_argument("--peers", default="post-office,mailer",
+                        help="comma-separated: post-office, mailer (empty: smtplib only)")
     parser.add_argument("--reps", type=int, default=1)
     args = parser.parse_args(argv)
 
@@ -275,7 +298,7 @@ def main(argv=None) -> None:
     ensure_database(db_url)
     queue = f"bench-dispatch-{uuid.uuid4().hex[:6]}"
     sink = Sink()
-    os.environ.update({"DATABASE_URL": db_url, "DJANGO_SETTINGS_MODULE": "config.settings.local",
+    os.environ.update({"DATABASE_URL": db_url, "DJANGO_SETTINGS_MODULE": "bench.settings_dispatch",
                        "DEBUG": "false", "CELERY_BROKER_URL": args.broker,
                        "CELERY_TASK_DEFAULT_QUEUE": queue, "LOG_LEVEL": "WARNING",
                        "EMAIL_URL": f"smtp://127.0.0.1:{sink.port}",
@@ -296,25 +319,65 @@ def main(argv=None) -> None:
           f"(chunk size {settings.NEWSLETTER_CHUNK_SIZE})", flush=True)
     env = dict(os.environ)
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    from bench import dispatch_peers as peers
+
     workers_list = [int(w) for w in args.workers.split(",")]
-    raw = None
+    rates: dict[str, list[float]] = {}
+    sample = None
+    edition_id = None
+
+    def record(rep: int, name: str, seconds: float, note: str = "") -> None:
+        rate = n / seconds
+        rates.setdefault(name, []).append(rate)
+        print(f"rep {rep} {name}: {n} messages in {seconds:.1f}s = {rate:.0f} msg/s{note}; "
+              f"load {os.getloadavg()[0]:.1f}", flush=True)
+
     for rep in range(1, args.reps + 1):
-        # product and baseline alternate against the same sink process, in the same run
         for workers in workers_list:
             seconds, sent, edition_id = run_product(segment, sink, n, workers, env, queue)
             size = sink.size.value / max(1, n) / 1024
-            print(f"rep {rep} (a) product, {workers} worker process(es): {n} messages in "
-                  f"{seconds:.1f}s = {n / seconds:.0f} msg/s; avg size {size:.1f} KB; "
-                  f"rows sent {sent}; load {os.getloadavg()[0]:.1f}", flush=True)
-            if raw is None:
-                raw = sample_message(edition_id)
-            if workers == workers_list[0]:
-                base = run_baseline(sink, n, raw)
-                print(f"rep {rep} (b) baseline, smtplib one connection: {n} messages of "
-                      f"{len(raw) / 1024:.1f} KB in {base:.1f}s = {n / base:.0f} msg/s; "
-                      f"load {os.getloadavg()[0]:.1f}", flush=True)
-                print(f"rep {rep} ratio (a)/(b), {workers} worker(s): "
-                      f"{(n / seconds) / (n / base):.2f} (goal >= 0.5)", flush=True)
+            record(rep, f"product, {workers} worker(s)", seconds,
+                   f" ({size:.1f} KB, rows marked sent {sent})")
+        if sample is None:
+            sample = peers.sample_from(edition_id)
+        record(rep, "smtplib, 1 connection", peers.smtplib_bare(sink, n, sample))
+        record(rep, "smtplib + durable commit per message",
+               peers.smtplib_durable(sink, n, sample, db_url))
+        if "post-office" in args.peers:
+            record(rep, "django-post-office queue+send, 1 process",
+                   peers.post_office_queue_send(sink, n, sample, processes=1))
+            record(rep, "django-post-office send-only, 2 processes",
+                   peers.post_office_send_only(sink, n, sample, processes=2))
+        if "mailer" in args.peers:
+            record(rep, "django-mailer queue+send", peers.mailer_queue_send(sink, n, sample))
+
+    commit_ms = _median([peers.commit_cost_ms(db_url) for _ in range(3)])
+    print(f"\nmedians of {args.reps} rep(s), {n} messages of {len(sample.raw) / 1024:.1f} KB:")
+    medians = {name: _median(values) for name, values in rates.items()}
+    for name, rate in medians.items():
+        print(f"  {name:45s} {rate:6.0f} msg/s  (reps: "
+              f"{', '.join(f'{r:.0f}' for r in rates[name])})")
+    print(f"one durable commit of a row's mark, alone: {commit_ms:.2f} ms")
+    bare = medians["smtplib, 1 connection"]
+    durable = medians["smtplib + durable commit per message"]
+    for workers in workers_list:
+        product = medians[f"product, {workers} worker(s)"]
+        line = (f"product, {workers} worker(s): {product / bare:.2f} of smtplib (goal >= 0.5), "
+                f"{product / durable:.2f} of smtplib + durable commit (goal >= 0.8)")
+        for name in ("django-post-office queue+send, 1 process",
+                     "django-post-office send-only, 2 processes", "django-mailer queue+send"):
+            if name in medians:
+                line += f", {product / medians[name]:.2f}x {name.split(',')[0]}" + (
+                    f" ({name.split(', ')[1]})" if ", " in name else "")
+        print(line)
+    print("\nwhere one product message's time goes (in-process, 1,000 messages, ms):")
+    steps = profile(edition_id)
+    for step, ms in steps.items():
+        print(f"  {step:50s} {ms:.3f}")
+    wall = 1000 / medians[f"product, {workers_list[0]} worker(s)"]
+    print(f"  {'= worker CPU for one message':50s} {sum(steps.values()):.3f}")
+    print(f"  {'wall time per message, ' + str(workers_list[0]) + ' worker (median)':50s} "
+          f"{wall:.3f}  (the rest: SMTP replies, marks, claims)")
     print(f"load average: {os.getloadavg()}")
     sink.stop()
 

@@ -257,10 +257,9 @@ def _send_chunk(edition: Edition, ids: list[int], renderer: _Renderer,
             outbox.record()  # row k-1: committed while k's commands and content go out
             limiter.acquire()
             done.add(delivery.pk)
-            began = outbox.begin(delivery, message)
-            upcoming = next(copies, None)  # render k+1 while the server reads message k
-            if began:
+            if outbox.begin(delivery, message):
                 outbox.end(delivery, context_json)  # waits for row k-1, then k's dot
+            upcoming = next(copies, None)  # render k+1 while the server takes in message k
         outbox.settle()
     finally:
         try:
