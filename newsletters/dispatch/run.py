@@ -2,11 +2,15 @@
 
 import contextlib
 import logging
+import queue
 import smtplib
+import sys
+import threading
 import time
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db import connections as db_connections
 from django.db.models import Q
 from django.utils import timezone
 
@@ -19,6 +23,7 @@ from .smtp import Outcome, Sender
 
 log = logging.getLogger(__name__)
 
+SWITCH_INTERVAL = 0.0002  # seconds, while a chunk is sent; Python's default is 0.005
 OPEN_STATUSES = (DeliveryStatus.PENDING, DeliveryStatus.RETRY, DeliveryStatus.SENDING)
 
 
@@ -210,26 +215,65 @@ class _Outbox:
         self.previous = (delivery, context_json)
 
 
-def _rendered(renderer: _Renderer, deliveries, done: set):
-    """(delivery, message, context JSON) for each client whose copy renders; a client whose
-    copy fails is marked failed and skipped (a bug or bad data must not stop the rest)."""
-    for delivery in deliveries:
+class _RenderAhead:
+    """The chunk's copies, rendered by a thread a few messages ahead of the sending loop.
+
+    Rendering is Python CPU work; the loop mostly waits on the SMTP server's replies and on
+    PostgreSQL's commits, and releases the GIL while it waits, so the thread renders during
+    those waits. Only the loop talks SMTP and marks rows: the order of sending and marking,
+    and so the durability, is exactly the loop's. Each item is (delivery, message, context
+    JSON, None) or (delivery, None, None, the exception) for a copy that failed to render."""
+
+    AHEAD = 8
+
+    def __init__(self, renderer: _Renderer, deliveries: list[Delivery]):
+        self._items: queue.Queue = queue.Queue(maxsize=self.AHEAD)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(renderer, deliveries),
+                                        name="newsletter-render", daemon=True)
+        self._thread.start()
+
+    def _run(self, renderer: _Renderer, deliveries: list[Delivery]) -> None:
         try:
-            message, context = renderer.message(delivery)
-            yield delivery, message, jsonable(context)
-        except Exception as exc:
-            log.exception("newsletter: rendering delivery %s failed", delivery.pk)
-            mark_failure(delivery, Outcome.FAILED, f"render: {exc}"[:1000], timezone.now())
-            done.add(delivery.pk)
+            for delivery in deliveries:
+                if self._stop.is_set():
+                    return
+                try:
+                    message, context = renderer.message(delivery)
+                    item = (delivery, message, jsonable(context), None)
+                except Exception as exc:
+                    log.exception("newsletter: rendering delivery %s failed", delivery.pk)
+                    item = (delivery, None, None, exc)
+                self._put(item)
+        finally:
+            self._put(None)
+            db_connections.close_all()  # this thread's own, if a fallback query opened one
+
+    def _put(self, item) -> None:
+        while not self._stop.is_set():
+            try:
+                self._items.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def next(self):
+        """The next rendered copy, or None when the chunk is done."""
+        return self._items.get()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def _send_chunk(edition: Edition, ids: list[int], renderer: _Renderer,
                 limiter: RateLimiter, marks: SentMarks | None = None) -> str | None:
-    """Send a claimed chunk over one connection, overlapping the three waits.
+    """Send a claimed chunk over one connection, overlapping the waits.
 
     For message k: read the server's verdict on k-1 and start marking row k-1; send k's
-    commands and content meanwhile; render k+1 while the server reads k's content; once row
-    k-1 is committed, send k's final dot.
+    commands and content meanwhile; once row k-1 is committed, send k's final dot. The copies
+    are rendered by a thread a few messages ahead (_RenderAhead) while this loop waits on the
+    server and the database.
     """
     deliveries = list(Delivery.objects.filter(id__in=ids, status=DeliveryStatus.SENDING)
                       .select_related("client", "client__rm").order_by("id"))
@@ -242,12 +286,23 @@ def _send_chunk(edition: Edition, ids: list[int], renderer: _Renderer,
     outbox = _Outbox(sender, marks)
     checked = time.monotonic()
     done: set[int] = set()
+    switch_interval = sys.getswitchinterval()
+    copies = None
     try:
         renderer.prepare(deliveries)
-        copies = _rendered(renderer, deliveries, done)
-        upcoming = next(copies, None)
+        # a thread waiting for the GIL gets it within this: the loop's turn comes back soon
+        # after its reply arrives, not after the default 5 ms of the render thread's work
+        sys.setswitchinterval(SWITCH_INTERVAL)
+        copies = _RenderAhead(renderer, deliveries)
+        upcoming = copies.next()
         while upcoming is not None:
-            delivery, message, context_json = upcoming
+            delivery, message, context_json, error = upcoming
+            if error is not None:
+                mark_failure(delivery, Outcome.FAILED, f"render: {error}"[:1000],
+                             timezone.now())
+                done.add(delivery.pk)
+                upcoming = copies.next()
+                continue
             if time.monotonic() - checked >= 1.0:
                 checked = time.monotonic()
                 outbox.settle()
@@ -259,9 +314,12 @@ def _send_chunk(edition: Edition, ids: list[int], renderer: _Renderer,
             done.add(delivery.pk)
             if outbox.begin(delivery, message):
                 outbox.end(delivery, context_json)  # waits for row k-1, then k's dot
-            upcoming = next(copies, None)  # render k+1 while the server takes in message k
+            upcoming = copies.next()
         outbox.settle()
     finally:
+        sys.setswitchinterval(switch_interval)
+        if copies is not None:
+            copies.close()
         try:
             sender.abort_data()  # an error between content and dot: that message never left
             outbox.settle()  # after an error elsewhere: still record the one in flight

@@ -321,3 +321,31 @@ def test_the_minute_beat_is_a_database_schedule(db):
 
     task = PeriodicTask.objects.get(task="newsletters.tasks.editions_due_task")
     assert task.enabled and task.interval.every == 1 and task.interval.period == "minutes"
+
+
+def test_a_copy_that_fails_to_render_is_marked_failed_and_the_others_go_out(
+        edition, audience, fast_settings, monkeypatch, django_capture_on_commit_callbacks):
+    """The render thread (dispatch.run._RenderAhead) hands a failed copy back to the loop,
+    which marks that row failed with the reason and sends everyone else."""
+    from newsletters import rendering
+
+    _, clients, marked = audience
+    excluded = {c.email for cs in marked.values() for c in cs}
+    eligible = sorted(c.email for c in clients if c.email not in excluded and c.email)
+    broken = eligible[3]
+    real = rendering.render_edition
+
+    def render_edition(*, edition, context, delivery=None, content=None):
+        if delivery is not None and delivery.to_email == broken:
+            raise ValueError("a product name the template cannot print")
+        return real(edition=edition, context=context, delivery=delivery, content=content)
+
+    monkeypatch.setattr(rendering, "render_edition", render_edition)
+    with django_capture_on_commit_callbacks(execute=True):
+        dispatch.edition_dispatch_start(edition=edition, actor=None)
+    assert sorted(m.to[0] for m in mail.outbox) == [e for e in eligible if e != broken]
+    failed = Delivery.objects.get(edition=edition, to_email=broken)
+    assert failed.status == "failed"
+    assert "a product name the template cannot print" in failed.last_error
+    edition.refresh_from_db()
+    assert edition.status == EditionStatus.SENT
