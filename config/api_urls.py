@@ -33,6 +33,7 @@ from newsletters.api import (
     PublicationDetailView,
     PublicationListView,
 )
+from outreach.api import TradingDaysView
 from segments.api import (
     RefreshDetailView,
     SegmentDetailView,
@@ -45,6 +46,7 @@ from segments.api import (
 app_name = "api"
 urlpatterns = [
     path("branches/<str:code>/", BranchDetailView.as_view(), name="branch-detail"),
+    path("calendar/trading-days/", TradingDaysView.as_view(), name="calendar-trading-days"),
     path("clients/", ClientListView.as_view(), name="client-list"),
     path("clients/<str:client_no>/", ClientDetailView.as_view(), name="client-detail"),
     path("clients/<str:client_no>/holdings/", ClientHoldingsView.as_view(),

@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "core",
     "clients",
     "segments",
+    "outreach",
     "newsletters",
     "campaigns",
     "analytics",
