@@ -14,7 +14,6 @@ from django.test.utils import CaptureQueriesContext
 from newsletters import links
 from newsletters.markdown import markdown_to_html
 from newsletters.rendering import (
-    build_message,
     delivery_context,
     delivery_contexts,
     message_bytes,
