@@ -130,3 +130,13 @@ def test_the_admin_corrects_a_day_through_the_audited_service(logged_in, admin_u
                                    actor=admin_user_).count() == 1
     listing = web.get("/admin/outreach/tradingdayoverride/")
     assert listing.status_code == 200 and "typhoon closure" in listing.content.decode()
+
+
+def test_the_demo_enters_new_years_day_of_the_first_unpublished_year_once(db):
+    from outreach.demo import demo_extend
+
+    demo_extend(log=lambda _line: None)
+    demo_extend(log=lambda _line: None)
+    row = TradingDayOverride.objects.get()
+    assert (row.day.month, row.day.day) == (1, 1) and not row.is_trading_day
+    assert not calendar_known(row.day) and row.day.year > dt.date.today().year
