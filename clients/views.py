@@ -1,6 +1,6 @@
 """Pages of the client book: "My clients" and the client 360 view.
 
-The 360 page shows cards of the apps above clients (segments, newsletters, campaigns) through
+The 360 page shows cards of the apps above clients (segments, newsletters, outreach) through
 their template tags (`{% segments_card client %}` …, loaded in clients/client_detail.html), so
 this module imports none of them: clients sits below them in the layers (DESIGN.md).
 """

@@ -9,11 +9,12 @@ import email.policy
 import hashlib
 import re
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 
-from campaigns.models import RMTask, TaskSource
 from core.models import AuditAction
 from core.services import audit_record
+from outreach.models import RMTask, TaskSource
+from outreach.services import task_create
 
 from .dispatch import suppression_add
 from .models import Delivery, Feedback, Suppression
@@ -50,18 +51,11 @@ def _title(delivery: Delivery, what: str) -> str:
 
 def _task(*, delivery: Delivery, source: str, origin_type: str, origin_id: str, what: str,
           detail: str) -> RMTask:
+    """The client's RM gets a task, once per origin (outreach.services.task_create)."""
     client = delivery.client
-    existing = RMTask.objects.filter(origin_type=origin_type, origin_id=origin_id).first()
-    if existing is not None:
-        return existing
-    try:
-        with transaction.atomic():
-            return RMTask.objects.create(
-                client=client, assignee_id=client.rm_id, source=source,
-                title=_title(delivery, what), detail=detail, origin_type=origin_type,
-                origin_id=origin_id)
-    except IntegrityError:  # a concurrent request made it first
-        return RMTask.objects.get(origin_type=origin_type, origin_id=origin_id)
+    return task_create(assignee=client.rm if client.rm_id else None, client=client,
+                       title=_title(delivery, what), detail=detail, source=source,
+                       origin_type=origin_type, origin_id=origin_id)
 
 
 def feedback_rate(*, delivery: Delivery, rating: int) -> int:

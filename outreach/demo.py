@@ -1,4 +1,6 @@
-"""Demo data of the outreach app: a trading-calendar correction, so the admin page is not empty.
+"""Demo data of the outreach app: RM tasks (open, overdue and done ones in the books of `rm` and
+`rm2`, each with a demo origin, so a rerun adds nothing) and a trading-calendar correction, so
+the admin page is not empty.
 
 The published holiday schedule (chinese_calendar) ends with 2026; New Year's Day is a public
 holiday every year, so the demo enters 1 January of the next unknown year as an admin would
@@ -10,13 +12,35 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from datetime import timedelta
+
+from django.utils import timezone
+
+from clients.models import Client
+from core.models import User
 
 from .calendar import calendar_known
-from .models import TradingDayOverride
+from .models import RMTask, TaskSource, TaskStatus, TradingDayOverride
 from .services import trading_day_override_set
+
+DEMO_ORIGIN = "demo"
+# title, days until due (negative: overdue), done?
+_TASKS = [
+    ("到期提醒：国债逆回购到期，联系客户再投资", 3, False),
+    ("风险测评即将过期，请邀请客户重新测评", -5, False),
+    ("回访：上月新开户客户首次入金情况", -12, False),
+    ("季度资产检视：准备持仓报告", 10, False),
+    ("生日问候电话", 0, True),
+    ("确认客户对新发基金的认购意向", -2, True),
+]
 
 
 def demo_extend(*, log: Callable[[str], None] = print) -> None:
+    _tasks(log)
+    _calendar(log)
+
+
+def _calendar(log: Callable[[str], None]) -> None:
     year = dt.date.today().year + 1
     while calendar_known(dt.date(year, 1, 1)):
         year += 1
@@ -26,3 +50,21 @@ def demo_extend(*, log: Callable[[str], None] = print) -> None:
     trading_day_override_set(day=day, is_trading_day=False,
                              note=f"元旦 / New Year's Day {year} (schedule not yet in the library)")
     log(f"outreach: trading calendar correction for {day.isoformat()}")
+
+
+def _tasks(log: Callable[[str], None]) -> None:
+    today = timezone.localdate()
+    now = timezone.now()
+    made = 0
+    for rm in User.objects.filter(username__in=("rm", "rm2")).order_by("username"):
+        clients = list(Client.objects.filter(rm=rm).order_by("-aum")[:len(_TASKS)])
+        for client, (title, due_in, done) in zip(clients, _TASKS, strict=False):
+            _, created = RMTask.objects.get_or_create(
+                origin_type=DEMO_ORIGIN, origin_id=f"{rm.username}-{client.client_no}",
+                defaults={"client": client, "assignee": rm, "source": TaskSource.MANUAL,
+                          "title": title, "due_on": today + timedelta(days=due_in),
+                          "status": TaskStatus.DONE if done else TaskStatus.OPEN,
+                          "done_at": now if done else None})
+            made += created
+    if made:
+        log(f"Created {made} demo RM tasks.")

@@ -2,6 +2,8 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from core.models import TimeStampedModel
+
 
 class TradingDayOverride(models.Model):
     """An admin's correction of the trading calendar for one day: the official holiday
@@ -24,3 +26,54 @@ class TradingDayOverride(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day.isoformat()} {'+' if self.is_trading_day else '-'}"
+
+
+class TaskStatus(models.TextChoices):
+    OPEN = "open", _("Open")
+    DONE = "done", _("Done")
+    CANCELLED = "cancelled", _("Cancelled")
+
+
+class TaskSource(models.TextChoices):
+    NEWSLETTER_COMMENT = "newsletter_comment", _("Newsletter comment")
+    NEWSLETTER_REPLY = "newsletter_reply", _("Newsletter reply")
+    NEWSLETTER_RATING = "newsletter_rating", _("Low newsletter rating")
+    CAMPAIGN = "campaign", _("Campaign")
+    FOLLOW_UP = "follow_up", _("Call follow-up")
+    MANUAL = "manual", _("Manual")
+
+
+class RMTask(TimeStampedModel):
+    """A follow-up on the RM's list: a client's newsletter comment, reply or low rating, a call's
+    "follow up later", one made by hand; campaign calls come next (#11)."""
+
+    client = models.ForeignKey("clients.Client", verbose_name=_("client"), null=True, blank=True,
+                               on_delete=models.CASCADE, related_name="tasks")
+    assignee = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("assigned to"),
+                                 null=True, blank=True, on_delete=models.SET_NULL,
+                                 related_name="tasks")
+    source = models.CharField(_("source"), max_length=24, choices=TaskSource.choices)
+    title = models.CharField(_("title"), max_length=200)
+    detail = models.TextField(_("detail"), blank=True)
+    status = models.CharField(_("status"), max_length=10, choices=TaskStatus.choices,
+                              default=TaskStatus.OPEN, db_index=True)
+    due_on = models.DateField(_("due on"), null=True, blank=True)
+    done_at = models.DateTimeField(_("done at"), null=True, blank=True)
+    # What created it, e.g. ("newsletters.feedback", 42), so a retry never makes two tasks.
+    origin_type = models.CharField(max_length=40, blank=True)
+    origin_id = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["status", "-created_at"]
+        verbose_name = _("RM task")
+        verbose_name_plural = _("RM tasks")
+        indexes = [models.Index(fields=["assignee", "status", "-created_at"], name="task_inbox"),
+                   models.Index(fields=["client", "-created_at"], name="task_client")]
+        constraints = [
+            models.UniqueConstraint(fields=["origin_type", "origin_id"],
+                                    condition=~models.Q(origin_type=""),
+                                    name="task_unique_origin"),
+        ]
+
+    def __str__(self):
+        return self.title

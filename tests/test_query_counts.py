@@ -16,11 +16,11 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from campaigns.models import RMTask, TaskSource
 from clients.scoring.models import ClientScore, ScoringCurrent, ScoringRun, ScoringScheme
 from core.models import AuditAction
 from core.services import audit_record
 from newsletters.models import Delivery, DeliveryStatus, Feedback
+from outreach.models import RMTask, TaskSource
 from segments.models import Segment, SegmentMembership
 from tests.factories import (
     ClientFactory,

@@ -255,9 +255,9 @@ def test_demo_setup_sends_editions_through_the_outbox_with_reactions_and_approva
 
 
 def test_demo_setup_run_twice_adds_nothing(demo_full, django_capture_on_commit_callbacks):
-    from campaigns.models import RMTask
     from clients.models import ImportJob, Interaction
     from newsletters.models import Delivery, Edition
+    from outreach.models import RMTask
 
     def counts():
         return [m.objects.count() for m in (RMTask, ImportJob, Interaction, Edition, Delivery)]
@@ -287,7 +287,7 @@ def test_every_demo_page_has_data_for_the_role_that_uses_it(demo_full, client):
 
 
 def test_demo_tasks_are_open_overdue_and_done(demo_full):
-    from campaigns.models import RMTask
+    from outreach.models import RMTask
 
     today = timezone.localdate()
     mine = RMTask.objects.filter(assignee__username="rm", origin_type="demo")

@@ -3,7 +3,7 @@
 
 import pytest
 
-from campaigns.models import RMTask
+from outreach.models import RMTask
 from tests.clients.test_scoring_browser import log_in
 
 

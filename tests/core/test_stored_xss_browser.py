@@ -14,10 +14,10 @@ from django.contrib import admin
 from django.test import Client as HttpClient
 from django.urls import reverse
 
-from campaigns.models import RMTask
 from clients.models import Interaction
 from clients.scoring.models import ScoringScheme
 from core.models import Role
+from outreach.models import RMTask
 from segments.models import Segment, SegmentKind, SegmentMembership
 from tests.factories import (
     BranchFactory,

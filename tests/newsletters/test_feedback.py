@@ -6,10 +6,10 @@ from email.message import EmailMessage
 import pytest
 from django.test import Client as HttpClient
 
-from campaigns.models import RMTask
 from newsletters import links
 from newsletters.inbound import reply_ingest
 from newsletters.models import Delivery, Feedback
+from outreach.models import RMTask
 from tests.newsletters.test_dispatch import freeze, make_audience, make_edition
 
 

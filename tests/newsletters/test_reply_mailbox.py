@@ -11,11 +11,11 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from django.utils import timezone
 
-from campaigns.models import RMTask
 from newsletters import mailbox
 from newsletters.mailbox import IGNORED, INGESTED, mailbox_config_parse, replies_fetch
 from newsletters.models import Delivery, DeliveryStatus, Feedback
 from newsletters.tasks import replies_fetch_task
+from outreach.models import RMTask
 from tests.newsletters.dovecot import running_dovecot
 from tests.newsletters.test_dispatch import freeze, make_audience, make_edition
 

@@ -84,15 +84,18 @@ def imported_modules(path: Path) -> set[str]:
     return names
 
 
+ABOVE_CLIENTS = ("segments", "outreach", "newsletters", "campaigns", "analytics")
+
+
 @pytest.mark.parametrize("module", ["clients/views.py", "clients/templatetags/crm_tags.py"])
 def test_the_client_pages_import_no_app_above_clients(module):
     above = {m for m in imported_modules(ROOT / module)
-             if m.split(".")[0] in ("segments", "newsletters", "campaigns", "analytics")}
+             if m.split(".")[0] in ABOVE_CLIENTS}
     assert above == set()
 
 
 def test_the_client_360_page_shows_the_cards_of_the_apps_above(logged_in, rm_a, retired_list):
-    """The cards come from each app's template tag: segments, newsletters, campaigns."""
+    """The cards come from each app's template tag: segments, newsletters, outreach."""
     member = SegmentMembership.objects.get(segment=retired_list).client
     segment_create(code="current_list", name_en="Current list", kind="static",
                    client_nos=[member.client_no])

@@ -5,9 +5,9 @@ from datetime import timedelta
 
 from django.utils import timezone, translation
 
-from campaigns.models import RMTask, TaskSource
 from clients.models import Interaction
 from core.models import AuditAction, AuditLog
+from outreach.models import RMTask, TaskSource
 
 
 def test_follow_up_later_without_a_date_is_refused_and_logs_nothing(logged_in, rm_a,

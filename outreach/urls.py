@@ -2,7 +2,7 @@ from django.urls import path
 
 from . import views
 
-app_name = "campaigns"
+app_name = "outreach"
 
 urlpatterns = [
     path("", views.task_list, name="task_list"),

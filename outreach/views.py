@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.db import transaction
-from django.db.models import Q, QuerySet
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -19,7 +17,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from clients.selectors import client_get
-from core.access import ALL_CLIENTS_ROLES, role_of
+from core.access import role_of
 from core.errors import ApplicationError
 from core.models import AuditAction, Role
 from core.permissions import capability_required
@@ -27,30 +25,11 @@ from core.services import audit_record
 
 from .forms import TaskDueForm, TaskForm
 from .models import RMTask, TaskSource, TaskStatus
-from .services import task_create, task_set_due
+from .selectors import task_queryset_for
+from .services import task_complete, task_create, task_set_due
 
 PAGE_SIZE = 50
 STATUS_FILTERS = ("open", "done", "all")
-
-
-def task_queryset_for(user) -> QuerySet[RMTask]:
-    """The tasks `user` may see and close (the one scoping rule of this page)."""
-    role = role_of(user)
-    qs = RMTask.objects.all()
-    if role in ALL_CLIENTS_ROLES:
-        return qs
-    if role == Role.BRANCH_MANAGER and user.branch_id:
-        return qs.filter(Q(client__branch_id=user.branch_id)
-                         | Q(client__isnull=True, assignee__branch_id=user.branch_id))
-    if role == Role.RM:
-        return qs.filter(assignee=user)
-    return qs.none()
-
-
-def open_tasks_for_client(*, client, user) -> list[RMTask]:
-    """The client 360 card: the client's open follow-ups `user` may see."""
-    return list(task_queryset_for(user).filter(client=client, status=TaskStatus.OPEN)
-                .select_related("assignee").order_by("-created_at")[:20])
 
 
 @capability_required("tasks.view")
@@ -68,7 +47,7 @@ def task_list(request):
         tasks = tasks.filter(source=source)
     page = Paginator(tasks.order_by("-created_at", "-id"), PAGE_SIZE).get_page(
         request.GET.get("page"))
-    return render(request, "campaigns/task_list.html",
+    return render(request, "outreach/task_list.html",
                   {"page": page, "status": status, "source": source, "today": timezone.localdate(),
                    "sources": TaskSource.choices, "show_assignee": role_of(request.user)
                    != Role.RM})
@@ -86,17 +65,6 @@ def task_badge(request):
     return response
 
 
-@transaction.atomic
-def _mark_done(task: RMTask) -> None:
-    # TODO(lead): move to campaigns/services.py (task_complete) once that module exists.
-    task = RMTask.objects.select_for_update().get(pk=task.pk)
-    if task.status != TaskStatus.OPEN:
-        return
-    task.status = TaskStatus.DONE
-    task.done_at = timezone.now()
-    task.save(update_fields=["status", "done_at", "updated_at"])
-
-
 @require_POST
 @capability_required("tasks.view")
 def task_done(request, pk):
@@ -105,13 +73,13 @@ def task_done(request, pk):
         audit_record(action=AuditAction.ACCESS_DENIED, actor=request.user, object_type="task",
                      object_id=str(pk), request=request)
         raise Http404("No such task.")
-    _mark_done(task)
+    task_complete(task=task)
     messages.success(request, _("Marked as done: %(title)s") % {"title": task.title})
     back = request.POST.get("next", "")
     if back and url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()},
                                                 require_https=request.is_secure()):
         return redirect(back)
-    return redirect("campaigns:task_list")
+    return redirect("outreach:task_list")
 
 
 
@@ -133,8 +101,8 @@ def task_new(request):
             form.add_error(None, exc.message)
         else:
             messages.success(request, _("Task added: %(title)s") % {"title": task.title})
-            return redirect("campaigns:task_list")
-    return render(request, "campaigns/task_form.html", {"form": form},
+            return redirect("outreach:task_list")
+    return render(request, "outreach/task_form.html", {"form": form},
                   status=400 if form.errors else 200)
 
 
@@ -156,4 +124,4 @@ def task_due(request, pk):
             messages.error(request, exc.message)
         else:
             messages.success(request, _("New due date for %(title)s") % {"title": task.title})
-    return redirect("campaigns:task_list")
+    return redirect("outreach:task_list")

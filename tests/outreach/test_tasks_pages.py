@@ -4,8 +4,8 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from campaigns.models import RMTask, TaskSource, TaskStatus
 from core.models import AuditAction, AuditLog
+from outreach.models import RMTask, TaskSource, TaskStatus
 
 
 def task(client, *, assignee, title="回复：很有帮助", detail="想了解债券配置"):
@@ -69,7 +69,7 @@ def test_open_count_badge_is_one_count(logged_in, rm_a, tasks):
     http = logged_in(rm_a)
     with CaptureQueriesContext(connection) as captured:
         body = http.get("/tasks/badge/").content.decode()
-    task_queries = [q["sql"] for q in captured.captured_queries if "campaigns_rmtask" in q["sql"]]
+    task_queries = [q["sql"] for q in captured.captured_queries if "outreach_rmtask" in q["sql"]]
     assert len(task_queries) == 1 and task_queries[0].startswith("SELECT COUNT(*)")
     assert ">1</span>" in body
     assert 'id="nav-tasks"' in http.get("/tasks/").content.decode()
