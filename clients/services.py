@@ -164,3 +164,17 @@ def holdings_replace(*, client: Client, as_of: date, holdings: list[dict[str, An
         Holding.objects.filter(client=client, as_of=as_of).delete()
     return list(Holding.objects.filter(client=client, as_of=as_of).select_related("product")
                 .order_by("-market_value", "product__product_code"))
+
+
+def client_do_not_call(*, client: Client, actor=None, source: str = "") -> bool:
+    """The client asked not to be called: phone marketing consent off, at once and for every
+    campaign (shared/DOMAIN.md "Contact policy"); audited. False when it already was off."""
+    with transaction.atomic():
+        changed = Client.objects.filter(pk=client.pk, consent_phone=True).update(
+            consent_phone=False, consent_updated_at=timezone.now(), updated_at=timezone.now())
+        if changed:
+            audit_record(action=AuditAction.CONSENT_CHANGED, actor=actor,
+                         object_type="client", object_id=client.client_no,
+                         detail={"consent_phone": False, "source": source or "do_not_call"})
+    client.consent_phone = False
+    return bool(changed)

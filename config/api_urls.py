@@ -33,7 +33,7 @@ from newsletters.api import (
     PublicationDetailView,
     PublicationListView,
 )
-from outreach.api import TradingDaysView
+from outreach.api import TaskDetailView, TaskListView, TradingDaysView
 from segments.api import (
     RefreshDetailView,
     SegmentDetailView,
@@ -76,6 +76,8 @@ urlpatterns = [
     path("products/", ProductListView.as_view(), name="product-list"),
     path("products/<str:product_code>/", ProductDetailView.as_view(), name="product-detail"),
     path("segments/", SegmentListView.as_view(), name="segment-list"),
+    path("tasks/", TaskListView.as_view(), name="task-list"),
+    path("tasks/<int:pk>/", TaskDetailView.as_view(), name="task-detail"),
     path("segments/preview/", SegmentPreviewView.as_view(), name="segment-preview"),
     path("segments/refreshes/<int:pk>/", RefreshDetailView.as_view(),
          name="segment-refresh-detail"),

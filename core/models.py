@@ -150,6 +150,7 @@ class AuditAction(models.TextChoices):
     INTERACTION_LOGGED = "interaction_logged", _("Interaction recorded")
     PHRASES_CHANGED = "phrases_changed", _("Forbidden phrases changed")
     SETTINGS_CHANGED = "settings_changed", _("Settings changed")
+    CONSENT_CHANGED = "consent_changed", _("Consent changed")
 
 
 class AuditLog(models.Model):

@@ -1,17 +1,27 @@
-"""REST API of the outreach app (docs/api.md "Trading calendar")."""
+"""REST API of the outreach app (docs/api.md "Trading calendar", "Tasks")."""
 
 from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import serializers
+from rest_framework import exceptions, generics, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from clients.api.common import require_object
 from clients.api.schemas import errors
 from clients.validators import validate_plausible_date
+from core.api import OutputModelSerializer
+from core.models import AuditAction
+from core.permissions import HasCapability
+from core.services import audit_record
 
 from .calendar import MAX_RANGE_DAYS, calendar_known, trading_days
+from .models import RMTask, TaskOutcome, TaskStatus
+from .selectors import task_queryset_for
+from .services import NOTE_MAX, task_update
+
+CanSeeTasks = HasCapability.of("tasks.view")
 
 
 class _RangeQuery(serializers.Serializer):
@@ -59,3 +69,87 @@ class TradingDaysView(APIView):
             "trading_days": [d.isoformat() for d in days],
             "official_schedule_known": calendar_known(start) and calendar_known(end),
         })
+
+
+# --- RM tasks (the call list) ----------------------------------------------------------------
+
+class TaskOutput(OutputModelSerializer):
+    client_no = serializers.CharField(source="client.client_no", allow_null=True, default=None)
+    client_name = serializers.CharField(source="client.name", allow_null=True, default=None)
+    assignee = serializers.CharField(source="assignee.username", allow_null=True, default=None)
+    note = serializers.CharField(source="outcome_note")
+
+    class Meta:
+        model = RMTask
+        fields = ["id", "client_no", "client_name", "assignee", "source", "title", "detail",
+                  "status", "due_on", "outcome", "note", "outcome_at", "created_at", "done_at"]
+
+
+class _TaskQuery(serializers.Serializer):
+    status = serializers.ChoiceField(choices=[*TaskStatus.values, "all"], required=False)
+    due_before = serializers.DateField(required=False, validators=[validate_plausible_date],
+                                       help_text="Tasks due on or before this day.")
+
+
+class TaskInput(serializers.Serializer):
+    status = serializers.ChoiceField(choices=TaskStatus.values, required=False)
+    outcome = serializers.ChoiceField(choices=TaskOutcome.values, required=False,
+                                      allow_blank=True)
+    note = serializers.CharField(required=False, allow_blank=True, max_length=NOTE_MAX,
+                                 trim_whitespace=True)
+    due_on = serializers.DateField(required=False, allow_null=True,
+                                   validators=[validate_plausible_date])
+
+
+def _task_or_404(request: Request, pk: int) -> RMTask:
+    """The caller's task; "not there" and "not yours" are the same audited 404."""
+    task = (task_queryset_for(request.user).select_related("client", "assignee")
+            .filter(pk=pk).first())
+    if task is None:
+        audit_record(action=AuditAction.ACCESS_DENIED, actor=request.user, object_type="task",
+                     object_id=str(pk), request=request._request)
+        raise exceptions.NotFound()
+    return task
+
+
+@extend_schema(tags=["tasks"])
+class TaskListView(generics.ListAPIView):
+    permission_classes = [CanSeeTasks]
+    serializer_class = TaskOutput
+    filter_backends: list = []
+
+    def get_queryset(self):
+        query = _TaskQuery(data=self.request.query_params)
+        query.is_valid(raise_exception=True)
+        tasks = task_queryset_for(self.request.user).select_related("client", "assignee")
+        status = query.validated_data.get("status")
+        if status and status != "all":
+            tasks = tasks.filter(status=status)
+        if "due_before" in query.validated_data:
+            tasks = tasks.filter(due_on__lte=query.validated_data["due_before"])
+        return tasks
+
+    @extend_schema(summary="The caller's tasks: an RM's call list, a branch's, or all (ops)",
+                   parameters=[_TaskQuery], responses={200: TaskOutput(many=True),
+                                                       **errors(400, 401, 403)})
+    def get(self, request: Request, *args, **kwargs) -> Response:
+        return super().get(request, *args, **kwargs)
+
+
+@extend_schema(tags=["tasks"])
+class TaskDetailView(APIView):
+    permission_classes = [CanSeeTasks]
+
+    @extend_schema(summary="One of the caller's tasks",
+                   responses={200: TaskOutput, **errors(401, 403, 404)})
+    def get(self, request: Request, pk: int) -> Response:
+        return Response(TaskOutput(_task_or_404(request, pk)).data)
+
+    @extend_schema(summary="Record what was done: status, outcome and note, due date",
+                   request=TaskInput, responses={200: TaskOutput, **errors(400, 401, 403, 404)})
+    def patch(self, request: Request, pk: int) -> Response:
+        task = _task_or_404(request, pk)
+        data = TaskInput(data=require_object(request.data))
+        data.is_valid(raise_exception=True)
+        task = task_update(task=task, actor=request.user, **data.validated_data)
+        return Response(TaskOutput(task).data)

@@ -3,6 +3,9 @@
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from .models import TaskOutcome
+from .services import NOTE_MAX
+
 
 class TaskForm(forms.Form):
     title = forms.CharField(label=_("Task"), max_length=200)
@@ -20,3 +23,8 @@ class TaskForm(forms.Form):
 class TaskDueForm(forms.Form):
     due_on = forms.DateField(label=_("Due on"), required=False,
                              widget=forms.DateInput(attrs={"type": "date"}))
+
+
+class TaskOutcomeForm(forms.Form):
+    outcome = forms.ChoiceField(label=_("Outcome"), choices=TaskOutcome.choices)
+    note = forms.CharField(label=_("Note"), required=False, max_length=NOTE_MAX)

@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from core.models import TimeStampedModel
 
@@ -34,6 +35,18 @@ class TaskStatus(models.TextChoices):
     CANCELLED = "cancelled", _("Cancelled")
 
 
+class TaskOutcome(models.TextChoices):
+    """What came of a call or a message on the RM's list (shared/API.md "outcomes")."""
+
+    REACHED = "reached", pgettext_lazy("call outcome", "Reached")
+    NO_ANSWER = "no_answer", pgettext_lazy("call outcome", "No answer")
+    WRONG_NUMBER = "wrong_number", pgettext_lazy("call outcome", "Wrong number")
+    INTERESTED = "interested", pgettext_lazy("call outcome", "Interested")
+    NOT_INTERESTED = "not_interested", pgettext_lazy("call outcome", "Not interested")
+    BOUGHT = "bought", pgettext_lazy("call outcome", "Bought")
+    DO_NOT_CALL = "do_not_call", pgettext_lazy("call outcome", "Do not call")
+
+
 class TaskSource(models.TextChoices):
     NEWSLETTER_COMMENT = "newsletter_comment", _("Newsletter comment")
     NEWSLETTER_REPLY = "newsletter_reply", _("Newsletter reply")
@@ -59,6 +72,10 @@ class RMTask(TimeStampedModel):
                               default=TaskStatus.OPEN, db_index=True)
     due_on = models.DateField(_("due on"), null=True, blank=True)
     done_at = models.DateTimeField(_("done at"), null=True, blank=True)
+    outcome = models.CharField(_("outcome"), max_length=16, choices=TaskOutcome.choices,
+                               blank=True)
+    outcome_note = models.TextField(_("outcome note"), blank=True)
+    outcome_at = models.DateTimeField(_("outcome recorded at"), null=True, blank=True)
     # What created it, e.g. ("newsletters.feedback", 42), so a retry never makes two tasks.
     origin_type = models.CharField(max_length=40, blank=True)
     origin_id = models.CharField(max_length=64, blank=True)

@@ -11,11 +11,12 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from clients.models import Client, Interaction
+from clients.services import client_do_not_call
 from core.errors import ApplicationError
 from core.models import AuditAction
 from core.services import audit_record
 
-from .models import RMTask, TaskSource, TaskStatus, TradingDayOverride
+from .models import RMTask, TaskOutcome, TaskSource, TaskStatus, TradingDayOverride
 
 
 def trading_day_override_set(*, day: dt.date, is_trading_day: bool, note: str = "",
@@ -91,6 +92,52 @@ def task_set_due(*, task: RMTask, due_on: date | None) -> RMTask:
                                fields={"due_on": ["closed"]})
     task.due_on = due_on
     task.save(update_fields=["due_on", "updated_at"])
+    return task
+
+
+NOTE_MAX = 2000
+_UNSET = object()
+
+
+@transaction.atomic
+def task_update(*, task: RMTask, actor=None, status=_UNSET, outcome=_UNSET, note=_UNSET,
+                due_on=_UNSET) -> RMTask:
+    """What the RM did with a task, in one write (the call list, PATCH /api/v1/tasks/{id}/):
+    its status (open, done, cancelled), the outcome code with a note, the due date of an open
+    task. "Do not call" also turns the client's phone consent off everywhere
+    (clients.services.client_do_not_call). Nothing is written unless every value is valid."""
+    task = (RMTask.objects.select_for_update(of=("self",)).select_related("client")
+            .get(pk=task.pk))
+    errors: dict[str, list[str]] = {}
+    if status is not _UNSET and status not in TaskStatus.values:
+        errors["status"] = [_("One of: %(values)s.") % {"values": ", ".join(TaskStatus.values)}]
+    if outcome is not _UNSET and outcome not in ("", *TaskOutcome.values):
+        errors["outcome"] = [_("One of: %(values)s.") % {"values": ", ".join(TaskOutcome.values)}]
+    if note is not _UNSET and len(note or "") > NOTE_MAX:
+        errors["note"] = [_("At most %(n)s characters.") % {"n": NOTE_MAX}]
+    if due_on is not _UNSET and (status if status is not _UNSET else task.status) != \
+            TaskStatus.OPEN:
+        errors["due_on"] = [_("Only an open task can get a new due date.")]
+    if errors:
+        raise ApplicationError(_("The task was not changed: see the fields."), fields=errors)
+    now = timezone.now()
+    fields = ["updated_at"]
+    if status is not _UNSET and status != task.status:
+        task.status = status
+        task.done_at = now if status == TaskStatus.DONE else None
+        fields += ["status", "done_at"]
+    if outcome is not _UNSET:
+        task.outcome, task.outcome_at = outcome, (now if outcome else None)
+        fields += ["outcome", "outcome_at"]
+    if note is not _UNSET:
+        task.outcome_note = (note or "").strip()
+        fields.append("outcome_note")
+    if due_on is not _UNSET:
+        task.due_on = due_on
+        fields.append("due_on")
+    task.save(update_fields=fields)
+    if outcome == TaskOutcome.DO_NOT_CALL and task.client_id:
+        client_do_not_call(client=task.client, actor=actor, source="do_not_call")
     return task
 
 

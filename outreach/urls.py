@@ -10,4 +10,5 @@ urlpatterns = [
     path("<int:pk>/done/", views.task_done, name="task_done"),
     path("new/", views.task_new, name="task_new"),
     path("<int:pk>/due/", views.task_due, name="task_due"),
+    path("<int:pk>/outcome/", views.task_outcome, name="task_outcome"),
 ]

@@ -23,10 +23,10 @@ from core.models import AuditAction, Role
 from core.permissions import capability_required
 from core.services import audit_record
 
-from .forms import TaskDueForm, TaskForm
-from .models import RMTask, TaskSource, TaskStatus
+from .forms import TaskDueForm, TaskForm, TaskOutcomeForm
+from .models import RMTask, TaskOutcome, TaskSource, TaskStatus
 from .selectors import task_queryset_for
-from .services import task_complete, task_create, task_set_due
+from .services import task_complete, task_create, task_set_due, task_update
 
 PAGE_SIZE = 50
 STATUS_FILTERS = ("open", "done", "all")
@@ -49,8 +49,8 @@ def task_list(request):
         request.GET.get("page"))
     return render(request, "outreach/task_list.html",
                   {"page": page, "status": status, "source": source, "today": timezone.localdate(),
-                   "sources": TaskSource.choices, "show_assignee": role_of(request.user)
-                   != Role.RM})
+                   "sources": TaskSource.choices, "outcomes": TaskOutcome.choices,
+                   "show_assignee": role_of(request.user) != Role.RM})
 
 
 @capability_required("tasks.view")
@@ -124,4 +124,32 @@ def task_due(request, pk):
             messages.error(request, exc.message)
         else:
             messages.success(request, _("New due date for %(title)s") % {"title": task.title})
+    return redirect("outreach:task_list")
+
+
+@require_POST
+@capability_required("tasks.view")
+def task_outcome(request, pk):
+    """What came of it, in two clicks: an outcome (and a note) closes the task, except "no
+    answer", which keeps it open for another try; "do not call" also turns phone consent off."""
+    task = task_queryset_for(request.user).filter(pk=pk).first()
+    if task is None:
+        audit_record(action=AuditAction.ACCESS_DENIED, actor=request.user, object_type="task",
+                     object_id=str(pk), request=request)
+        raise Http404("No such task.")
+    form = TaskOutcomeForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _("Choose an outcome (and keep the note under 2,000 "
+                                  "characters)."))
+        return redirect("outreach:task_list")
+    outcome = form.cleaned_data["outcome"]
+    status = TaskStatus.OPEN if outcome == TaskOutcome.NO_ANSWER else TaskStatus.DONE
+    try:
+        task_update(task=task, actor=request.user, status=status, outcome=outcome,
+                    note=form.cleaned_data["note"])
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, _("Outcome recorded for %(title)s: %(outcome)s")
+                         % {"title": task.title, "outcome": TaskOutcome(outcome).label})
     return redirect("outreach:task_list")

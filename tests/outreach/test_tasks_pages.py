@@ -86,3 +86,49 @@ def test_client_360_lists_open_follow_ups_with_a_done_button(logged_in, rm_a, ta
     assert response["Location"] == f"/clients/{client_of_a.client_no}/"
     body = http.get(f"/clients/{client_of_a.client_no}/").content.decode()
     assert "A 的客户留言" not in body[body.index('id="follow-ups"'):]
+
+
+def test_an_outcome_in_two_clicks_closes_the_task_and_shows_on_the_list(logged_in, rm_a, tasks):
+    web = logged_in(rm_a)
+    page = web.get("/tasks/", HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    assert f'action="/tasks/{tasks["a"].pk}/outcome/"' in page and "无人接听" in page
+    response = web.post(f"/tasks/{tasks['a'].pk}/outcome/",
+                        {"outcome": "interested", "note": "想了解三年期"})
+    assert response.status_code == 302
+    done = RMTask.objects.get(pk=tasks["a"].pk)
+    assert (done.status, done.outcome, done.outcome_note) == ("done", "interested", "想了解三年期")
+    listed = web.get("/tasks/?status=all", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert 'data-outcome="interested"' in listed and "Interested" in listed
+
+
+def test_no_answer_keeps_the_task_open_for_another_try(logged_in, rm_a, tasks):
+    logged_in(rm_a).post(f"/tasks/{tasks['a'].pk}/outcome/", {"outcome": "no_answer"})
+    task_ = RMTask.objects.get(pk=tasks["a"].pk)
+    assert (task_.status, task_.outcome) == ("open", "no_answer")
+
+
+def test_do_not_call_from_the_page_turns_phone_consent_off(logged_in, rm_a, tasks):
+    client = tasks["a"].client
+    client.consent_phone = True
+    client.save()
+    logged_in(rm_a).post(f"/tasks/{tasks['a'].pk}/outcome/", {"outcome": "do_not_call"})
+    client.refresh_from_db()
+    assert client.consent_phone is False
+    assert AuditLog.objects.filter(action=AuditAction.CONSENT_CHANGED,
+                                   object_id=client.client_no).exists()
+
+
+def test_an_outcome_on_another_rms_task_is_an_audited_404(logged_in, rm_a, tasks):
+    response = logged_in(rm_a).post(f"/tasks/{tasks['b'].pk}/outcome/",
+                                    {"outcome": "bought"})
+    assert response.status_code == 404
+    assert RMTask.objects.get(pk=tasks["b"].pk).outcome == ""
+    assert AuditLog.objects.filter(action=AuditAction.ACCESS_DENIED, object_type="task",
+                                   object_id=str(tasks["b"].pk)).exists()
+
+
+def test_an_outcome_that_does_not_exist_changes_nothing(logged_in, rm_a, tasks):
+    response = logged_in(rm_a).post(f"/tasks/{tasks['a'].pk}/outcome/", {"outcome": "maybe"},
+                                    follow=True, HTTP_ACCEPT_LANGUAGE="en")
+    assert "Choose an outcome" in response.content.decode()
+    assert RMTask.objects.get(pk=tasks["a"].pk).status == "open"
