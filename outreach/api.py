@@ -131,7 +131,7 @@ class TaskListView(generics.ListAPIView):
 
     @extend_schema(summary="The caller's tasks: an RM's call list, a branch's, or all (ops)",
                    parameters=[_TaskQuery], responses={200: TaskOutput(many=True),
-                                                       **errors(400, 401, 403)})
+                                                       **errors(400, 401, 403, 404)})
     def get(self, request: Request, *args, **kwargs) -> Response:
         return super().get(request, *args, **kwargs)
 
