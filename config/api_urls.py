@@ -33,7 +33,7 @@ from newsletters.api import (
     PublicationDetailView,
     PublicationListView,
 )
-from outreach.api import TaskDetailView, TaskListView, TradingDaysView
+from outreach.api import ContactPolicyView, TaskDetailView, TaskListView, TradingDaysView
 from segments.api import (
     RefreshDetailView,
     SegmentDetailView,
@@ -47,6 +47,7 @@ app_name = "api"
 urlpatterns = [
     path("branches/<str:code>/", BranchDetailView.as_view(), name="branch-detail"),
     path("calendar/trading-days/", TradingDaysView.as_view(), name="calendar-trading-days"),
+    path("contact-policy/", ContactPolicyView.as_view(), name="contact-policy"),
     path("clients/", ClientListView.as_view(), name="client-list"),
     path("clients/<str:client_no>/", ClientDetailView.as_view(), name="client-detail"),
     path("clients/<str:client_no>/holdings/", ClientHoldingsView.as_view(),

@@ -42,6 +42,7 @@ CAPABILITIES: dict[str, frozenset[str]] = {
     "imports.run": OPERATIONS,
     "scoring.manage": OPERATIONS,
     "audit.read": frozenset({Role.COMPLIANCE.value, Role.ADMIN.value}),
+    "contact_policy.manage": OPERATIONS,
     # The menu's task entry: an RM works the tasks assigned to them ("My tasks"); branch
     # managers and operations follow up on others' ("Follow-ups").
     "tasks.own": frozenset({Role.RM.value}),
@@ -52,6 +53,7 @@ CAPABILITIES: dict[str, frozenset[str]] = {
 AUDIT_OBJECT_TYPES = {
     "clients": "client", "segments": "segment", "tasks": "task", "newsletters": "newsletter",
     "imports": "import", "scoring": "scoring", "audit": "audit_log",
+    "contact_policy": "contact_policy",
 }
 
 

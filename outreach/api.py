@@ -18,10 +18,11 @@ from core.services import audit_record
 
 from .calendar import MAX_RANGE_DAYS, calendar_known, trading_days
 from .models import RMTask, TaskOutcome, TaskStatus
-from .selectors import task_queryset_for
-from .services import NOTE_MAX, task_update
+from .selectors import contact_policy_get, task_queryset_for
+from .services import NOTE_MAX, contact_policy_set, task_update
 
 CanSeeTasks = HasCapability.of("tasks.view")
+CanManagePolicy = HasCapability.of("contact_policy.manage")
 
 
 class _RangeQuery(serializers.Serializer):
@@ -153,3 +154,41 @@ class TaskDetailView(APIView):
         data.is_valid(raise_exception=True)
         task = task_update(task=task, actor=request.user, **data.validated_data)
         return Response(TaskOutput(task).data)
+
+
+# --- contact policy --------------------------------------------------------------------------
+
+class _Cap(serializers.Serializer):
+    channel = serializers.CharField()
+    max_contacts = serializers.IntegerField()
+    window_days = serializers.IntegerField()
+
+
+class _QuietHours(serializers.Serializer):
+    start = serializers.CharField(help_text="HH:MM")
+    end = serializers.CharField(help_text="HH:MM")
+    channels = serializers.ListField(child=serializers.CharField())
+    timezone = serializers.CharField(read_only=True)
+
+
+class ContactPolicyDoc(serializers.Serializer):
+    caps = _Cap(many=True)
+    quiet_hours = _QuietHours()
+    updated_at = serializers.DateTimeField(read_only=True, allow_null=True)
+
+
+@extend_schema(tags=["contact policy"])
+class ContactPolicyView(APIView):
+    permission_classes = [CanManagePolicy]
+
+    @extend_schema(summary="The contact policy in force (caps per channel, quiet hours)",
+                   responses={200: ContactPolicyDoc, **errors(401, 403)})
+    def get(self, request: Request) -> Response:
+        return Response(contact_policy_get())
+
+    @extend_schema(summary="Replace the contact policy (validated whole, audited)",
+                   request=ContactPolicyDoc,
+                   responses={200: ContactPolicyDoc, **errors(400, 401, 403)})
+    def put(self, request: Request) -> Response:
+        return Response(contact_policy_set(data=require_object(request.data),
+                                           actor=request.user))

@@ -94,3 +94,37 @@ class RMTask(TimeStampedModel):
 
     def __str__(self):
         return self.title
+
+
+class Channel(models.TextChoices):
+    """The ways a client is contacted (shared/DOMAIN.md "Campaigns")."""
+
+    EMAIL = "email", pgettext_lazy("channel", "Email")
+    SMS = "sms", pgettext_lazy("channel", "SMS")
+    PUSH = "push", pgettext_lazy("channel", "App push")
+    WECHAT = "wechat", pgettext_lazy("channel", "WeChat via the RM")
+    PHONE = "phone", pgettext_lazy("channel", "Phone call by the RM")
+
+
+ALL_CHANNELS = "all"
+
+
+class ContactPolicy(models.Model):
+    """The contact policy, one row (shared/DOMAIN.md "Contact policy"): caps per channel (or
+    for all channels together) in a rolling window of days, and quiet hours for some channels,
+    in Asia/Shanghai time. Read through outreach.selectors.contact_policy_get (the domain's
+    defaults until someone saves one), written through outreach.services.contact_policy_set."""
+
+    caps = models.JSONField(_("caps"), default=list)
+    quiet_hours = models.JSONField(_("quiet hours"), default=dict)
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("changed by"),
+                                   null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    updated_at = models.DateTimeField(_("changed at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("contact policy")
+        verbose_name_plural = _("contact policy")
+
+    def __str__(self) -> str:
+        return str(self._meta.verbose_name)

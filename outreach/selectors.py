@@ -1,4 +1,4 @@
-"""Reads of the outreach app: whose RM tasks a user sees."""
+"""Reads of the outreach app: whose RM tasks a user sees; the contact policy."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from django.db.models import Q, QuerySet
 from core.access import ALL_CLIENTS_ROLES, role_of
 from core.models import Role
 
-from .models import RMTask, TaskStatus
+from .models import ALL_CHANNELS, Channel, ContactPolicy, RMTask, TaskStatus
 
 
 def task_queryset_for(user) -> QuerySet[RMTask]:
@@ -28,3 +28,24 @@ def open_tasks_for_client(*, client, user) -> list[RMTask]:
     """The client 360 card: the client's open follow-ups `user` may see."""
     return list(task_queryset_for(user).filter(client=client, status=TaskStatus.OPEN)
                 .select_related("assignee").order_by("-created_at")[:20])
+
+
+TIMEZONE = "Asia/Shanghai"
+DEFAULT_POLICY = {
+    "caps": [{"channel": ALL_CHANNELS, "max_contacts": 2, "window_days": 7},
+             {"channel": Channel.SMS.value, "max_contacts": 1, "window_days": 7},
+             {"channel": Channel.PHONE.value, "max_contacts": 1, "window_days": 14}],
+    "quiet_hours": {"start": "21:00", "end": "08:30",
+                    "channels": [Channel.SMS.value, Channel.PUSH.value, Channel.PHONE.value]},
+}
+
+
+def contact_policy_get() -> dict:
+    """The policy in force: the saved one, else the domain's defaults (2 contacts a week in
+    all, 1 SMS a week, 1 RM call a fortnight; no SMS, push or call 21:00-08:30)."""
+    row = ContactPolicy.objects.filter(pk=1).first()
+    policy = ({"caps": row.caps, "quiet_hours": row.quiet_hours} if row is not None
+              else DEFAULT_POLICY)
+    return {"caps": [dict(c) for c in policy["caps"]],
+            "quiet_hours": {**policy["quiet_hours"], "timezone": TIMEZONE},
+            "updated_at": row.updated_at.isoformat() if row is not None else None}

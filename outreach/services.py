@@ -16,7 +16,17 @@ from core.errors import ApplicationError
 from core.models import AuditAction
 from core.services import audit_record
 
-from .models import RMTask, TaskOutcome, TaskSource, TaskStatus, TradingDayOverride
+from .models import (
+    ALL_CHANNELS,
+    Channel,
+    ContactPolicy,
+    RMTask,
+    TaskOutcome,
+    TaskSource,
+    TaskStatus,
+    TradingDayOverride,
+)
+from .selectors import contact_policy_get
 
 
 def trading_day_override_set(*, day: dt.date, is_trading_day: bool, note: str = "",
@@ -151,3 +161,95 @@ def task_from_follow_up(sender, *, interaction: Interaction, due_on: date, **kwa
                                                          "kind": kind},
         detail=interaction.note, source=TaskSource.FOLLOW_UP,
         origin_type=ORIGIN_INTERACTION, origin_id=str(interaction.pk))
+
+
+# --- contact policy ----------------------------------------------------------------------
+
+MAX_WINDOW_DAYS = 90
+MAX_CONTACTS = 100
+
+
+def _time(value, name: str, errors: dict) -> str | None:
+    try:
+        parsed = dt.time.fromisoformat(str(value))
+    except (TypeError, ValueError):
+        errors[name] = [_("A time written HH:MM, e.g. 21:00.")]
+        return None
+    if parsed.second or parsed.microsecond or parsed.tzinfo:
+        errors[name] = [_("A time written HH:MM, e.g. 21:00.")]
+        return None
+    return parsed.strftime("%H:%M")
+
+
+def _channels(value, name: str, errors: dict, *, with_all: bool = False) -> list[str]:
+    allowed = [*([ALL_CHANNELS] if with_all else []), *Channel.values]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value) \
+            or any(v not in allowed for v in value):
+        errors[name] = [_("A list of: %(values)s.") % {"values": ", ".join(allowed)}]
+        return []
+    return sorted(set(value), key=allowed.index)
+
+
+def contact_policy_validate(data) -> dict:
+    """The policy `data` ({"caps": [...], "quiet_hours": {...}}) checked and normalised, or an
+    ApplicationError naming every wrong field (caps[1].window_days, quiet_hours.start...)."""
+    errors: dict[str, list[str]] = {}
+    if not isinstance(data, dict):
+        raise ApplicationError(_("The policy must be a JSON object."),
+                               fields={"policy": [_("not an object")]})
+    unknown = sorted(set(data) - {"caps", "quiet_hours"})
+    if unknown:
+        errors[unknown[0]] = [_("Unknown field.")]
+    caps, seen = [], set()
+    raw_caps = data.get("caps")
+    if not isinstance(raw_caps, list):
+        errors["caps"] = [_("A list of caps.")]
+        raw_caps = []
+    allowed = [ALL_CHANNELS, *Channel.values]
+    for i, cap in enumerate(raw_caps):
+        where = f"caps[{i}]"
+        if not isinstance(cap, dict) or set(cap) != {"channel", "max_contacts", "window_days"}:
+            errors[where] = [_("An object with channel, max_contacts and window_days.")]
+            continue
+        if not isinstance(cap["channel"], str) or cap["channel"] not in allowed:
+            errors[f"{where}.channel"] = [_("One of: %(values)s.") % {"values": ", ".join(allowed)}]
+        elif cap["channel"] in seen:
+            errors[f"{where}.channel"] = [_("Each channel has at most one cap.")]
+        else:
+            seen.add(cap["channel"])
+        for key, top in (("max_contacts", MAX_CONTACTS), ("window_days", MAX_WINDOW_DAYS)):
+            value = cap[key]
+            low = 0 if key == "max_contacts" else 1
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= top:
+                errors[f"{where}.{key}"] = [_("A whole number from %(low)s to %(high)s.")
+                                            % {"low": low, "high": top}]
+        caps.append({"channel": cap["channel"], "max_contacts": cap["max_contacts"],
+                     "window_days": cap["window_days"]})
+    quiet = data.get("quiet_hours")
+    if not isinstance(quiet, dict) or not {"start", "end", "channels"} <= set(quiet) \
+            or set(quiet) - {"start", "end", "channels", "timezone"}:
+        errors["quiet_hours"] = [_("An object with start, end and channels.")]
+        quiet_hours = {}
+    else:
+        quiet_hours = {"start": _time(quiet["start"], "quiet_hours.start", errors),
+                       "end": _time(quiet["end"], "quiet_hours.end", errors),
+                       "channels": _channels(quiet["channels"], "quiet_hours.channels", errors)}
+    if errors:
+        raise ApplicationError(_("The contact policy was not saved: see the fields."),
+                               fields=errors)
+    return {"caps": caps, "quiet_hours": quiet_hours}
+
+
+@transaction.atomic
+def contact_policy_set(*, data, actor=None) -> dict:
+    """Replace the contact policy (validated whole; audited with what it was and is)."""
+    policy = contact_policy_validate(data)
+    before = contact_policy_get()
+    ContactPolicy.objects.update_or_create(pk=1, defaults={**policy, "updated_by": actor})
+    audit_record(action=AuditAction.SETTINGS_CHANGED, actor=actor,
+                 object_type="contact_policy", object_id="1",
+                 detail={"before": {"caps": before["caps"],
+                                    "quiet_hours": {k: v for k, v in before["quiet_hours"].items()
+                                                    if k != "timezone"}},
+                         "after": policy})
+    return contact_policy_get()
