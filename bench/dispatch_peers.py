@@ -47,7 +47,7 @@ def sample_from(edition_id: int) -> Sample:
     rendered = rendering.render_edition(edition=edition, context=context, delivery=delivery)
     message = rendering.build_message(delivery=delivery, rendered=rendered)
     raw = rendering.message_bytes(delivery=delivery, rendered=rendered)[2]
-    headers = {k: v for k, v in rendered.headers.items()}
+    headers = dict(rendered.headers)
     return Sample(raw=raw, subject=rendered.subject, text=rendered.text, html=rendered.html,
                   from_email=message.from_email, reply_to=edition.publication.reply_to,
                   headers=headers)

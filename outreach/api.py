@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import exceptions, generics, serializers
+from rest_framework import generics, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -12,13 +12,11 @@ from clients.api.common import require_object
 from clients.api.schemas import errors
 from clients.validators import validate_plausible_date
 from core.api import OutputModelSerializer
-from core.models import AuditAction
 from core.permissions import HasCapability
-from core.services import audit_record
 
 from .calendar import MAX_RANGE_DAYS, calendar_known, trading_days
 from .models import RMTask, TaskOutcome, TaskStatus
-from .selectors import contact_policy_get, task_queryset_for
+from .selectors import contact_policy_get, task_get, task_queryset_for
 from .services import NOTE_MAX, contact_policy_set, task_update
 
 CanSeeTasks = HasCapability.of("tasks.view")
@@ -102,17 +100,6 @@ class TaskInput(serializers.Serializer):
                                    validators=[validate_plausible_date])
 
 
-def _task_or_404(request: Request, pk: int) -> RMTask:
-    """The caller's task; "not there" and "not yours" are the same audited 404."""
-    task = (task_queryset_for(request.user).select_related("client", "assignee")
-            .filter(pk=pk).first())
-    if task is None:
-        audit_record(action=AuditAction.ACCESS_DENIED, actor=request.user, object_type="task",
-                     object_id=str(pk), request=request._request)
-        raise exceptions.NotFound()
-    return task
-
-
 @extend_schema(tags=["tasks"])
 class TaskListView(generics.ListAPIView):
     permission_classes = [CanSeeTasks]
@@ -144,12 +131,12 @@ class TaskDetailView(APIView):
     @extend_schema(summary="One of the caller's tasks",
                    responses={200: TaskOutput, **errors(401, 403, 404)})
     def get(self, request: Request, pk: int) -> Response:
-        return Response(TaskOutput(_task_or_404(request, pk)).data)
+        return Response(TaskOutput(task_get(user=request.user, pk=pk)).data)
 
     @extend_schema(summary="Record what was done: status, outcome and note, due date",
                    request=TaskInput, responses={200: TaskOutput, **errors(400, 401, 403, 404)})
     def patch(self, request: Request, pk: int) -> Response:
-        task = _task_or_404(request, pk)
+        task = task_get(user=request.user, pk=pk)
         data = TaskInput(data=require_object(request.data))
         data.is_valid(raise_exception=True)
         task = task_update(task=task, actor=request.user, **data.validated_data)

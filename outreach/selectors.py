@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from django.db.models import Q, QuerySet
+from django.http import Http404
 
 from core.access import ALL_CLIENTS_ROLES, role_of
-from core.models import Role
+from core.models import AuditAction, Role
+from core.services import audit_record
 
 from .models import ALL_CHANNELS, Channel, ContactPolicy, RMTask, TaskStatus
 
@@ -22,6 +24,17 @@ def task_queryset_for(user) -> QuerySet[RMTask]:
     if role == Role.RM:
         return qs.filter(assignee=user)
     return qs.none()
+
+
+def task_get(*, user, pk: int) -> RMTask:
+    """The task, or Http404 (audited) when it does not exist or `user` may not see it: the
+    pages and the API give "not there" and "not yours" the same answer."""
+    task = task_queryset_for(user).select_related("client", "assignee").filter(pk=pk).first()
+    if task is None:
+        audit_record(action=AuditAction.ACCESS_DENIED, actor=user, object_type="task",
+                     object_id=str(pk))
+        raise Http404("No such task.")
+    return task
 
 
 def open_tasks_for_client(*, client, user) -> list[RMTask]:

@@ -93,16 +93,9 @@ def task_complete(*, task: RMTask) -> RMTask:
     return task
 
 
-@transaction.atomic
 def task_set_due(*, task: RMTask, due_on: date | None) -> RMTask:
     """Move an open task's due date (None: no date)."""
-    task = RMTask.objects.select_for_update().get(pk=task.pk)
-    if task.status != TaskStatus.OPEN:
-        raise ApplicationError(_("Only an open task can get a new due date."),
-                               fields={"due_on": ["closed"]})
-    task.due_on = due_on
-    task.save(update_fields=["due_on", "updated_at"])
-    return task
+    return task_update(task=task, due_on=due_on)
 
 
 NOTE_MAX = 2000
@@ -129,7 +122,9 @@ def task_update(*, task: RMTask, actor=None, status=_UNSET, outcome=_UNSET, note
             TaskStatus.OPEN:
         errors["due_on"] = [_("Only an open task can get a new due date.")]
     if errors:
-        raise ApplicationError(_("The task was not changed: see the fields."), fields=errors)
+        only = next(iter(errors.values()))[0] if len(errors) == 1 else None
+        raise ApplicationError(only or _("The task was not changed: see the fields."),
+                               fields=errors)
     now = timezone.now()
     fields = ["updated_at"]
     if status is not _UNSET and status != task.status:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import Http404, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -19,13 +19,12 @@ from django.views.decorators.http import require_POST
 from clients.selectors import client_get
 from core.access import role_of
 from core.errors import ApplicationError
-from core.models import AuditAction, Role
+from core.models import Role
 from core.permissions import capability_required
-from core.services import audit_record
 
 from .forms import TaskDueForm, TaskForm, TaskOutcomeForm
 from .models import RMTask, TaskOutcome, TaskSource, TaskStatus
-from .selectors import task_queryset_for
+from .selectors import task_get, task_queryset_for
 from .services import task_complete, task_create, task_set_due, task_update
 
 PAGE_SIZE = 50
@@ -68,11 +67,7 @@ def task_badge(request):
 @require_POST
 @capability_required("tasks.view")
 def task_done(request, pk):
-    task = task_queryset_for(request.user).select_related("client").filter(pk=pk).first()
-    if task is None:
-        audit_record(action=AuditAction.ACCESS_DENIED, actor=request.user, object_type="task",
-                     object_id=str(pk), request=request)
-        raise Http404("No such task.")
+    task = task_get(user=request.user, pk=pk)
     task_complete(task=task)
     messages.success(request, _("Marked as done: %(title)s") % {"title": task.title})
     back = request.POST.get("next", "")
@@ -109,11 +104,7 @@ def task_new(request):
 @require_POST
 @capability_required("tasks.view")
 def task_due(request, pk):
-    task = task_queryset_for(request.user).filter(pk=pk).first()
-    if task is None:
-        audit_record(action=AuditAction.ACCESS_DENIED, actor=request.user, object_type="task",
-                     object_id=str(pk), request=request)
-        raise Http404("No such task.")
+    task = task_get(user=request.user, pk=pk)
     form = TaskDueForm(request.POST)
     if not form.is_valid():
         messages.error(request, _("Enter a date written YYYY-MM-DD."))
@@ -132,11 +123,7 @@ def task_due(request, pk):
 def task_outcome(request, pk):
     """What came of it, in two clicks: an outcome (and a note) closes the task, except "no
     answer", which keeps it open for another try; "do not call" also turns phone consent off."""
-    task = task_queryset_for(request.user).filter(pk=pk).first()
-    if task is None:
-        audit_record(action=AuditAction.ACCESS_DENIED, actor=request.user, object_type="task",
-                     object_id=str(pk), request=request)
-        raise Http404("No such task.")
+    task = task_get(user=request.user, pk=pk)
     form = TaskOutcomeForm(request.POST)
     if not form.is_valid():
         messages.error(request, _("Choose an outcome (and keep the note under 2,000 "
