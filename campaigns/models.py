@@ -1,1 +1,190 @@
-"""Campaigns (issue #11): not built yet. RM tasks live in outreach (outreach.models.RMTask)."""
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
+
+from core.models import Job, TimeStampedModel
+
+
+class CampaignStatus(models.TextChoices):
+    DRAFT = "draft", pgettext_lazy("campaign status", "Draft")
+    SUBMITTED = "submitted", pgettext_lazy("campaign status", "Submitted for approval")
+    APPROVED = "approved", pgettext_lazy("campaign status", "Approved")
+    REJECTED = "rejected", pgettext_lazy("campaign status", "Rejected")
+    SCHEDULED = "scheduled", pgettext_lazy("campaign status", "Launching")
+    RUNNING = "running", pgettext_lazy("campaign status", "Running")
+    PAUSED = "paused", pgettext_lazy("campaign status", "Paused")
+    COMPLETED = "completed", pgettext_lazy("campaign status", "Completed")
+    CANCELLED = "cancelled", pgettext_lazy("campaign status", "Cancelled")
+
+
+class Scenario(models.TextChoices):
+    """What makes the contact natural (shared/DOMAIN.md "Scenarios")."""
+
+    AD_HOC = "ad_hoc", _("Ad hoc")
+    ZOMBIE_ACCOUNT = "zombie_account", _("Zombie account")
+    DORMANT = "dormant", pgettext_lazy("scenario", "Dormant")
+    CASH_INFLOW = "cash_inflow", _("Large cash inflow")
+    PRODUCT_MATURITY = "product_maturity", _("Product maturity")
+    RISK_EXPIRING = "risk_expiring", _("Risk assessment expiring")
+    BIRTHDAY = "birthday", _("Birthday")
+    HOLIDAY = "holiday", _("Holiday greeting")
+    ONBOARDING = "onboarding", _("Onboarding")
+    MARKET_TURBULENCE = "market_turbulence", _("Market turbulence")
+
+
+# Service messages required by regulation: exempt from the caps, but counted.
+EXEMPT_SCENARIOS = (Scenario.RISK_EXPIRING,)
+
+
+class GoalMetric(models.TextChoices):
+    CONVERSION = "conversion", _("Bought an offered product")
+    FUNDED = "funded", _("Funded the account")
+    NET_INFLOW = "net_inflow", _("Net inflow")
+    AUM = "aum", _("Assets under management")
+    RESPONSE = "response", _("Responded")
+
+
+class ExclusionReason(models.TextChoices):
+    """Why a client of the audience is on the target list but not contacted (shared/API.md)."""
+
+    CLOSED = "closed", _("Account closed")
+    NO_CONSENT = "no_consent", _("No consent for the channel")
+    UNSUBSCRIBED = "unsubscribed", _("Opted out of the channel")
+    NO_CONTACT = "no_contact", _("No contact details for the channel")
+    RISK_EXPIRED = "risk_expired", _("Risk assessment missing or expired")
+    UNSUITABLE = "unsuitable", _("Offered products above the client's risk level")
+    HIGHER_PRIORITY = "higher_priority", _("Taken by a higher-priority campaign")
+    CAPPED = "capped", _("Contact cap reached")
+
+
+CONTROL = "control"
+
+
+class Campaign(TimeStampedModel):
+    """A campaign (shared/DOMAIN.md "Campaigns"): goal, audience, products, steps with script
+    variants, a holdout. What it says and who gets it is validated by campaigns.services
+    (campaign_validate) and frozen by approval (campaigns.approval)."""
+
+    code = models.SlugField(_("code"), max_length=64, unique=True)
+    name = models.CharField(pgettext_lazy("campaign", "Name"), max_length=200)
+    scenario = models.CharField(_("scenario"), max_length=20, choices=Scenario.choices,
+                                default=Scenario.AD_HOC)
+    goal = models.JSONField(_("goal"), default=dict)
+    audience = models.JSONField(_("audience"), default=dict)
+    products = models.JSONField(_("products offered"), default=list, blank=True)
+    priority = models.PositiveSmallIntegerField(_("priority"), default=5)
+    holdout_pct = models.PositiveSmallIntegerField(_("holdout (%)"), default=10)
+    starts_at = models.DateTimeField(_("starts"), null=True, blank=True)
+    ends_at = models.DateTimeField(_("ends"), null=True, blank=True)
+    always_on = models.BooleanField(_("always on"), default=False)
+    steps = models.JSONField(_("steps"), default=list)
+    status = models.CharField(_("status"), max_length=10, choices=CampaignStatus.choices,
+                              default=CampaignStatus.DRAFT, db_index=True)
+    content_version = models.PositiveIntegerField(_("content version"), default=1)
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("author"),
+                               on_delete=models.PROTECT, related_name="+")
+    approved_by = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("approved by"),
+                                    null=True, blank=True, on_delete=models.PROTECT,
+                                    related_name="+")
+    approved_at = models.DateTimeField(_("approved at"), null=True, blank=True)
+    approved_hash = models.CharField(_("approved content hash"), max_length=64, blank=True)
+    approved_snapshot = models.JSONField(_("approved snapshot"), null=True, blank=True)
+    review_comment = models.TextField(_("reviewer's comment"), blank=True)
+    launched_at = models.DateTimeField(_("launched at"), null=True, blank=True)
+    # The trading day step 0 runs on; later steps count their delays in trading days from it.
+    launch_day = models.DateField(_("launch day"), null=True, blank=True)
+    steps_done = models.PositiveSmallIntegerField(_("steps done"), default=0)
+    completed_at = models.DateTimeField(_("completed at"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("campaign")
+        verbose_name_plural = _("campaigns")
+        constraints = [
+            models.CheckConstraint(condition=Q(status__in=CampaignStatus.values),
+                                   name="campaign_status_valid"),
+            models.CheckConstraint(condition=Q(priority__gte=1, priority__lte=9),
+                                   name="campaign_priority_1_to_9"),
+            models.CheckConstraint(condition=Q(holdout_pct__lte=50),
+                                   name="campaign_holdout_at_most_half"),
+        ]
+
+    def __str__(self):
+        return f"{self.name} ({self.code})"
+
+    @property
+    def arms(self) -> list[str]:
+        """control (when there is a holdout) and the first step's variant codes."""
+        variants = [v["code"] for v in (self.steps[0]["variants"] if self.steps else [])]
+        return ([CONTROL] if self.holdout_pct else []) + variants
+
+
+class CampaignEvent(models.Model):
+    """The campaign's own history (who submitted, approved, launched ...), beside the audit
+    log, for its page."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="events")
+    at = models.DateTimeField(auto_now_add=True)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                              on_delete=models.SET_NULL, related_name="+")
+    action = models.CharField(max_length=20)
+    comment = models.TextField(blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self):
+        return f"{self.campaign_id} {self.action}"
+
+
+class CampaignMember(models.Model):
+    """The target list frozen at launch: one row per audience client, with its arm or the
+    reason it was excluded (decided before randomisation)."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="members",
+                                 db_index=False)
+    client = models.ForeignKey("clients.Client", on_delete=models.CASCADE,
+                               related_name="campaign_memberships")
+    tier = models.CharField(_("value tier"), max_length=12, blank=True)
+    arm = models.CharField(_("arm"), max_length=16, blank=True)
+    exclusion_reason = models.CharField(_("excluded because"), max_length=16,
+                                        choices=ExclusionReason.choices, blank=True)
+    # The offered product this client is suitable for (the first in the campaign's order).
+    product_code = models.CharField(_("offered product"), max_length=32, blank=True)
+    entered_at = models.DateTimeField(_("entered at"))
+
+    class Meta:
+        verbose_name = _("campaign member")
+        verbose_name_plural = _("campaign members")
+        constraints = [models.UniqueConstraint(fields=["campaign", "client"],
+                                               name="campaign_member_once")]
+        indexes = [models.Index(fields=["campaign", "arm"], name="campaign_member_arm"),
+                   models.Index(fields=["campaign", "exclusion_reason"],
+                                name="campaign_member_excluded")]
+
+    def __str__(self):
+        return f"{self.campaign_id}:{self.client_id} {self.arm or self.exclusion_reason}"
+
+
+class CampaignLaunch(Job):
+    """The launch job: freeze the target list, assign arms, reserve step 0's contacts. One
+    transaction (a killed worker leaves nothing half-done), so progress is by phase."""
+
+    PHASES = ("freeze", "assign", "reserve")
+
+    campaign = models.OneToOneField(Campaign, on_delete=models.CASCADE, related_name="launch")
+    phase = models.CharField(_("phase"), max_length=10, blank=True)
+    counts = models.JSONField(_("counts"), default=dict, blank=True)
+    timings = models.JSONField(_("timings (s)"), default=dict, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("by"), null=True,
+                                   blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        verbose_name = _("campaign launch")
+        verbose_name_plural = _("campaign launches")
+
+    def __str__(self):
+        return f"launch {self.campaign_id} {self.status}"

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import date
 
+from django.db.models import Q
 from django.utils import timezone
 
 ASSESSMENT_MISSING = "assessment_missing"
@@ -62,3 +63,21 @@ def suitable_products(*, client, products: Iterable, today: date | None = None
         else:
             skipped.append((product, reason))
     return allowed, skipped
+
+
+def assessment_valid_q(*, today: date, prefix: str = "") -> Q:
+    """Clients whose assessment is there and in force on `today` (set-based twin of the first
+    half of suitability_check)."""
+    return (Q(**{f"{prefix}risk_level__in": list(_CLIENT_RANK)})
+            & Q(**{f"{prefix}risk_expires_on__gte": today}))
+
+
+def suitable_for_q(*, product_risk_level: str, today: date, prefix: str = "") -> Q:
+    """Clients to whom a product of `product_risk_level` may be actively recommended on
+    `today`: the same rule as suitability_check, as a filter for set-based work (a campaign's
+    launch over a million clients). A product without a known level suits no one."""
+    product_rank = _PRODUCT_RANK.get(product_risk_level or "")
+    if product_rank is None:
+        return Q(pk__in=[])
+    levels = [level for level, rank in _CLIENT_RANK.items() if rank >= product_rank]
+    return assessment_valid_q(today=today, prefix=prefix) & Q(**{f"{prefix}risk_level__in": levels})

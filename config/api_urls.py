@@ -2,6 +2,20 @@
 
 from django.urls import path
 
+from campaigns.api import (
+    CampaignApproveView,
+    CampaignCancelView,
+    CampaignDetailView,
+    CampaignLaunchView,
+    CampaignListView,
+    CampaignMembersView,
+    CampaignOutcomesView,
+    CampaignPauseView,
+    CampaignRejectView,
+    CampaignResultsView,
+    CampaignResumeView,
+    CampaignSubmitView,
+)
 from clients.api.clients import ClientDetailView, ClientListView
 from clients.api.holdings import ClientHoldingsView, ClientTransactionsView
 from clients.api.products import (
@@ -48,6 +62,14 @@ urlpatterns = [
     path("branches/<str:code>/", BranchDetailView.as_view(), name="branch-detail"),
     path("calendar/trading-days/", TradingDaysView.as_view(), name="calendar-trading-days"),
     path("contact-policy/", ContactPolicyView.as_view(), name="contact-policy"),
+    path("campaigns/", CampaignListView.as_view(), name="campaign-list"),
+    path("campaigns/<str:code>/", CampaignDetailView.as_view(), name="campaign-detail"),
+    *[path(f"campaigns/<str:code>/{name}/", view.as_view(), name=f"campaign-{name}")
+      for name, view in (("submit", CampaignSubmitView), ("approve", CampaignApproveView),
+                         ("reject", CampaignRejectView), ("launch", CampaignLaunchView),
+                         ("pause", CampaignPauseView), ("resume", CampaignResumeView),
+                         ("cancel", CampaignCancelView), ("members", CampaignMembersView),
+                         ("results", CampaignResultsView), ("outcomes", CampaignOutcomesView))],
     path("clients/", ClientListView.as_view(), name="client-list"),
     path("clients/<str:client_no>/", ClientDetailView.as_view(), name="client-detail"),
     path("clients/<str:client_no>/holdings/", ClientHoldingsView.as_view(),

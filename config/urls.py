@@ -15,6 +15,7 @@ urlpatterns = [
     path("scoring/", include("clients.scoring.urls")),
     path("segments/", include("segments.urls")),
     path("newsletters/", include("newsletters.urls")),
+    path("campaigns/", include("campaigns.urls")),
     path("tasks/", include("outreach.urls")),
     path("n/", include("newsletters.public_urls")),
     path("api/v1/", include("config.api_urls")),

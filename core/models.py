@@ -151,6 +151,9 @@ class AuditAction(models.TextChoices):
     PHRASES_CHANGED = "phrases_changed", _("Forbidden phrases changed")
     SETTINGS_CHANGED = "settings_changed", _("Settings changed")
     CONSENT_CHANGED = "consent_changed", _("Consent changed")
+    CAMPAIGN_SAVED = "campaign_saved", _("Campaign saved")
+    CAMPAIGN_DELETED = "campaign_deleted", _("Campaign deleted")
+    LAUNCHED = "launched", _("Campaign launched")
 
 
 class AuditLog(models.Model):

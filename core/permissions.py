@@ -43,6 +43,13 @@ CAPABILITIES: dict[str, frozenset[str]] = {
     "scoring.manage": OPERATIONS,
     "audit.read": frozenset({Role.COMPLIANCE.value, Role.ADMIN.value}),
     "contact_policy.manage": OPERATIONS,
+    # Campaigns: every role reads them (an RM sees their own clients on a target list);
+    # operations design and launch, compliance approves (never the author), outcomes of calls
+    # come from the RMs who made them, their managers, or the call centre's service account.
+    "campaigns.view": EVERY_ROLE,
+    "campaigns.manage": OPERATIONS,
+    "campaigns.approve": frozenset({Role.COMPLIANCE.value}),
+    "campaigns.outcomes": frozenset({Role.RM.value, Role.BRANCH_MANAGER.value, *OPERATIONS}),
     # The menu's task entry: an RM works the tasks assigned to them ("My tasks"); branch
     # managers and operations follow up on others' ("Follow-ups").
     "tasks.own": frozenset({Role.RM.value}),
@@ -53,7 +60,7 @@ CAPABILITIES: dict[str, frozenset[str]] = {
 AUDIT_OBJECT_TYPES = {
     "clients": "client", "segments": "segment", "tasks": "task", "newsletters": "newsletter",
     "imports": "import", "scoring": "scoring", "audit": "audit_log",
-    "contact_policy": "contact_policy",
+    "contact_policy": "contact_policy", "campaigns": "campaign",
 }
 
 

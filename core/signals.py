@@ -1,7 +1,10 @@
+import hashlib
+
 from axes.models import AccessAttempt
 from axes.signals import user_locked_out
 from django.conf import settings
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
+from django.db.backends.signals import connection_created
 from django.db.models.signals import post_delete
 from django.dispatch import receiver
 from django.utils import timezone
@@ -51,3 +54,15 @@ def _lockout_cleared(sender, instance, **kwargs):
                  object_id=str(instance.username or "")[:128],
                  detail={"account": instance.username or "", "ip_address": instance.ip_address,
                          "failures": instance.failures_since_start})
+
+
+def _md5(text):
+    return None if text is None else hashlib.md5(str(text).encode("utf-8")).hexdigest()
+
+
+@receiver(connection_created)
+def _sqlite_functions(sender, connection, **kwargs):
+    """SQLite lacks PostgreSQL's md5(text), which set-based SQL shared by both databases uses
+    (a campaign's deterministic arm assignment)."""
+    if connection.vendor == "sqlite":
+        connection.connection.create_function("md5", 1, _md5, deterministic=True)

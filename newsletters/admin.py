@@ -2,9 +2,10 @@ from django import forms
 from django.contrib import admin
 
 from core.admin import PersonalDataAdminMixin
+from outreach.models import ForbiddenPhrase
 
 from .forms import HeaderFieldsChecked
-from .models import Delivery, Edition, EditionEvent, EditionSection, ForbiddenPhrase, Publication
+from .models import Delivery, Edition, EditionEvent, EditionSection, Publication
 from .services import forbidden_phrases_audit
 
 

@@ -176,24 +176,6 @@ class EditionArchive(models.Model):
         return f"{self.edition_id} v{self.content_version}"
 
 
-class ForbiddenPhrase(models.Model):
-    """Phrases regulators forbid in financial marketing; they block submission."""
-
-    phrase = models.CharField(_("phrase"), max_length=100, unique=True)
-    is_builtin = models.BooleanField(_("built in"), default=False)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
-                                   on_delete=models.SET_NULL, related_name="+")
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["phrase"]
-        verbose_name = _("forbidden phrase")
-        verbose_name_plural = _("forbidden phrases")
-
-    def __str__(self):
-        return self.phrase
-
-
 class DeliveryStatus(models.TextChoices):
     PENDING = "pending", _("Pending")
     SENDING = "sending", _("Sending")

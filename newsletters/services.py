@@ -28,6 +28,7 @@ from core.errors import ApplicationError
 from core.models import AuditAction
 from core.permissions import roles_for
 from core.services import audit_record, own_rm_required
+from outreach.models import ForbiddenPhrase
 
 from . import dispatch
 from .approval import (
@@ -46,7 +47,6 @@ from .models import (
     EditionEvent,
     EditionSection,
     EditionStatus,
-    ForbiddenPhrase,
     Publication,
     SenderMode,
     Suppression,

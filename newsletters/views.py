@@ -25,6 +25,7 @@ from clients.selectors import client_search
 from core.errors import ApplicationError
 from core.models import percent_of
 from core.permissions import access_denied, capability_required, user_can
+from outreach.models import ForbiddenPhrase
 from segments.selectors import segment_members
 
 from . import compliance, rendering, selectors, services
@@ -41,7 +42,6 @@ from .models import (
     Edition,
     EditionStatus,
     ExclusionReason,
-    ForbiddenPhrase,
     Publication,
     SectionKind,
 )

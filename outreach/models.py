@@ -101,7 +101,7 @@ class Channel(models.TextChoices):
 
     EMAIL = "email", pgettext_lazy("channel", "Email")
     SMS = "sms", pgettext_lazy("channel", "SMS")
-    PUSH = "push", pgettext_lazy("channel", "App push")
+    PUSH = "app_push", pgettext_lazy("channel", "App push")
     WECHAT = "wechat", pgettext_lazy("channel", "WeChat via the RM")
     PHONE = "phone", pgettext_lazy("channel", "Phone call by the RM")
 
@@ -128,3 +128,122 @@ class ContactPolicy(models.Model):
 
     def __str__(self) -> str:
         return str(self._meta.verbose_name)
+
+
+class ContactSource(models.TextChoices):
+    CAMPAIGN = "campaign", _("Campaign")
+    NEWSLETTER = "newsletter", _("Newsletter")
+
+
+class ContactStatus(models.TextChoices):
+    """Where one contact stands. PLANNED reserves room under the caps; QUEUED is with its
+    channel (the outbox, the gateway, the RM's call list); the rest are outcomes."""
+
+    PLANNED = "planned", pgettext_lazy("contact status", "Planned")
+    QUEUED = "queued", pgettext_lazy("contact status", "Queued")
+    SENT = "sent", pgettext_lazy("contact status", "Sent")
+    DELIVERED = "delivered", pgettext_lazy("contact status", "Delivered")
+    RESPONDED = "responded", pgettext_lazy("contact status", "Responded")
+    FAILED = "failed", pgettext_lazy("contact status", "Failed")
+    CAPPED = "capped", pgettext_lazy("contact status", "Held back by the contact policy")
+    SKIPPED = "skipped", pgettext_lazy("contact status", "Skipped")
+    CANCELLED = "cancelled", pgettext_lazy("contact status", "Cancelled")
+
+
+# Contacts that count against the caps: reserved, on their way or made. A failed, capped,
+# skipped or cancelled contact never reached the client.
+COUNTED_STATUSES = (ContactStatus.PLANNED, ContactStatus.QUEUED, ContactStatus.SENT,
+                    ContactStatus.DELIVERED, ContactStatus.RESPONDED)
+CONTACTED_STATUSES = (ContactStatus.SENT, ContactStatus.DELIVERED, ContactStatus.RESPONDED)
+
+
+class Contact(models.Model):
+    """The contact ledger: one row per attempt to reach a client on a channel, from any
+    campaign step or newsletter send -- "what exactly did we send this client, and why them".
+    Caps are counted here (outreach.caps), so every sender shares one count."""
+
+    client = models.ForeignKey("clients.Client", verbose_name=_("client"),
+                               on_delete=models.CASCADE, related_name="contacts")
+    source = models.CharField(_("source"), max_length=12, choices=ContactSource.choices)
+    source_id = models.PositiveIntegerField(_("source id"))
+    step = models.PositiveSmallIntegerField(_("step"), default=0)
+    channel = models.CharField(_("channel"), max_length=10, choices=Channel.choices)
+    variant = models.CharField(_("variant"), max_length=16, blank=True)
+    content_version = models.PositiveIntegerField(_("content version"), default=1)
+    priority = models.PositiveSmallIntegerField(_("priority"), default=5)
+    # Service messages required by regulation: never held back by a cap, but counted.
+    exempt = models.BooleanField(_("exempt from caps"), default=False)
+    status = models.CharField(_("status"), max_length=10, choices=ContactStatus.choices,
+                              default=ContactStatus.PLANNED)
+    planned_on = models.DateField(_("planned for"))
+    at = models.DateTimeField(_("at"), null=True, blank=True)
+    provider_id = models.CharField(_("provider id"), max_length=64, blank=True)
+    error = models.CharField(_("error"), max_length=300, blank=True)
+    # What exactly went out (SMS and push text as sent; calls: the script on the RM's task).
+    title = models.CharField(_("title"), max_length=200, blank=True)
+    body = models.TextField(_("text sent"), blank=True)
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    # A sender's claim on a queued contact; a stale claim (dead worker) is handed back.
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("contact")
+        verbose_name_plural = _("contacts")
+        constraints = [
+            models.UniqueConstraint(fields=["source", "source_id", "step", "client"],
+                                    name="contact_once_per_step"),
+            models.CheckConstraint(condition=models.Q(status__in=ContactStatus.values),
+                                   name="contact_status_valid"),
+        ]
+        indexes = [
+            # Cap counting: a client's contacts around a day.
+            models.Index(fields=["client", "planned_on"], name="contact_client_day"),
+            models.Index(fields=["source", "source_id", "step", "status"],
+                         name="contact_source_step"),
+            # The gateway sender's queue: queued SMS and push contacts.
+            models.Index(fields=["channel", "next_attempt_at"], name="contact_gateway_due",
+                         condition=models.Q(status="queued", channel__in=["sms", "app_push"])),
+        ]
+
+    def __str__(self):
+        return f"{self.source}:{self.source_id}/{self.step} -> {self.client_id} {self.status}"
+
+
+class OptOut(models.Model):
+    """A client's opt-out from a channel ("reply TD", an unsubscribe from every marketing
+    email): it holds for every campaign at once."""
+
+    client = models.ForeignKey("clients.Client", verbose_name=_("client"),
+                               on_delete=models.CASCADE, related_name="opt_outs")
+    channel = models.CharField(_("channel"), max_length=10, choices=Channel.choices)
+    source = models.CharField(_("source"), max_length=40, blank=True)
+    created_at = models.DateTimeField(_("at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("opt-out")
+        verbose_name_plural = _("opt-outs")
+        constraints = [models.UniqueConstraint(fields=["client", "channel"],
+                                               name="optout_once_per_channel")]
+
+    def __str__(self):
+        return f"{self.client_id} {self.channel}"
+
+
+class ForbiddenPhrase(models.Model):
+    """Phrases regulators forbid in financial marketing; they block submission."""
+
+    phrase = models.CharField(_("phrase"), max_length=100, unique=True)
+    is_builtin = models.BooleanField(_("built in"), default=False)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                   on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["phrase"]
+        verbose_name = _("forbidden phrase")
+        verbose_name_plural = _("forbidden phrases")
+
+    def __str__(self):
+        return self.phrase

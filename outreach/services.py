@@ -1,12 +1,13 @@
-"""Writes of the outreach app: trading-calendar corrections and RM tasks (created by hand, from
-a call's "follow up later", or by newsletters' replies, comments and low ratings)."""
+"""Writes of the outreach app: trading-calendar corrections, RM tasks (created by hand, from a
+call's "follow up later", by newsletters' replies, comments and low ratings, by campaign call
+steps), the contact policy and the contact ledger."""
 
 from __future__ import annotations
 
 import datetime as dt
 from datetime import date
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -19,7 +20,9 @@ from core.services import audit_record
 from .models import (
     ALL_CHANNELS,
     Channel,
+    Contact,
     ContactPolicy,
+    ContactStatus,
     RMTask,
     TaskOutcome,
     TaskSource,
@@ -141,6 +144,8 @@ def task_update(*, task: RMTask, actor=None, status=_UNSET, outcome=_UNSET, note
         task.due_on = due_on
         fields.append("due_on")
     task.save(update_fields=fields)
+    if outcome is not _UNSET:
+        contact_from_outcome(task=task)
     if outcome == TaskOutcome.DO_NOT_CALL and task.client_id:
         client_do_not_call(client=task.client, actor=actor, source="do_not_call")
     return task
@@ -248,3 +253,55 @@ def contact_policy_set(*, data, actor=None) -> dict:
                                                     if k != "timezone"}},
                          "after": policy})
     return contact_policy_get()
+
+
+# --- the contact ledger ------------------------------------------------------------------
+
+ORIGIN_CONTACT = "outreach.contact"
+# What a call's outcome says about the contact it was for.
+OUTCOME_STATUS = {
+    TaskOutcome.NO_ANSWER: ContactStatus.SENT,
+    TaskOutcome.WRONG_NUMBER: ContactStatus.FAILED,
+    TaskOutcome.REACHED: ContactStatus.DELIVERED,
+    TaskOutcome.INTERESTED: ContactStatus.RESPONDED,
+    TaskOutcome.NOT_INTERESTED: ContactStatus.RESPONDED,
+    TaskOutcome.BOUGHT: ContactStatus.RESPONDED,
+    TaskOutcome.DO_NOT_CALL: ContactStatus.RESPONDED,
+}
+
+
+def contacts_plan(*, source: str, source_id: int, step: int, channel: str, priority: int,
+                  exempt: bool, planned_on: date, content_version: int, members_sql: str,
+                  params: list) -> int:
+    """Reserve one PLANNED contact per row of `members_sql` (columns client_id, variant),
+    set-based. The caller holds outreach.caps.caps_lock and has checked the caps; a client
+    who already has this step's contact keeps it (a re-run reserves nothing twice)."""
+    table = connection.ops.quote_name(Contact._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (client_id, source, source_id, step, channel, variant, "
+            f"content_version, priority, exempt, status, planned_on, provider_id, error, "
+            f"title, body, attempts, created_at) SELECT m.client_id, %s, %s, %s, %s, "
+            f"m.variant, %s, %s, %s, %s, %s, '', '', '', '', 0, %s FROM ({members_sql}) AS m "
+            f"WHERE true "
+            f"ON CONFLICT (source, source_id, step, client_id) DO NOTHING",
+            [source, source_id, step, channel, content_version, priority, exempt,
+             ContactStatus.PLANNED, planned_on, timezone.now(), *params])
+        return cursor.rowcount
+
+
+def contacts_cancel(*, source: str, source_id: int) -> int:
+    """A cancelled campaign frees the room its planned contacts held under the caps."""
+    return (Contact.objects.filter(source=source, source_id=source_id,
+                                   status=ContactStatus.PLANNED)
+            .update(status=ContactStatus.CANCELLED))
+
+
+def contact_from_outcome(*, task: RMTask) -> None:
+    """A call task made for a ledger contact: its outcome moves the contact."""
+    if task.origin_type != ORIGIN_CONTACT or not task.outcome:
+        return
+    status = OUTCOME_STATUS.get(task.outcome)
+    if status is not None:
+        Contact.objects.filter(pk=int(task.origin_id)).update(status=status,
+                                                              at=task.outcome_at)

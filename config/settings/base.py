@@ -234,6 +234,17 @@ else:
     EMAIL_BACKEND = "core.mail.EmlFileBackend"  # one .eml file per message
     EMAIL_FILE_PATH = env.path("EMAIL_FILE_PATH", default=VAR_DIR / "outbox")
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="crm@example.com")
+
+# SMS and app push (outreach.channels.gateway): SMS_GATEWAY_URL unset -> one JSON file per
+# message in var/outbox/; set -> HMAC-signed HTTP/JSON posts to the provider's gateway.
+SMS_GATEWAY_URL = env("SMS_GATEWAY_URL", default="")
+SMS_GATEWAY_KEY = env("SMS_GATEWAY_KEY", default="")
+SMS_GATEWAY_TIMEOUT = env.float("SMS_GATEWAY_TIMEOUT", default=5.0)
+SMS_GATEWAY_RETRIES = env.int("SMS_GATEWAY_RETRIES", default=3)
+SMS_GATEWAY_BACKOFF = env.float("SMS_GATEWAY_BACKOFF", default=0.5)
+SMS_GATEWAY_RATE = env.float("SMS_GATEWAY_RATE", default=0)
+SMS_GATEWAY_CALLBACK_URL = env("SMS_GATEWAY_CALLBACK_URL", default="")
+SMS_OUTBOX_DIR = env.path("SMS_OUTBOX_DIR", default=VAR_DIR / "outbox")
 # Unset: the address `make run` serves on, so links follow `PORT=8101 make run`.
 SITE_URL = env("SITE_URL", default="") or f"http://127.0.0.1:{env('PORT', default='8000')}"
 
@@ -276,6 +287,8 @@ SERVICE_LEVEL_AFFLUENT_MIN = env.int("SERVICE_LEVEL_AFFLUENT_MIN", default=500_0
 SERVICE_LEVEL_HNW_MIN = env.int("SERVICE_LEVEL_HNW_MIN", default=5_000_000)
 DORMANT_AFTER_DAYS = env.int("DORMANT_AFTER_DAYS", default=180)
 RISK_EXPIRY_WARNING_DAYS = env.int("RISK_EXPIRY_WARNING_DAYS", default=30)
+# Campaign calls a day an RM is given at most (the rest are due on the next trading days).
+RM_DAILY_CAPACITY = env.int("RM_DAILY_CAPACITY", default=40)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -16,6 +16,12 @@
       if (el.form.requestSubmit) { el.form.requestSubmit(); } else { el.form.submit(); }
     }
   });
+  // <form data-confirm="question"> asks before it submits (cancel a campaign, delete).
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    var question = form && form.getAttribute && form.getAttribute("data-confirm");
+    if (question && !window.confirm(question)) { event.preventDefault(); }
+  });
 })();
 
 // Helpers shared by the chart scripts. ECharts puts a function formatter's return value into

@@ -203,7 +203,7 @@ def test_a_test_send_goes_to_the_actor_as_the_client(draft, ops_user, rm_a):
 
 
 def test_builtin_phrases_cannot_be_removed(compliance_user):
-    from newsletters.models import ForbiddenPhrase
+    from outreach.models import ForbiddenPhrase
 
     error = error_of(services.forbidden_phrase_remove,
                      phrase=ForbiddenPhrase.objects.get(phrase="保本"), actor=compliance_user)

@@ -25,9 +25,9 @@ from newsletters.models import (
     Edition,
     EditionSection,
     EditionStatus,
-    ForbiddenPhrase,
     Publication,
 )
+from outreach.models import ForbiddenPhrase
 from segments.models import Segment, SegmentMembership
 from segments.services import segment_create, segment_update
 from tests.factories import ClientFactory, ProductFactory, staff

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from newsletters import links
 from newsletters.compliance import edition_compliance_issues, forbidden_phrases_found, highlight
-from newsletters.models import Delivery, ForbiddenPhrase
+from newsletters.models import Delivery
 from newsletters.rendering import (
     TEMPLATE_VERSION,
     build_message,
@@ -17,6 +17,7 @@ from newsletters.rendering import (
     render_preview,
 )
 from newsletters.services import forbidden_phrase_add
+from outreach.models import ForbiddenPhrase
 from tests.factories import ClientFactory, ProductFactory
 from tests.newsletters import hold, make_edition, make_publication, standard_sections
 

@@ -26,7 +26,7 @@ def test_the_defaults_are_the_domains_until_someone_saves_one(ops_user):
                             {"channel": "sms", "max_contacts": 1, "window_days": 7},
                             {"channel": "phone", "max_contacts": 1, "window_days": 14}]
     assert body["quiet_hours"] == {"start": "21:00", "end": "08:30",
-                                   "channels": ["sms", "push", "phone"],
+                                   "channels": ["sms", "app_push", "phone"],
                                    "timezone": "Asia/Shanghai"}
     assert body["updated_at"] is None
 

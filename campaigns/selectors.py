@@ -1,0 +1,193 @@
+"""Reads of campaigns: lists, the target list (scoped), the live preview and the results."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.db import connection
+from django.db.models import Count, Prefetch, QuerySet
+from django.http import Http404
+from django.utils import timezone
+
+from clients.models import Product, Transaction
+from core.access import client_scope_q
+from core.models import AuditAction
+from core.services import audit_record
+from outreach.models import CONTACTED_STATUSES, Contact, ContactSource, ContactStatus
+from outreach.selectors import contact_policy_get
+
+from . import stats
+from .models import CONTROL, Campaign, CampaignMember, GoalMetric
+from .targeting import launch_day_for, target_counts
+
+
+def campaign_list(*, status: str = "", q: str = "") -> QuerySet[Campaign]:
+    qs = Campaign.objects.select_related("author", "approved_by").order_by("-created_at", "-id")
+    if status:
+        qs = qs.filter(status=status)
+    if q:
+        qs = qs.filter(name__icontains=q) | qs.filter(code__icontains=q)
+    return qs
+
+
+def campaign_get(*, code: str, user=None) -> Campaign:
+    campaign = Campaign.objects.select_related("author", "approved_by").filter(code=code).first()
+    if campaign is None:
+        if user is not None:
+            audit_record(action=AuditAction.ACCESS_DENIED, actor=user, object_type="campaign",
+                         object_id=str(code)[:128])
+        raise Http404("No such campaign.")
+    return campaign
+
+
+def campaign_members(*, campaign: Campaign, user, arm: str = "",
+                     excluded: bool | None = None) -> QuerySet[CampaignMember]:
+    """The target list as `user` may see it (core.access: an RM their book), each member
+    with their contacts in this campaign."""
+    qs = (CampaignMember.objects.filter(campaign=campaign)
+          .filter(client_scope_q(user, prefix="client__"))
+          .select_related("client")
+          .prefetch_related(Prefetch(
+              "client__contacts", to_attr="campaign_contacts",
+              queryset=Contact.objects.filter(source=ContactSource.CAMPAIGN,
+                                              source_id=campaign.pk).order_by("step")))
+          .order_by("id"))
+    if arm:
+        qs = qs.filter(arm=arm)
+    if excluded is True:
+        qs = qs.exclude(exclusion_reason="")
+    elif excluded is False:
+        qs = qs.filter(exclusion_reason="")
+    return qs
+
+
+def campaign_preview(*, campaign: Campaign, today: dt.date | None = None) -> dict:
+    """Before launch: the audience, how many each exclusion reason takes (in order) and the
+    minimum detectable effect at the size that remains and the holdout share."""
+    day = launch_day_for(today or timezone.localdate())
+    counts = target_counts(campaign=campaign, day=day, policy=contact_policy_get())
+    eligible = counts.pop("", 0)
+    return {"audience": eligible + sum(counts.values()), "eligible": eligible,
+            "excluded": counts, "launch_day": day,
+            "mde": stats.mde(members=eligible, holdout_pct=campaign.holdout_pct,
+                             baseline_rate=BASELINE_RATE)}
+
+
+# Conversion rate assumed for the minimum detectable effect before launch: the share of
+# clients who buy an offered product in 30 days without a campaign (brokerage wealth
+# products run at a few percent).
+BASELINE_RATE = 0.05
+
+
+def _quoted(model) -> str:
+    return connection.ops.quote_name(model._meta.db_table)
+
+
+def _window_end(column: str) -> str:
+    if connection.vendor == "postgresql":
+        return f"{column} + make_interval(days => %s)"
+    return f"datetime({column}, '+' || %s || ' days')"
+
+
+def _arm_rows(campaign: Campaign) -> list[tuple]:
+    """(arm, members, contacted, delivered, responded, converted, revenue) per arm, one query:
+    members joined to their contacts in this campaign and to their purchases of the offered
+    products within the window after the first contact (the holdout and the never-contacted:
+    after launch). For a goal without products: any purchase."""
+    members, contacts, txns = _quoted(CampaignMember), _quoted(Contact), _quoted(Transaction)
+    contacted = ", ".join(["%s"] * len(CONTACTED_STATUSES))
+    delivered = (ContactStatus.DELIVERED, ContactStatus.RESPONDED)
+    product_ids = list(Product.objects.filter(product_code__in=campaign.products)
+                       .values_list("pk", flat=True))
+    products_sql = (f"AND t.product_id IN ({', '.join(['%s'] * len(product_ids))})"
+                    if product_ids else "")
+    window = int((campaign.goal or {}).get("window_days", 30))
+    sql = f"""
+        WITH m AS (
+            SELECT client_id, arm FROM {members}
+            WHERE campaign_id = %s AND exclusion_reason = ''
+        ), c AS (
+            SELECT client_id,
+                   MAX(CASE WHEN status IN ({contacted}) THEN 1 ELSE 0 END) AS contacted,
+                   MAX(CASE WHEN status IN (%s, %s) THEN 1 ELSE 0 END) AS delivered,
+                   MAX(CASE WHEN status = %s THEN 1 ELSE 0 END) AS responded,
+                   MIN(CASE WHEN status IN ({contacted}) THEN at END) AS first_at
+            FROM {contacts} WHERE source = %s AND source_id = %s GROUP BY client_id
+        ), b AS (
+            SELECT m.client_id, m.arm, COALESCE(c.contacted, 0) AS contacted,
+                   COALESCE(c.delivered, 0) AS delivered, COALESCE(c.responded, 0) AS responded,
+                   CASE WHEN m.arm = %s THEN %s ELSE COALESCE(c.first_at, %s) END AS start
+            FROM m LEFT JOIN c ON c.client_id = m.client_id
+        ), p AS (
+            SELECT b.client_id, SUM(t.revenue) AS revenue FROM b
+            JOIN {txns} t ON t.client_id = b.client_id AND t.traded_at >= b.start
+                 AND t.traded_at < {_window_end('b.start')} {products_sql}
+            GROUP BY b.client_id
+        )
+        SELECT b.arm, COUNT(*), SUM(b.contacted), SUM(b.delivered), SUM(b.responded),
+               SUM(CASE WHEN p.client_id IS NULL THEN 0 ELSE 1 END), COALESCE(SUM(p.revenue), 0)
+        FROM b LEFT JOIN p ON p.client_id = b.client_id GROUP BY b.arm ORDER BY b.arm
+    """
+    launched = campaign.launched_at
+    params = [campaign.pk, *CONTACTED_STATUSES, *delivered, ContactStatus.RESPONDED,
+              *CONTACTED_STATUSES, ContactSource.CAMPAIGN, campaign.pk, CONTROL, launched,
+              launched, window, *product_ids]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def _funded_rows(campaign: Campaign) -> dict[str, int]:
+    """Members per arm whose account was first funded within the window after launch."""
+    start = timezone.localtime(campaign.launched_at).date()
+    end = start + dt.timedelta(days=int((campaign.goal or {}).get("window_days", 30)))
+    return dict(CampaignMember.objects.filter(
+        campaign=campaign, exclusion_reason="", client__first_funded_on__gte=start,
+        client__first_funded_on__lt=end).values_list("arm").annotate(n=Count("id")).order_by())
+
+
+def campaign_results(*, campaign: Campaign) -> dict:
+    """shared/API.md "results": per arm the funnel and conversion, each variant's uplift
+    against the holdout with an exact test and an interval, the sample-ratio check and the
+    minimum detectable effect. Converted means the goal's event: bought an offered product in
+    the window (conversion; net inflow and AUM goals count any purchase until cash flows
+    arrive), first funding (funded), a response (response)."""
+    if campaign.launched_at is None:
+        return {"arms": [], "uplift": [], "srm": {"p_value": None, "flagged": False},
+                "mde": None, "metric": (campaign.goal or {}).get("metric")}
+    metric = (campaign.goal or {}).get("metric", GoalMetric.CONVERSION)
+    rows = _arm_rows(campaign)
+    funded = _funded_rows(campaign) if metric == GoalMetric.FUNDED else {}
+    arms = []
+    for arm, members, contacted, delivered, responded, bought, revenue in rows:
+        converted = {GoalMetric.FUNDED: funded.get(arm, 0),
+                     GoalMetric.RESPONSE: int(responded or 0)}.get(metric, int(bought or 0))
+        arms.append({"arm": arm, "members": members, "contacted": int(contacted or 0),
+                     "delivered": int(delivered or 0), "responded": int(responded or 0),
+                     "converted": converted, "conversion_rate": stats.rate(converted, members),
+                     "revenue": float(revenue or 0), "net_inflow": None})
+    by_arm = {a["arm"]: a for a in arms}
+    control = by_arm.get(CONTROL)
+    uplift = []
+    for arm in arms:
+        if arm["arm"] == CONTROL:
+            continue
+        result = stats.uplift(variant_conversions=arm["converted"],
+                              variant_members=arm["members"],
+                              control_conversions=control["converted"] if control else 0,
+                              control_members=control["members"] if control else 0)
+        uplift.append({"variant": arm["arm"], **result})
+    expected = {}
+    if campaign.steps:
+        treated = 100 - campaign.holdout_pct
+        expected = {v["code"]: treated * v["share"] / 100 for v in campaign.steps[0]["variants"]}
+        if campaign.holdout_pct:
+            expected[CONTROL] = campaign.holdout_pct
+    total = sum(a["members"] for a in arms)
+    baseline = control["conversion_rate"] if control and control["conversion_rate"] else \
+        BASELINE_RATE
+    return {"metric": metric, "arms": arms, "uplift": uplift,
+            "srm": stats.srm(observed={a: by_arm.get(a, {}).get("members", 0) for a in expected},
+                             expected_shares=expected),
+            "mde": stats.mde(members=total, holdout_pct=campaign.holdout_pct,
+                             baseline_rate=baseline)}
