@@ -29,7 +29,7 @@ from . import services
 from .launch import campaign_launch_run, campaign_steps_run
 from .models import CONTROL, Campaign, CampaignMember, CampaignStatus
 
-FINISHED, RUNNING, WAITING = "demo-hnw-bond-autumn", "demo-silver-income", "demo-genz-fund-day"
+FINISHED, RUNNING, WAITING = "demo-autumn-bond", "demo-silver-income", "demo-genz-fund-day"
 DAYS_AGO = 50
 
 
@@ -64,9 +64,9 @@ def demo_extend(*, log: Callable[[str], None] = print) -> None:
     if ops is None or compliance is None or bond is None or fund is None:
         return
     finished = _campaign(FINISHED, {
-        "name": "高净值客户·秋季稳健债券", "scenario": "ad_hoc",
+        "name": "潜力与发展客户·秋季稳健债券", "scenario": "ad_hoc",
         "goal": {"metric": "conversion", "target": 0.08, "window_days": 30},
-        "audience": {"include": ["high_net_worth"], "exclude": []},
+        "audience": {"include": ["tier_potential", "tier_development"], "exclude": []},
         "products": [bond.product_code], "priority": 3, "holdout_pct": 20,
         "steps": [
             {"channel": "sms", "delay_trading_days": 0, "variants": [

@@ -165,7 +165,7 @@ def campaign_results(*, campaign: Campaign) -> dict:
         arms.append({"arm": arm, "members": members, "contacted": int(contacted or 0),
                      "delivered": int(delivered or 0), "responded": int(responded or 0),
                      "converted": converted, "conversion_rate": stats.rate(converted, members),
-                     "revenue": float(revenue or 0), "net_inflow": None})
+                     "revenue": round(float(revenue or 0), 2), "net_inflow": None})
     by_arm = {a["arm"]: a for a in arms}
     control = by_arm.get(CONTROL)
     uplift = []

@@ -14,9 +14,10 @@ Tests of the difference (`uplift`), by list size:
   lists, never larger than twice the smaller one-sided Fisher p-value, and unlike Fisher's
   it does not condition on the total number of conversions, which a campaign does not fix.
   Its cost grows with the number of possible 2x2 tables, (n1 + 1) * (n2 + 1), and with the
-  larger group; the budget below keeps one call under about 0.4 s (measured with scipy 1.17:
-  200 + 200 members 0.28 s, 100 + 400 0.32 s, 66 + 600 0.40 s, 250 + 250 0.51 s,
-  300 + 300 0.9 s, 1,000 + 1,000 20 s).
+  larger group; the budget below keeps one call under about 0.45 s (scipy 1.17 on two
+  cores, best of three: 200 + 200 members 0.28 s, 100 + 400 0.35 s, 67 + 600 0.40 s; beyond
+  it 50 + 800 0.47 s, 250 + 250 0.51 s, 300 + 300 0.9 s, 20 + 2,000 1.0 s,
+  1,000 + 1,000 20 s).
 - Beyond it, Fisher's exact test while an expected cell count is below 5 (rare conversions,
   or a tiny holdout), where the normal approximation is not to be trusted; Fisher's exact
   test stays fast at any size.
@@ -118,6 +119,8 @@ def mde(*, members: int, holdout_pct: float, baseline_rate: float, alpha: float 
     """
     _check_probability("alpha", alpha)
     _check_probability("power", power)
+    if power <= alpha:
+        raise ValueError(f"power {power} must exceed alpha {alpha}: no effect already has it")
     control = _holdout_size(members, holdout_pct)
     treated = members - control
     if control <= 0 or treated <= 0 or not 0 < baseline_rate < 1:
