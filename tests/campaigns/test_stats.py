@@ -358,3 +358,14 @@ def test_mde_without_two_groups_or_a_baseline_strictly_between_0_and_1_is_none(
         members, holdout_pct, baseline_rate):
     assert stats.mde(members=members, holdout_pct=holdout_pct, baseline_rate=baseline_rate) \
         is None
+
+
+@pytest.mark.parametrize("call", [
+    lambda: groups(1, 10, 1, 10, alpha=0),
+    lambda: stats.mde(members=300, holdout_pct=10, baseline_rate=0.05, power=0.05),
+    lambda: stats.mde(members=300, holdout_pct=10, baseline_rate=0.05, alpha=1),
+    lambda: stats.srm(observed={"A": -1, "control": 5}, expected_shares={"A": 1, "control": 1}),
+])
+def test_parameters_no_test_can_honour_are_refused(call):
+    with pytest.raises(ValueError):
+        call()
