@@ -67,10 +67,12 @@ def campaign_preview(*, campaign: Campaign, today: dt.date | None = None) -> dic
     day = launch_day_for(today or timezone.localdate())
     counts = target_counts(campaign=campaign, day=day, policy=contact_policy_get())
     eligible = counts.pop("", 0)
+    control = round(eligible * campaign.holdout_pct / 100)
+    shares = [v["share"] for v in campaign.steps[0]["variants"]] if campaign.steps else [100]
+    smallest = (eligible - control) * min(shares) // 100
     return {"audience": eligible + sum(counts.values()), "eligible": eligible,
             "excluded": counts, "launch_day": day,
-            "mde": stats.mde(members=eligible, holdout_pct=campaign.holdout_pct,
-                             baseline_rate=BASELINE_RATE)}
+            "mde": _pair_mde(control=control, variant=smallest, baseline=BASELINE_RATE)}
 
 
 # Conversion rate assumed for the minimum detectable effect before launch: the share of
@@ -183,11 +185,21 @@ def campaign_results(*, campaign: Campaign) -> dict:
         expected = {v["code"]: treated * v["share"] / 100 for v in campaign.steps[0]["variants"]}
         if campaign.holdout_pct:
             expected[CONTROL] = campaign.holdout_pct
-    total = sum(a["members"] for a in arms)
     baseline = control["conversion_rate"] if control and control["conversion_rate"] else \
         BASELINE_RATE
+    smallest = min((a["members"] for a in arms if a["arm"] != CONTROL), default=0)
     return {"metric": metric, "arms": arms, "uplift": uplift,
             "srm": stats.srm(observed={a: by_arm.get(a, {}).get("members", 0) for a in expected},
                              expected_shares=expected),
-            "mde": stats.mde(members=total, holdout_pct=campaign.holdout_pct,
-                             baseline_rate=baseline)}
+            "mde": _pair_mde(control=control["members"] if control else 0, variant=smallest,
+                             baseline=baseline)}
+
+
+def _pair_mde(*, control: int, variant: int, baseline: float) -> float | None:
+    """The minimum detectable effect of one variant against the holdout: each comparison
+    has only that variant's members (the smallest variant is the one that limits)."""
+    members = control + variant
+    if not control or not variant:
+        return None
+    return stats.mde(members=members, holdout_pct=100 * control / members,
+                     baseline_rate=baseline)

@@ -348,7 +348,12 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # scipy's optimiser inside Boschloo's exact test (campaign results) prints its bounds to
+    # the root logger at INFO on every call: dropped by module name.
+    "filters": {"no_scipy_optimiser": {"()": "django.utils.log.CallbackFilter",
+                                       "callback": lambda record: record.module != "_shgo"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain",
+                             "filters": ["no_scipy_optimiser"]}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     # axes logs every login at INFO; its WARNINGs (failures, lockouts) remain.
     "loggers": {"django.db.backends": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
