@@ -115,6 +115,7 @@ class _ListQuery(serializers.Serializer):
 @extend_schema(tags=["campaigns"])
 class CampaignListView(generics.ListAPIView):
     permission_classes = [CanSee]
+    serializer_class = CampaignOutput
     filter_backends: list = []
 
     def get_queryset(self):

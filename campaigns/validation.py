@@ -121,6 +121,7 @@ def _variant(value, where: str, channel: str, has_products: bool, errors: dict) 
     code, share = value["code"], value.get("share", 100)
     subject, body = value.get("subject", ""), value["body"]
     if not isinstance(code, str) or not _VARIANT.match(code) or code == CONTROL:
+        code = code if isinstance(code, str) else ""
         errors[f"{where}.code"] = [_("1-16 letters, digits, - or _, and not “control”.")]
     if not _whole(share, 1, 100):
         errors[f"{where}.share"] = [_("A whole percentage from 1 to 100.")]
@@ -158,7 +159,8 @@ def _steps(value, has_products: bool, errors: dict) -> list[dict]:
             errors[where] = [_("An object with channel, delay_trading_days and variants.")]
             continue
         channel, delay = step["channel"], step.get("delay_trading_days", 0)
-        if channel not in Channel.values:
+        if not isinstance(channel, str) or channel not in Channel.values:
+            channel = ""
             errors[f"{where}.channel"] = [_one_of(Channel.values)]
         if not _whole(delay, 0, MAX_DELAY):
             errors[f"{where}.delay_trading_days"] = [
