@@ -272,10 +272,11 @@ OUTCOME_STATUS = {
 
 def contacts_plan(*, source: str, source_id: int, step: int, channel: str, priority: int,
                   exempt: bool, planned_on: date, content_version: int, members_sql: str,
-                  params: list) -> int:
-    """Reserve one PLANNED contact per row of `members_sql` (columns client_id, variant),
-    set-based. The caller holds outreach.caps.caps_lock and has checked the caps; a client
-    who already has this step's contact keeps it (a re-run reserves nothing twice)."""
+                  params: list, status: str = ContactStatus.PLANNED) -> int:
+    """Reserve one contact (PLANNED, or QUEUED when it goes at once) per row of `members_sql`
+    (columns client_id, variant), set-based. The caller holds outreach.caps.caps_lock and has
+    checked the caps; a client who already has this step's contact keeps it (a re-run reserves
+    nothing twice)."""
     table = connection.ops.quote_name(Contact._meta.db_table)
     with connection.cursor() as cursor:
         cursor.execute(
@@ -286,15 +287,32 @@ def contacts_plan(*, source: str, source_id: int, step: int, channel: str, prior
             f"WHERE true "
             f"ON CONFLICT (source, source_id, step, client_id) DO NOTHING",
             [source, source_id, step, channel, content_version, priority, exempt,
-             ContactStatus.PLANNED, planned_on, timezone.now(), *params])
+             status, planned_on, timezone.now(), *params])
         return cursor.rowcount
 
 
 def contacts_cancel(*, source: str, source_id: int) -> int:
-    """A cancelled campaign frees the room its planned contacts held under the caps."""
-    return (Contact.objects.filter(source=source, source_id=source_id,
-                                   status=ContactStatus.PLANNED)
-            .update(status=ContactStatus.CANCELLED))
+    """A cancelled campaign or newsletter frees the room its contacts that have not gone out
+    held under the caps; the calls among them leave the RMs' lists."""
+    waiting = Contact.objects.filter(source=source, source_id=source_id,
+                                     status__in=(ContactStatus.PLANNED, ContactStatus.QUEUED))
+    RMTask.objects.filter(origin_type=ORIGIN_CONTACT, status=TaskStatus.OPEN,
+                          origin_id__in=[str(pk) for pk in waiting.values_list("pk", flat=True)]
+                          ).update(status=TaskStatus.CANCELLED, updated_at=timezone.now())
+    return waiting.update(status=ContactStatus.CANCELLED)
+
+
+def contacts_mark(*, source: str, source_id: int, status: str, clients_sql: str,
+                  params: list) -> int:
+    """Set the status (and time) of a sender's contacts for the clients `clients_sql`
+    selects (one column, client_id), set-based: how a newsletter's outbox reports back."""
+    table = connection.ops.quote_name(Contact._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET status = %s, at = %s WHERE source = %s AND source_id = %s "
+            f"AND client_id IN ({clients_sql})",
+            [status, timezone.now(), source, source_id, *params])
+        return cursor.rowcount
 
 
 def contact_from_outcome(*, task: RMTask) -> None:

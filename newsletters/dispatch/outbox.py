@@ -11,6 +11,9 @@ from django.utils import timezone
 
 from core.errors import ApplicationError
 from core.models import AuditAction
+from outreach.caps import caps_lock
+from outreach.models import Channel, ContactSource, ContactStatus
+from outreach.services import contacts_plan
 
 from ..approval import require_approval_holds
 from ..headers import check_edition_headers
@@ -91,6 +94,20 @@ def _insert_outbox(edition: Edition) -> None:
     Delivery.objects.bulk_create(rows, batch_size=1000, ignore_conflicts=True)
 
 
+def _ledger_reserve(edition: Edition, *, day) -> None:
+    """Every recipient's email goes into the contact ledger, queued: newsletters count against
+    the contact policy's caps (a campaign launched this week sees them) without being held
+    back by them -- clients subscribed to the publication."""
+    caps_lock()
+    contacts_plan(source=ContactSource.NEWSLETTER, source_id=edition.id, step=0,
+                  channel=Channel.EMAIL, priority=9, exempt=True, planned_on=day,
+                  content_version=edition.content_version,
+                  members_sql=f"SELECT client_id, '' AS variant FROM "
+                              f"{connection.ops.quote_name(Delivery._meta.db_table)} "
+                              f"WHERE edition_id = %s AND status = %s",
+                  params=[edition.id, DeliveryStatus.PENDING], status=ContactStatus.QUEUED)
+
+
 def _archive(edition: Edition) -> EditionArchive:
     counts = dict(edition.deliveries.values_list("status").annotate(n=Count("id")).order_by())
     excluded = dict(edition.deliveries.filter(status=DeliveryStatus.EXCLUDED)
@@ -149,6 +166,7 @@ def edition_dispatch_start(*, edition: Edition, actor=None) -> Edition:
         now = timezone.now()
         from_status = edition.status
         _insert_outbox(edition)
+        _ledger_reserve(edition, day=timezone.localdate(now))
         edition.status = EditionStatus.SENDING
         edition.send_started_at = now
         edition.audience_frozen_at = now

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from .. import rendering
 from ..models import Delivery, DeliveryStatus, Edition, EditionEvent, EditionStatus
-from .control import _cancel_open_rows
+from .control import _cancel_open_rows, ledger_settle
 from .marks import SentMarks, jsonable, mark_failure, mark_smtp_error
 from .ratelimit import RateLimiter
 from .smtp import Outcome, Sender
@@ -352,4 +352,6 @@ def edition_finish_if_done(*, edition_id: int) -> bool:
         if changed:
             EditionEvent.objects.create(edition_id=edition_id, from_status=EditionStatus.SENDING,
                                         to_status=EditionStatus.SENT)
+            ledger_settle(edition_id)
     return bool(changed)
+

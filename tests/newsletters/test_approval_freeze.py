@@ -415,7 +415,7 @@ def test_compliance_changes_to_the_phrases_are_audited_with_the_phrases(complian
 
 def test_an_admin_change_in_the_django_admin_is_audited(admin_user_, logged_in):
     http = logged_in(admin_user_)
-    response = http.post("/admin/newsletters/forbiddenphrase/add/", {"phrase": "稳赚不赔"})
+    response = http.post("/admin/outreach/forbiddenphrase/add/", {"phrase": "稳赚不赔"})
     assert response.status_code == 302
     assert AuditLog.objects.get(action=AuditAction.PHRASES_CHANGED).detail == {
         "added": ["稳赚不赔"]}
