@@ -5,6 +5,8 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from outreach import views as outreach_views
+
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="clients:client_list", permanent=False)),
     path("accounts/", include("core.urls")),
@@ -16,6 +18,7 @@ urlpatterns = [
     path("segments/", include("segments.urls")),
     path("newsletters/", include("newsletters.urls")),
     path("campaigns/", include("campaigns.urls")),
+    path("contact-policy/", outreach_views.contact_policy_page, name="contact_policy"),
     path("tasks/", include("outreach.urls")),
     path("n/", include("newsletters.public_urls")),
     path("api/v1/", include("config.api_urls")),

@@ -23,9 +23,15 @@ from core.models import Role
 from core.permissions import capability_required
 
 from .forms import TaskDueForm, TaskForm, TaskOutcomeForm
-from .models import RMTask, TaskOutcome, TaskSource, TaskStatus
-from .selectors import task_get, task_queryset_for
-from .services import task_complete, task_create, task_set_due, task_update
+from .models import ALL_CHANNELS, Channel, RMTask, TaskOutcome, TaskSource, TaskStatus
+from .selectors import contact_policy_get, task_get, task_queryset_for
+from .services import (
+    contact_policy_set,
+    task_complete,
+    task_create,
+    task_set_due,
+    task_update,
+)
 
 PAGE_SIZE = 50
 STATUS_FILTERS = ("open", "done", "all")
@@ -140,3 +146,56 @@ def task_outcome(request, pk):
         messages.success(request, _("Outcome recorded for %(title)s: %(outcome)s")
                          % {"title": task.title, "outcome": TaskOutcome(outcome).label})
     return redirect("outreach:task_list")
+
+
+# --- the contact policy (ops) ---------------------------------------------------------------
+
+POLICY_CAP_SLOTS = 6
+
+
+def _policy_from_post(post) -> dict:
+    caps = []
+    for i in range(POLICY_CAP_SLOTS):
+        channel = post.get(f"cap-{i}-channel", "")
+        if not channel:
+            continue
+        caps.append({"channel": channel,
+                     "max_contacts": _whole(post.get(f"cap-{i}-max_contacts")),
+                     "window_days": _whole(post.get(f"cap-{i}-window_days"))})
+    return {"caps": caps, "quiet_hours": {"start": post.get("quiet-start", ""),
+                                          "end": post.get("quiet-end", ""),
+                                          "channels": post.getlist("quiet-channels")}}
+
+
+def _whole(value):
+    try:
+        return int(str(value).strip())
+    except (TypeError, ValueError):
+        return value
+
+
+@capability_required("contact_policy.manage")
+def contact_policy_page(request):
+    """Ops edit the caps and quiet hours every campaign (and the newsletters' count) obey."""
+    errors, status = {}, 200
+    if request.method == "POST":
+        policy = _policy_from_post(request.POST)
+        try:
+            contact_policy_set(data=policy, actor=request.user)
+            messages.success(request, _("Contact policy saved."))
+            return redirect("contact_policy")
+        except ApplicationError as exc:
+            errors, status = exc.fields, 400
+            messages.error(request, exc.message)
+    else:
+        policy = contact_policy_get()
+    caps = list(policy["caps"]) + [{"channel": "", "max_contacts": "", "window_days": ""}] * (
+        POLICY_CAP_SLOTS - len(policy["caps"]))
+    return render(request, "outreach/contact_policy.html", {
+        "caps": [{**cap, "index": i, "errors": [m for k, v in errors.items()
+                                                if k.startswith(f"caps[{i}]") for m in v]}
+                 for i, cap in enumerate(caps[:POLICY_CAP_SLOTS])],
+        "quiet": policy["quiet_hours"], "errors": errors,
+        "channels": [(ALL_CHANNELS, _("All channels together")), *Channel.choices],
+        "quiet_channels": Channel.choices,
+        "updated_at": policy.get("updated_at")}, status=status)

@@ -6,6 +6,7 @@ from rest_framework.test import APIClient
 
 from core.models import AuditLog
 from outreach.models import ContactPolicy
+from outreach.selectors import contact_policy_get
 from tests.clients.test_api import assert_error
 
 URL = "/api/v1/contact-policy/"
@@ -84,3 +85,26 @@ def test_only_ops_and_admins_read_or_change_it(request, who):
 
 def test_a_body_that_is_not_an_object_is_a_400(admin_user_):
     assert_error(api_as(admin_user_).put(URL, [GOOD], format="json"), 400)
+
+
+def test_ops_edit_the_policy_on_its_page_and_a_mistake_keeps_the_old_one(ops_user, rm_a,
+                                                                         logged_in):
+    page = logged_in(ops_user)
+    html = page.get("/contact-policy/").content.decode()
+    assert 'name="cap-0-channel"' in html and 'value="21:00"' in html
+    response = page.post("/contact-policy/", {
+        "cap-0-channel": "all", "cap-0-max_contacts": "3", "cap-0-window_days": "7",
+        "cap-1-channel": "sms", "cap-1-max_contacts": "1", "cap-1-window_days": "30",
+        "quiet-start": "22:00", "quiet-end": "08:00", "quiet-channels": ["sms", "phone"]})
+    assert response.status_code == 302
+    policy = contact_policy_get()
+    assert policy["caps"] == [{"channel": "all", "max_contacts": 3, "window_days": 7},
+                              {"channel": "sms", "max_contacts": 1, "window_days": 30}]
+    assert policy["quiet_hours"]["channels"] == ["sms", "phone"]
+    bad = page.post("/contact-policy/", {"cap-0-channel": "all", "cap-0-max_contacts": "3",
+                                         "cap-0-window_days": "400", "quiet-start": "22:00",
+                                         "quiet-end": "08:00"})
+    assert bad.status_code == 400
+    assert "value=\"400\"" in bad.content.decode()  # what was typed stays
+    assert contact_policy_get()["caps"][0]["window_days"] == 7
+    assert logged_in(rm_a).get("/contact-policy/").status_code == 403
