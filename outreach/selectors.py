@@ -5,11 +5,14 @@ from __future__ import annotations
 from django.db.models import Q, QuerySet
 from django.http import Http404
 
+from clients.models import Holding
+from clients.scoring.models import CurrentScore
 from core.access import ALL_CLIENTS_ROLES, role_of
-from core.models import AuditAction, Role
+from core.models import AuditAction, Role, User
 from core.services import audit_record
+from segments.models import SegmentKind, SegmentMembership
 
-from .models import ALL_CHANNELS, Channel, ContactPolicy, RMTask, TaskStatus
+from .models import ALL_CHANNELS, Channel, Contact, ContactPolicy, RMTask, TaskStatus
 
 
 def task_queryset_for(user) -> QuerySet[RMTask]:
@@ -62,3 +65,41 @@ def contact_policy_get() -> dict:
     return {"caps": [dict(c) for c in policy["caps"]],
             "quiet_hours": {**policy["quiet_hours"], "timezone": TIMEZONE},
             "updated_at": row.updated_at.isoformat() if row is not None else None}
+
+
+def call_context(*, tasks) -> dict[int, dict]:
+    """What an RM wants beside each call on the list, for the clients of `tasks` (one page):
+    value tier and AUM, personas, the two largest holdings and the last contact made -- a few
+    queries for the page, none per row."""
+    clients = {t.client_id: t.client for t in tasks if t.client_id}
+    if not clients:
+        return {}
+    ids = list(clients)
+    tiers = dict(CurrentScore.objects.filter(client_id__in=ids).values_list("client_id", "tier"))
+    personas: dict[int, list[str]] = {}
+    for membership in (SegmentMembership.objects.filter(client_id__in=ids,
+                                                        segment__kind=SegmentKind.PERSONA)
+                       .select_related("segment").order_by("segment__code")):
+        personas.setdefault(membership.client_id, []).append(membership.segment.name)
+    holdings: dict[int, list[str]] = {}
+    for holding in (Holding.objects.filter(client_id__in=ids).select_related("product")
+                    .order_by("client_id", "-market_value")):
+        names = holdings.setdefault(holding.client_id, [])
+        if len(names) < 2:
+            names.append(holding.product.name)
+    last: dict[int, Contact] = {}
+    for contact in (Contact.objects.filter(client_id__in=ids, at__isnull=False)
+                    .order_by("client_id", "-at")):
+        last.setdefault(contact.client_id, contact)
+    return {cid: {"tier": tiers.get(cid, ""), "aum": client.aum,
+                  "personas": personas.get(cid, []), "holdings": holdings.get(cid, []),
+                  "last_contact": last.get(cid)} for cid, client in clients.items()}
+
+
+def reassign_choices(*, user) -> list[User]:
+    """The RMs a branch manager may hand calls to: their branch's; ops and admins: every RM."""
+    qs = User.objects.filter(groups__name=Role.RM, is_active=True).order_by("username")
+    role = role_of(user)
+    if role == Role.BRANCH_MANAGER:
+        return list(qs.filter(branch_id=user.branch_id)) if user.branch_id else []
+    return list(qs) if role in ALL_CLIENTS_ROLES else []

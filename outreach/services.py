@@ -29,7 +29,7 @@ from .models import (
     TaskStatus,
     TradingDayOverride,
 )
-from .selectors import contact_policy_get
+from .selectors import contact_policy_get, reassign_choices
 
 
 def trading_day_override_set(*, day: dt.date, is_trading_day: bool, note: str = "",
@@ -148,6 +148,27 @@ def task_update(*, task: RMTask, actor=None, status=_UNSET, outcome=_UNSET, note
         contact_from_outcome(task=task)
     if outcome == TaskOutcome.DO_NOT_CALL and task.client_id:
         client_do_not_call(client=task.client, actor=actor, source="do_not_call")
+    return task
+
+
+@transaction.atomic
+def task_reassign(*, task: RMTask, assignee, actor) -> RMTask:
+    """A branch manager hands an open task to another RM of their branch (ops and admins: to
+    any RM): workload and leave. Audited; the new RM sees it on their list at once."""
+    allowed = {u.pk for u in reassign_choices(user=actor)}
+    if assignee is None or assignee.pk not in allowed:
+        raise ApplicationError(_("Choose an RM you may give this task to."),
+                               fields={"assignee": [_("not one of your team's RMs")]},
+                               status=400)
+    task = RMTask.objects.select_for_update().get(pk=task.pk)
+    if task.status != TaskStatus.OPEN:
+        raise ApplicationError(_("Only an open task can be handed over."), status=409)
+    before = task.assignee_id
+    task.assignee = assignee
+    task.save(update_fields=["assignee", "updated_at"])
+    audit_record(action=AuditAction.SETTINGS_CHANGED, actor=actor, object_type="task",
+                 object_id=str(task.pk), detail={"reassigned_from": before,
+                                                 "reassigned_to": assignee.pk})
     return task
 
 

@@ -11,4 +11,5 @@ urlpatterns = [
     path("new/", views.task_new, name="task_new"),
     path("<int:pk>/due/", views.task_due, name="task_due"),
     path("<int:pk>/outcome/", views.task_outcome, name="task_outcome"),
+    path("<int:pk>/reassign/", views.task_reassign_view, name="task_reassign"),
 ]

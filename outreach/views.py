@@ -11,6 +11,7 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
@@ -24,11 +25,18 @@ from core.permissions import capability_required
 
 from .forms import TaskDueForm, TaskForm, TaskOutcomeForm
 from .models import ALL_CHANNELS, Channel, RMTask, TaskOutcome, TaskSource, TaskStatus
-from .selectors import contact_policy_get, task_get, task_queryset_for
+from .selectors import (
+    call_context,
+    contact_policy_get,
+    reassign_choices,
+    task_get,
+    task_queryset_for,
+)
 from .services import (
     contact_policy_set,
     task_complete,
     task_create,
+    task_reassign,
     task_set_due,
     task_update,
 )
@@ -52,10 +60,29 @@ def task_list(request):
         tasks = tasks.filter(source=source)
     page = Paginator(tasks.order_by("-created_at", "-id"), PAGE_SIZE).get_page(
         request.GET.get("page"))
+    context = call_context(tasks=page.object_list)
+    for task in page.object_list:
+        task.call_context = context.get(task.client_id)
     return render(request, "outreach/task_list.html",
                   {"page": page, "status": status, "source": source, "today": timezone.localdate(),
                    "sources": TaskSource.choices, "outcomes": TaskOutcome.choices,
-                   "show_assignee": role_of(request.user) != Role.RM})
+                   "show_assignee": role_of(request.user) != Role.RM,
+                   "team": reassign_choices(user=request.user)})
+
+
+@require_POST
+@capability_required("tasks.oversee")
+def task_reassign_view(request, pk):
+    task = task_get(user=request.user, pk=pk)
+    assignee = next((u for u in reassign_choices(user=request.user)
+                     if str(u.pk) == request.POST.get("assignee", "")), None)
+    try:
+        task_reassign(task=task, assignee=assignee, actor=request.user)
+        messages.success(request, _("Handed to %(rm)s: %(title)s")
+                         % {"rm": assignee, "title": task.title})
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    return redirect(f"{reverse('outreach:task_list')}?{request.GET.urlencode()}")
 
 
 @capability_required("tasks.view")

@@ -4,8 +4,9 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from core.models import AuditAction, AuditLog
+from core.models import AuditAction, AuditLog, Role
 from outreach.models import RMTask, TaskSource, TaskStatus
+from tests.factories import staff
 
 
 def task(client, *, assignee, title="回复：很有帮助", detail="想了解债券配置"):
@@ -132,3 +133,19 @@ def test_an_outcome_that_does_not_exist_changes_nothing(logged_in, rm_a, tasks):
                                     follow=True, HTTP_ACCEPT_LANGUAGE="en")
     assert "Choose an outcome" in response.content.decode()
     assert RMTask.objects.get(pk=tasks["a"].pk).status == "open"
+
+
+def test_a_branch_manager_hands_a_call_to_another_rm_of_the_branch(logged_in, branch_manager,
+                                                                    rm_a, rm_b, client_of_a):
+    colleague = staff(Role.RM, username="rm_a2", branch=rm_a.branch)
+    call = task(client_of_a, assignee=rm_a)
+    page = logged_in(branch_manager)
+    html = page.get("/tasks/").content.decode()
+    assert f'data-reassign="{call.pk}"' in html
+    assert 'data-context="A0000001"' in html  # the call's client context
+    page.post(f"/tasks/{call.pk}/reassign/", {"assignee": rm_b.pk})  # another branch's RM
+    assert RMTask.objects.get(pk=call.pk).assignee == rm_a
+    page.post(f"/tasks/{call.pk}/reassign/", {"assignee": colleague.pk})
+    assert RMTask.objects.get(pk=call.pk).assignee == colleague
+    assert logged_in(rm_a).post(f"/tasks/{call.pk}/reassign/",
+                                {"assignee": rm_a.pk}).status_code == 403
