@@ -51,7 +51,8 @@ def _codes(value, name: str, errors: dict) -> list[str]:
 def _when(value, name: str, errors: dict) -> dt.datetime | None:
     if value in (None, ""):
         return None
-    parsed = parse_datetime(value) if isinstance(value, str) else None
+    parsed = value if isinstance(value, dt.datetime) else \
+        parse_datetime(value) if isinstance(value, str) else None
     if parsed is None or parsed.tzinfo is None:
         errors[name] = [_("A date and time with its offset, e.g. 2027-01-04T09:00:00+08:00.")]
         return None

@@ -297,3 +297,20 @@ def test_results_count_conversions_per_arm_within_the_window(launched, bond):
     assert uplift["A"]["ci_low"] < uplift["A"]["absolute"] < uplift["A"]["ci_high"]
     assert 0 < uplift["A"]["p_value"] <= 1
     assert results["srm"]["flagged"] is False
+
+
+def test_a_campaign_launched_before_its_start_waits_for_the_beat(audience, bond, ops_author,
+                                                                 compliance_user):
+    later = timezone.now() + dt.timedelta(hours=2)
+    campaign = services.campaign_create(data=campaign_data(starts_at=later.isoformat()),
+                                        actor=ops_author)
+    services.campaign_submit(campaign=campaign, actor=ops_author)
+    services.campaign_approve(campaign=campaign, actor=compliance_user)
+    launch_now(campaign, ops_author)
+    assert campaign.status == CampaignStatus.SCHEDULED
+    assert not CampaignMember.objects.filter(campaign=campaign).exists()
+    Campaign.objects.filter(pk=campaign.pk).update(starts_at=timezone.now())
+    campaign_steps_run()
+    campaign.refresh_from_db()
+    assert campaign.status == CampaignStatus.RUNNING
+    assert CampaignMember.objects.filter(campaign=campaign).count() == 40
