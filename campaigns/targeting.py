@@ -88,8 +88,10 @@ def target_queryset(*, campaign: Campaign, day: dt.date, policy: dict) -> QueryS
                           exclude={"source": "campaign", "source_id": campaign.pk})
         higher = taken_by_higher_priority(policy=policy, channel=channel, day=day,
                                           priority=campaign.priority)
-        whens += [When(over & Q(higher), then=Value(R.HIGHER_PRIORITY)),
-                  When(over, then=Value(R.CAPPED))]
+        # One CASE branch, so the cap subqueries run once per client (not again for
+        # "capped" after "higher_priority" found the client not over).
+        whens.append(When(over, then=Case(When(higher, then=Value(R.HIGHER_PRIORITY)),
+                                          default=Value(R.CAPPED), output_field=CharField())))
     offered = Case(*[When(suitable_for_q(product_risk_level=p.risk_level, today=day),
                           then=Value(p.product_code)) for p in products],
                    default=Value(""), output_field=CharField()) if products else Value("")

@@ -15,6 +15,7 @@ from django.utils.translation import gettext_lazy, pgettext
 from django.views.decorators.http import require_POST
 
 from clients.models import Client, Product
+from clients.scoring.models import Tier
 from clients.suitability import suitable_products
 from core.access import client_scope_q
 from core.errors import ApplicationError
@@ -222,6 +223,9 @@ def campaign_members_view(request, code: str):
     page = Paginator(campaign_members(campaign=campaign, user=request.user, arm=arm,
                                       excluded=excluded), PAGE_SIZE).get_page(
         request.GET.get("page"))
+    tiers = dict(Tier.choices)
+    for member in page.object_list:
+        member.tier_label = tiers.get(member.tier, member.tier)
     return render(request, "campaigns/campaign_members.html", {
         "campaign": campaign, "page": page, "arm": arm,
         "excluded": request.GET.get("excluded", ""), "reasons": dict(ExclusionReason.choices)})
@@ -262,7 +266,8 @@ def campaign_results_view(request, code: str):
         return response
     uplift = {u["variant"]: u for u in results["uplift"]}
     arms = [{**a, "uplift": uplift.get(a["arm"])} for a in results["arms"]]
-    chart = {"arms": [a["arm"] for a in arms],
+    chart = {"arms": [str(pgettext("experiment arm", "Holdout")) if a["arm"] == CONTROL
+                      else a["arm"] for a in arms],
              "rates": [a["conversion_rate"] or 0 for a in arms],
              "funnel": {k: [a[k] for a in arms] for k in
                         ("members", "contacted", "delivered", "responded", "converted")},

@@ -6,7 +6,7 @@ from django.db.models import Q, QuerySet
 from django.http import Http404
 
 from clients.models import Holding
-from clients.scoring.models import CurrentScore
+from clients.scoring.models import CurrentScore, Tier
 from core.access import ALL_CLIENTS_ROLES, role_of
 from core.models import AuditAction, Role, User
 from core.services import audit_record
@@ -91,7 +91,8 @@ def call_context(*, tasks) -> dict[int, dict]:
     for contact in (Contact.objects.filter(client_id__in=ids, at__isnull=False)
                     .order_by("client_id", "-at")):
         last.setdefault(contact.client_id, contact)
-    return {cid: {"tier": tiers.get(cid, ""), "aum": client.aum,
+    labels = dict(Tier.choices)
+    return {cid: {"tier": labels.get(tiers.get(cid, ""), ""), "aum": client.aum,
                   "personas": personas.get(cid, []), "holdings": holdings.get(cid, []),
                   "last_contact": last.get(cid)} for cid, client in clients.items()}
 
