@@ -6,3 +6,12 @@ class CampaignsConfig(AppConfig):
     name = "campaigns"
     verbose_name = _("Campaigns")
 
+
+    def ready(self):
+        # Campaign contacts on the SMS and push gateway get their text from the campaign's
+        # script (outreach renders nothing itself: it may not import campaigns).
+        from outreach.channels.render import register_renderer
+
+        from .launch import contacts_render
+
+        register_renderer("campaign", contacts_render)

@@ -19,6 +19,7 @@ urlpatterns = [
     path("newsletters/", include("newsletters.urls")),
     path("campaigns/", include("campaigns.urls")),
     path("contact-policy/", outreach_views.contact_policy_page, name="contact_policy"),
+    path("outreach/gateway/", include("outreach.channels.urls")),
     path("tasks/", include("outreach.urls")),
     path("n/", include("newsletters.public_urls")),
     path("api/v1/", include("config.api_urls")),

@@ -14,6 +14,7 @@ from campaigns.models import Campaign, CampaignMember, CampaignStatus
 from campaigns.selectors import campaign_preview, campaign_results
 from core.errors import ApplicationError
 from core.models import AuditLog
+from outreach.channels.sender import gateway_send_due
 from outreach.models import Contact, ContactStatus, OptOut, RMTask
 from tests.factories import ClientFactory, ProductFactory, TransactionFactory
 
@@ -314,3 +315,26 @@ def test_a_campaign_launched_before_its_start_waits_for_the_beat(audience, bond,
     campaign.refresh_from_db()
     assert campaign.status == CampaignStatus.RUNNING
     assert CampaignMember.objects.filter(campaign=campaign).count() == 40
+
+
+def test_an_sms_step_goes_out_through_the_gateway_with_the_clients_own_script(
+        audience, bond, ops_author, compliance_user, settings, tmp_path):
+    settings.SMS_GATEWAY_URL = ""
+    settings.SMS_OUTBOX_DIR = tmp_path
+    data = campaign_data(holdout_pct=0, steps=[{"channel": "sms", "delay_trading_days": 0,
+                                                "variants": [{"code": "A", "share": 100,
+                                                              "body": "{name}您好，{product_name}"
+                                                                      "开放申购。回TD退订"}]}])
+    campaign = services.campaign_create(data=data, actor=ops_author)
+    services.campaign_submit(campaign=campaign, actor=ops_author)
+    services.campaign_approve(campaign=campaign, actor=compliance_user)
+    launch_now(campaign, ops_author)
+    day = a_trading_day()
+    campaign_steps_run(today=day)
+    noon = timezone.make_aware(dt.datetime.combine(day, dt.time(12, 0)))
+    result = gateway_send_due(now=noon)
+    assert result["sent"] == 40
+    contact = Contact.objects.filter(source_id=campaign.pk).select_related("client").first()
+    assert contact.status == ContactStatus.SENT
+    assert contact.body == f"{contact.client.name}您好，稳健债券1号开放申购。回TD退订"
+    assert len(list(tmp_path.glob("sms-*.json"))) == 40
