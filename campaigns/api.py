@@ -13,6 +13,7 @@ from clients.api.common import require_object, row_errors_response
 from clients.api.schemas import errors
 from clients.ingest import IngestRejected
 from core.permissions import HasCapability
+from outreach.models import Channel, TaskOutcome
 
 from . import services
 from .models import Campaign, CampaignMember, CampaignStatus, ExclusionReason
@@ -32,7 +33,7 @@ class _Variant(serializers.Serializer):
 
 
 class _Step(serializers.Serializer):
-    channel = serializers.ChoiceField(choices=["email", "sms", "app_push", "wechat", "phone"])
+    channel = serializers.ChoiceField(choices=Channel.choices)
     delay_trading_days = serializers.IntegerField()
     variants = _Variant(many=True)
 
@@ -276,7 +277,7 @@ class _Contact(serializers.Serializer):
     at = serializers.DateTimeField(allow_null=True)
 
 
-class MemberOutput(serializers.Serializer):
+class CampaignMemberOutput(serializers.Serializer):
     client_no = serializers.CharField(source="client.client_no")
     arm = serializers.CharField()
     exclusion_reason = serializers.ChoiceField(choices=["", *ExclusionReason.values])
@@ -294,7 +295,7 @@ class MemberOutput(serializers.Serializer):
 @extend_schema(tags=["campaigns"])
 class CampaignMembersView(generics.ListAPIView):
     permission_classes = [CanSee]
-    serializer_class = MemberOutput
+    serializer_class = CampaignMemberOutput
     filter_backends: list = []
 
     def get_queryset(self):
@@ -308,7 +309,7 @@ class CampaignMembersView(generics.ListAPIView):
     @extend_schema(summary="The target list (scoped: an RM sees their clients)",
                    parameters=[_MembersQuery,
                                OpenApiParameter("excluded", bool, required=False)],
-                   responses={200: MemberOutput(many=True), **errors(400, 401, 403, 404)})
+                   responses={200: CampaignMemberOutput(many=True), **errors(400, 401, 403, 404)})
     def get(self, request: Request, *args, **kwargs) -> Response:
         return super().get(request, *args, **kwargs)
 
@@ -361,11 +362,13 @@ class CampaignResultsView(APIView):
 class _Outcome(serializers.Serializer):
     client_no = serializers.CharField()
     step = serializers.IntegerField()
-    outcome = serializers.ChoiceField(choices=["reached", "no_answer", "wrong_number",
-                                               "interested", "not_interested", "bought",
-                                               "do_not_call"])
+    outcome = serializers.ChoiceField(choices=TaskOutcome.choices)
     at = serializers.DateTimeField(required=False)
     note = serializers.CharField(required=False, allow_blank=True)
+
+
+class _OutcomesRecorded(serializers.Serializer):
+    recorded = serializers.IntegerField()
 
 
 @extend_schema(tags=["campaigns"])
@@ -374,7 +377,7 @@ class CampaignOutcomesView(APIView):
 
     @extend_schema(summary="Call outcomes from the call centre (atomic, per-row errors)",
                    request=_Outcome(many=True),
-                   responses={200: serializers.DictField(), **errors(400, 401, 403, 404)})
+                   responses={200: _OutcomesRecorded, **errors(400, 401, 403, 404)})
     def post(self, request: Request, code: str) -> Response:
         campaign = campaign_get(code=code, user=request.user)
         try:

@@ -97,7 +97,7 @@ def demo_extend(*, log: Callable[[str], None] = print) -> None:
                      "{product_name}。"}]}],
     }, ops=ops, compliance=compliance)
     if running is not None:
-        campaign_steps_run()
+        campaign_steps_run(today=running.launch_day)
         log(f"campaigns: running demo campaign {RUNNING} with RM call lists")
     waiting = _campaign(WAITING, {
         "name": "Z世代·基金定投节", "scenario": "ad_hoc",

@@ -341,6 +341,10 @@ SPECTACULAR_SETTINGS = {
         "EditionStatusEnum": "newsletters.models.EditionStatus",
         "DeliveryStatusEnum": "newsletters.models.DeliveryStatus",
         "SectionKindEnum": "newsletters.models.SectionKind",
+        # Outreach: a call's outcome (tasks, campaign outcomes) and a contact channel.
+        "CallOutcomeEnum": "outreach.models.TaskOutcome",
+        "ContactChannelEnum": "outreach.models.Channel",
+        "SalesChannelEnum": "clients.models.SalesChannel",
     },
 }
 

@@ -74,7 +74,7 @@ def test_design_approve_launch_call_and_read_the_results(page, live_server, worl
     campaign = Campaign.objects.get(code="browser-made")
     assert campaign.status == "running"
     assert CampaignMember.objects.filter(campaign=campaign, exclusion_reason="").count() == 30
-    campaign_steps_run()
+    campaign_steps_run(today=campaign.launch_day)
     log_out(page)
 
     log_in(page, live_server, "rm_a", language)

@@ -102,7 +102,7 @@ def test_only_operations_design_campaigns(rm_a, logged_in):
 
 
 def test_results_page_and_its_export_which_is_audited(launched, ops_author, logged_in):
-    campaign_steps_run()
+    campaign_steps_run(today=launched.launch_day)
     api = logged_in(ops_author)
     html = api.get("/campaigns/spring-bond/results/").content.decode()
     assert 'data-arm="control"' in html and 'data-arm="A"' in html

@@ -11,14 +11,14 @@ from tests.factories import ClientFactory, UserFactory
 from tests.segments.test_segment_pages import refresh
 
 MENU = {
-    Role.RM: ["/clients/", "/segments/", "/tasks/", "/api/docs/"],
-    Role.BRANCH_MANAGER: ["/clients/", "/segments/", "/tasks/", "/api/docs/"],
-    Role.OPS: ["/clients/", "/segments/", "/newsletters/", "/tasks/", "/imports/", "/scoring/",
-               "/api/docs/"],
-    Role.COMPLIANCE: ["/clients/", "/segments/", "/newsletters/", "/accounts/audit/",
-                      "/api/docs/"],
-    Role.ADMIN: ["/clients/", "/segments/", "/newsletters/", "/tasks/", "/imports/", "/scoring/",
-                 "/accounts/audit/", "/api/docs/", "/admin/"],
+    Role.RM: ["/clients/", "/segments/", "/campaigns/", "/tasks/", "/api/docs/"],
+    Role.BRANCH_MANAGER: ["/clients/", "/segments/", "/campaigns/", "/tasks/", "/api/docs/"],
+    Role.OPS: ["/clients/", "/segments/", "/newsletters/", "/campaigns/", "/tasks/", "/imports/",
+               "/scoring/", "/api/docs/"],
+    Role.COMPLIANCE: ["/clients/", "/segments/", "/newsletters/", "/campaigns/",
+                      "/accounts/audit/", "/api/docs/"],
+    Role.ADMIN: ["/clients/", "/segments/", "/newsletters/", "/campaigns/", "/tasks/",
+                 "/imports/", "/scoring/", "/accounts/audit/", "/api/docs/", "/admin/"],
 }
 
 
