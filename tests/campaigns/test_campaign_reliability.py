@@ -16,7 +16,7 @@ from campaigns.launch import campaign_launch_run, campaign_steps_run
 from campaigns.models import Campaign, CampaignLaunch, CampaignMember
 from outreach.models import COUNTED_STATUSES, Contact
 from tests.factories import ClientFactory, ProductFactory
-from tests.worker import running_worker, wait_for
+from tests.worker import _unavailable, running_worker, wait_for
 
 from .conftest import campaign_data, static_segment
 
@@ -44,7 +44,7 @@ def _raw_connection():
 def test_a_worker_killed_mid_launch_leaves_nothing_and_the_launch_then_completes_once(
         big_audience, ops_user, compliance_user):
     if connection.vendor != "postgresql":
-        pytest.skip("needs PostgreSQL")  # running_worker fails instead under CI
+        _unavailable("a worker process needs a database it can share (PostgreSQL)")
     campaign = approved_campaign("kill-me", ops_user, compliance_user)
     blocker = _raw_connection()
     blocker.autocommit = False

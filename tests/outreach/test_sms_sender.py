@@ -31,7 +31,7 @@ from outreach.channels.tasks import gateway_send_due_task
 from outreach.models import Contact, ContactPolicy, ContactStatus, OptOut
 from outreach.selectors import DEFAULT_POLICY
 from tests.factories import ClientFactory
-from tests.worker import wait_for
+from tests.worker import _unavailable, wait_for
 
 KEY = "sms-sender-test-key"
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -478,7 +478,7 @@ def dead_workers_claims_go_stale() -> None:
 def test_a_sender_killed_mid_send_loses_nothing_and_repeats_at_most_one_per_kill(
         transactional_db, no_quiet_hours, run_gateway, renderer):
     if connection.vendor != "postgresql":
-        pytest.skip("another process needs a database it can share (PostgreSQL)")
+        _unavailable("another process needs a database it can share (PostgreSQL)")
     gateway = run_gateway(delay=0.01)
     contacts = queue(reachable_clients(150))
 
