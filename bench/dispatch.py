@@ -227,7 +227,6 @@ def start_worker(env: dict, queue: str, name: str) -> subprocess.Popen:
 
 def run_product(segment, sink, n, workers: int, env: dict, queue: str) -> tuple[float, int, int]:
     from newsletters.dispatch import edition_dispatch_start
-    from newsletters.models import Delivery
 
     procs = [start_worker(env, queue, f"w{i}-{uuid.uuid4().hex[:4]}") for i in range(workers)]
     time.sleep(6)  # worker start-up is not dispatch
@@ -240,17 +239,17 @@ def run_product(segment, sink, n, workers: int, env: dict, queue: str) -> tuple[
         p.terminate()
     for p in procs:
         p.wait(30)
-    sent = Delivery.objects.filter(edition=edition, status="sent").count()
+    sent = edition.deliveries.filter(status="sent").count()
     return t1 - t0, sent, edition.id
 
 
 def profile(edition_id: int, count: int = 1000) -> dict:
     """Milliseconds per message of each step a worker runs, in-process (no SMTP, no marks)."""
     from newsletters import rendering
-    from newsletters.models import Delivery, Edition
+    from newsletters.models import Edition
 
     edition = Edition.objects.select_related("publication").get(pk=edition_id)
-    deliveries = list(Delivery.objects.filter(edition=edition).select_related("client__rm")
+    deliveries = list(edition.deliveries.all().select_related("client__rm")
                       .order_by("id")[:count])
     for delivery in deliveries:
         delivery.edition = edition

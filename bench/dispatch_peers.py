@@ -38,11 +38,11 @@ class Sample:
 def sample_from(edition_id: int) -> Sample:
     """One product message of the edition the product just sent."""
     from newsletters import rendering
-    from newsletters.models import Delivery
+    from newsletters.models import Delivery, with_editions
 
-    delivery = (Delivery.objects.filter(status="sent", edition_id=edition_id)
-                .select_related("edition__publication", "client__rm").first())
-    edition = delivery.edition
+    delivery = (Delivery.objects.filter(status="sent", source="newsletter", source_id=edition_id)
+                .select_related("client__rm").first())
+    edition = with_editions([delivery])[0].edition
     context = rendering.delivery_context(edition=edition, client=delivery.client)
     rendered = rendering.render_edition(edition=edition, context=context, delivery=delivery)
     message = rendering.build_message(delivery=delivery, rendered=rendered)

@@ -15,3 +15,7 @@ class CampaignsConfig(AppConfig):
         from .launch import contacts_render
 
         register_renderer("campaign", contacts_render)
+        # Email steps go through the one email dispatcher (outreach.email), as newsletters do.
+        from .email import register
+
+        register()

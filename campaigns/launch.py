@@ -10,8 +10,9 @@ run add nothing.
 Steps (`campaign_steps_run`, every minute from beat) run on the trading calendar: step i is due
 on the trading day `delay` trading days after step i-1's day, counted from the launch day.
 Phone and WeChat steps become tasks on the client's RM's call list, spread over the RM's days
-by their daily capacity; email, SMS and app push steps wait in the ledger as QUEUED for their
-channel's sender.
+by their daily capacity; email steps are rendered into the email outbox and sent by the one
+email dispatcher (campaigns.email, outreach.email); SMS and app push steps wait in the ledger
+as QUEUED for the gateway sender.
 """
 
 from __future__ import annotations
@@ -28,11 +29,14 @@ from clients.models import Client, Product
 from core.models import JobStatus
 from outreach.calendar import is_trading_day, trading_day_after
 from outreach.caps import caps_lock, over_cap_q
+from outreach.email.outbox import due_sources, ledger_settle, reclaim_stale
+from outreach.email.tasks import email_dispatch_kick
 from outreach.models import Channel, Contact, ContactSource, ContactStatus, RMTask, TaskSource
 from outreach.reach import consent_q, opted_out
 from outreach.selectors import contact_policy_get
 from outreach.services import ORIGIN_CONTACT, contacts_plan
 
+from .email import emails_queue
 from .models import CONTROL, EXEMPT_SCENARIOS, Campaign, CampaignLaunch, CampaignMember
 from .models import CampaignStatus as S
 from .scripts import script_render, script_values
@@ -243,6 +247,9 @@ def _step_run(campaign: Campaign, index: int, *, today: dt.date) -> dict:
             calls = _calls_create(campaign=campaign, index=index, contacts=contacts, day=today)
         Contact.objects.filter(pk__in=[c.pk for c in contacts]).update(
             status=ContactStatus.QUEUED, planned_on=today)
+        if channel == Channel.EMAIL:  # the one email dispatcher, as newsletters
+            emails_queue(campaign=campaign, index=index, contacts=contacts,
+                         texts=contacts_render(contacts))
         campaign.steps_done = index + 1
         campaign.save(update_fields=["steps_done", "updated_at"])
         campaign.events.create(action="step", detail={"step": index, "queued": len(contacts),
@@ -272,6 +279,20 @@ def campaign_complete_if_done(campaign: Campaign, *, today: dt.date) -> bool:
     return True
 
 
+def _emails_settle() -> None:
+    """Email steps: the ledger says what the outbox did (sent, failed, cancelled); claims of
+    dead workers go back to pending; campaigns with messages due get a dispatch task."""
+    reclaim_stale()
+    due = {source_id for source, source_id in due_sources() if source == ContactSource.CAMPAIGN}
+    for campaign_id in Contact.objects.filter(
+            source=ContactSource.CAMPAIGN, channel=Channel.EMAIL,
+            status=ContactStatus.QUEUED).values_list("source_id", flat=True).distinct():
+        ledger_settle(ContactSource.CAMPAIGN, campaign_id)
+    for campaign_id in Campaign.objects.filter(pk__in=due, status=S.RUNNING).values_list(
+            "pk", flat=True):
+        email_dispatch_kick(source=ContactSource.CAMPAIGN, source_id=campaign_id)
+
+
 def campaign_steps_run(*, today: dt.date | None = None) -> dict:
     """Beat, every minute: launches left queued by a lost message, then each running
     campaign's due steps (trading days only), then campaigns whose window is over."""
@@ -282,6 +303,7 @@ def campaign_steps_run(*, today: dt.date | None = None) -> dict:
             campaign__status=S.SCHEDULED).values_list("pk", flat=True):
         if campaign_launch_run(launch_id=launch_id) is not None:
             done["launched"] += 1
+    _emails_settle()
     if not is_trading_day(today):
         return done
     for campaign in Campaign.objects.filter(status=S.RUNNING):

@@ -9,5 +9,5 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 # Value scoring lives in a package of the clients app; its tasks module is found here.
 app.autodiscover_tasks(["clients.scoring"])
-# The SMS and push sender lives in a package of the outreach app.
-app.autodiscover_tasks(["outreach.channels"])
+# The SMS and push sender and the email dispatcher live in packages of the outreach app.
+app.autodiscover_tasks(["outreach.channels", "outreach.email"])

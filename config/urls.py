@@ -22,6 +22,7 @@ urlpatterns = [
     path("outreach/gateway/", include("outreach.channels.urls")),
     path("tasks/", include("outreach.urls")),
     path("n/", include("newsletters.public_urls")),
+    path("o/", include("outreach.email.public_urls")),
     path("api/v1/", include("config.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The Swagger UI under the site's Content-Security-Policy: the split view serves its

@@ -1,11 +1,10 @@
 from django import forms
 from django.contrib import admin
 
-from core.admin import PersonalDataAdminMixin
 from outreach.models import ForbiddenPhrase
 
 from .forms import HeaderFieldsChecked
-from .models import Delivery, Edition, EditionEvent, EditionSection, Publication
+from .models import Edition, EditionEvent, EditionSection, Publication
 from .services import forbidden_phrases_audit
 
 
@@ -88,19 +87,3 @@ class ForbiddenPhraseAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return obj is None or not obj.is_builtin
-
-
-@admin.register(Delivery)
-class DeliveryAdmin(PersonalDataAdminMixin, admin.ModelAdmin):
-    """Opening a delivery shows the client's address in full: audited (pii_viewed)."""
-
-    pii_fields = ("to_email",)
-
-    def pii_client_no(self, obj):
-        return obj.client.client_no
-
-    list_display = ["edition", "client", "status", "exclusion_reason", "sent_at", "attempts"]
-    list_filter = ["status", "exclusion_reason"]
-    search_fields = ["client__client_no", "message_id"]
-    raw_id_fields = ["edition", "client"]
-    readonly_fields = ["token", "message_id", "context"]

@@ -8,3 +8,6 @@ class NewslettersConfig(AppConfig):
 
     def ready(self):
         from . import signals  # noqa: F401 - approval covers products, segments, publications
+        from .dispatch.source import register
+
+        register()  # a source of the one email dispatcher (outreach.email)

@@ -18,7 +18,7 @@ from segments.models import Segment
 from segments.services import segment_create
 
 from . import inbound
-from .models import Delivery, DeliveryStatus, Publication
+from .models import Delivery, DeliveryStatus, Publication, with_editions
 from .services import (
     edition_approve,
     edition_create,
@@ -89,7 +89,7 @@ def _after_sending(sent, log) -> None:
     for edition in sent:
         _reactions(edition)
     log(f"Sent {len(sent)} demo newsletter editions "
-        f"({Delivery.objects.filter(status=DeliveryStatus.SENT).count()} messages).")
+        f"({sum(e.deliveries.filter(status=DeliveryStatus.SENT).count() for e in sent)} messages).")
 
 
 def _audience(ops) -> Segment:
@@ -105,7 +105,7 @@ def _audience(ops) -> Segment:
 
 def _reactions(edition) -> None:
     """What readers did, through the same code paths as the public links."""
-    ids = list(Delivery.objects.filter(edition=edition, status=DeliveryStatus.SENT)
+    ids = list(edition.deliveries.filter(status=DeliveryStatus.SENT)
                .order_by("id").values_list("id", flat=True))
     if not ids:
         return
@@ -113,9 +113,12 @@ def _reactions(edition) -> None:
     opened, clicked = ids[: len(ids) * 3 // 5], ids[: len(ids) // 5]
     Delivery.objects.filter(pk__in=opened).update(opened_at=now)
     Delivery.objects.filter(pk__in=clicked).update(clicked_at=now, clicks=1)
+    def delivery(pk):
+        return with_editions([Delivery.objects.select_related("client").get(pk=pk)])[0]
+
     for n, pk in enumerate(ids[:8]):
-        inbound.feedback_rate(delivery=Delivery.objects.get(pk=pk), rating=(5, 4, 5, 3, 4)[n % 5])
-    inbound.feedback_comment(delivery=Delivery.objects.get(pk=ids[1]),
+        inbound.feedback_rate(delivery=delivery(pk), rating=(5, 4, 5, 3, 4)[n % 5])
+    inbound.feedback_comment(delivery=delivery(ids[1]),
                              comment="持仓部分很有用，想了解一下短债基金。")
     # A different reader per edition: one unsubscribe per edition in its statistics.
-    inbound.unsubscribe(delivery=Delivery.objects.get(pk=ids[-edition.number]))
+    inbound.unsubscribe(delivery=delivery(ids[-edition.number]))

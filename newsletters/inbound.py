@@ -17,7 +17,7 @@ from outreach.models import RMTask, TaskSource
 from outreach.services import task_create
 
 from .dispatch import suppression_add
-from .models import Delivery, Feedback, Suppression
+from .models import ContactSource, Delivery, Feedback, Suppression, with_editions
 
 LOW_RATING = 2
 AUDIT_UNSUBSCRIBE = AuditAction.NEWSLETTER_UNSUBSCRIBE
@@ -38,7 +38,7 @@ def unsubscribe(*, delivery: Delivery, one_click: bool = False, request=None) ->
         audit_record(action=AUDIT_UNSUBSCRIBE, object_type="client",
                      object_id=delivery.client.client_no, request=request,
                      detail={"publication": delivery.edition.publication.slug,
-                             "edition": delivery.edition_id, "delivery": delivery.pk,
+                             "edition": delivery.source_id, "delivery": delivery.pk,
                              "one_click": one_click})
     return suppression
 
@@ -121,10 +121,10 @@ def reply_ingest(*, raw_message_bytes: bytes) -> Feedback | None:
     referenced = _referenced_ids(message)
     if not referenced:
         return None
-    deliveries = {d.message_id: d for d in Delivery.objects.select_related(
-        "client", "edition__publication").filter(message_id__in=referenced)}
+    deliveries = {d.message_id: d for d in Delivery.objects.select_related("client").filter(
+        message_id__in=referenced, source=ContactSource.NEWSLETTER)}
     delivery = next((deliveries[m] for m in referenced if m in deliveries), None)
-    if delivery is None:
+    if delivery is None or with_editions([delivery])[0].edition is None:
         return None
     own_id = str(message.get("Message-ID") or "").strip() or hashlib.sha256(
         raw_message_bytes).hexdigest()

@@ -101,12 +101,16 @@ def open_pixel_url(delivery) -> str | None:
 
 
 def _delivery_for(token: str):
-    from .models import Delivery
+    from .models import ContactSource, Delivery, with_editions
 
     if not token:
         return None
-    return (Delivery.objects.select_related("edition__publication", "client")
-            .filter(token=token).first())
+    delivery = (Delivery.objects.select_related("client")
+                .filter(token=token, source=ContactSource.NEWSLETTER).first())
+    if delivery is None:
+        return None
+    with_editions([delivery])
+    return delivery if delivery.edition is not None else None
 
 
 def verify_token(purpose: str, signed: str):

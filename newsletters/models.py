@@ -7,6 +7,15 @@ from django.utils.translation import gettext_lazy as _
 
 from core.models import TimeStampedModel
 
+# The email outbox lives in outreach (one dispatcher for newsletters and campaigns); its names
+# are imported here because an edition's deliveries are newsletters' everyday vocabulary.
+from outreach.models import (  # noqa: F401
+    ContactSource,
+    Delivery,
+    DeliveryStatus,
+    ExclusionReason,
+)
+
 
 class SenderMode(models.TextChoices):
     FIRM = "firm", _("The firm")
@@ -105,8 +114,29 @@ class Edition(TimeStampedModel):
                                    name="edition_status_valid"),
         ]
 
+    @property
+    def deliveries(self):
+        """The edition's rows in the email outbox."""
+        return edition_deliveries_of(self.pk)
+
     def __str__(self):
         return f"{self.publication} #{self.number}: {self.subject}"
+
+
+def edition_deliveries_of(edition_id: int):
+    """The outbox rows of one edition (source newsletter, the edition's id)."""
+    return Delivery.objects.filter(source=ContactSource.NEWSLETTER, source_id=edition_id)
+
+
+def with_editions(deliveries):
+    """Attach `.edition` (with its publication) to newsletter deliveries, one query for all:
+    the outbox row knows its source by id only (outreach may not import newsletters)."""
+    deliveries = [d for d in deliveries if d is not None]
+    ids = {d.source_id for d in deliveries if d.source == ContactSource.NEWSLETTER}
+    editions = Edition.objects.select_related("publication").in_bulk(ids)
+    for delivery in deliveries:
+        delivery.edition = editions.get(delivery.source_id)
+    return deliveries
 
 
 class SectionKind(models.TextChoices):
@@ -174,73 +204,6 @@ class EditionArchive(models.Model):
 
     def __str__(self):
         return f"{self.edition_id} v{self.content_version}"
-
-
-class DeliveryStatus(models.TextChoices):
-    PENDING = "pending", _("Pending")
-    SENDING = "sending", _("Sending")
-    SENT = "sent", _("Sent")
-    RETRY = "retry", _("Waiting to retry")
-    FAILED = "failed", _("Failed")
-    EXCLUDED = "excluded", _("Excluded")
-    CANCELLED = "cancelled", _("Cancelled")
-
-
-class ExclusionReason(models.TextChoices):
-    NO_CONSENT = "no_consent", _("No email consent")
-    UNSUBSCRIBED = "unsubscribed", _("Unsubscribed")
-    NO_ADDRESS = "no_address", _("No email address")
-    BOUNCED = "bounced", _("Bounced before")
-
-
-class Delivery(models.Model):
-    """The outbox: one row per (edition, client), frozen at send time."""
-
-    # Every index here is paid on each claim and each "sent" mark (status changes, so no HOT
-    # update): edition_id is served by the (edition, client) and (edition, status) indexes, and
-    # the unique keys are UniqueConstraints so PostgreSQL gets no LIKE (varchar_pattern_ops)
-    # twins that no lookup uses.
-    edition = models.ForeignKey(Edition, on_delete=models.CASCADE, related_name="deliveries",
-                                db_index=False)
-    client = models.ForeignKey("clients.Client", on_delete=models.CASCADE,
-                               related_name="newsletter_deliveries")
-    status = models.CharField(_("status"), max_length=10, choices=DeliveryStatus.choices,
-                              default=DeliveryStatus.PENDING)
-    exclusion_reason = models.CharField(_("excluded because"), max_length=16,
-                                        choices=ExclusionReason.choices, blank=True)
-    to_email = models.EmailField(_("to"), blank=True)
-    message_id = models.CharField(_("Message-ID"), max_length=200)
-    token = models.CharField(max_length=64,
-                             help_text="random key of the signed links in this message")
-    attempts = models.PositiveSmallIntegerField(default=0)
-    next_attempt_at = models.DateTimeField(null=True, blank=True)
-    claimed_at = models.DateTimeField(null=True, blank=True)
-    sent_at = models.DateTimeField(null=True, blank=True)
-    last_error = models.TextField(blank=True)
-    opened_at = models.DateTimeField(null=True, blank=True)
-    clicked_at = models.DateTimeField(null=True, blank=True)
-    clicks = models.PositiveIntegerField(default=0)
-    # The personal data the message was rendered from, so it can be shown again exactly as sent.
-    context = models.JSONField(default=dict, blank=True)
-
-    class Meta:
-        verbose_name = _("delivery")
-        verbose_name_plural = _("deliveries")
-        constraints = [
-            models.UniqueConstraint(fields=["edition", "client"], name="delivery_once_per_client"),
-            models.UniqueConstraint(fields=["message_id"], name="delivery_message_id_unique"),
-            models.UniqueConstraint(fields=["token"], name="delivery_token_unique"),
-            models.CheckConstraint(condition=Q(status__in=DeliveryStatus.values),
-                                   name="delivery_status_valid"),
-        ]
-        indexes = [
-            models.Index(fields=["edition", "status"], name="delivery_edition_status"),
-            models.Index(fields=["status", "next_attempt_at"], name="delivery_due",
-                         condition=Q(status__in=["pending", "retry"])),
-        ]
-
-    def __str__(self):
-        return f"{self.edition_id}->{self.client_id} {self.status}"
 
 
 class ConsentMethod(models.TextChoices):

@@ -32,7 +32,6 @@ from urllib.parse import urlsplit
 import jinja2
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
-from django.core.mail.message import sanitize_address
 from django.db.models import OuterRef, Subquery
 from django.utils import translation
 from django.utils.html import escape
@@ -43,6 +42,7 @@ from markupsafe import Markup
 
 from clients.models import Holding, Product, ProductType
 from clients.suitability import suitable_products
+from outreach.email.smtp import wire_bytes
 
 from . import links
 from .markdown import markdown_to_html
@@ -449,8 +449,4 @@ def message_bytes(*, delivery, rendered: Rendered, to: str | None = None
     """(envelope sender, recipients, bytes) of build_message(...), exactly as Django's SMTP
     backend puts them on the wire (EmailBackend._send), for a sender that sends the message
     in two halves (newsletters.dispatch.smtp)."""
-    message = build_message(delivery=delivery, rendered=rendered, to=to)
-    encoding = message.encoding or settings.DEFAULT_CHARSET
-    return (sanitize_address(message.from_email, encoding),
-            [sanitize_address(address, encoding) for address in message.recipients()],
-            message.message().as_bytes(linesep="\r\n"))
+    return wire_bytes(build_message(delivery=delivery, rendered=rendered, to=to))

@@ -15,6 +15,7 @@ from .models import (
     Feedback,
     Publication,
     Suppression,
+    with_editions,
 )
 
 RATINGS = range(1, 6)  # the 1-5 scale of the "was this useful?" links
@@ -45,14 +46,14 @@ def edition_events(*, edition: Edition) -> QuerySet[EditionEvent]:
 
 def edition_deliveries(*, edition: Edition, user) -> QuerySet[Delivery]:
     """The edition's outbox rows for the clients `user` may see."""
-    return (Delivery.objects.filter(edition=edition, client__in=client_queryset_for(user))
+    return (edition.deliveries.filter(client__in=client_queryset_for(user))
             .select_related("client").order_by("id"))
 
 
 def edition_stats(edition: Edition) -> dict:
     """Audience, excluded by reason, sent, failed, opened, clicked, rated, comments,
     unsubscribes: one GROUP BY over the outbox plus three counts."""
-    rows = (Delivery.objects.filter(edition=edition)
+    rows = (edition.deliveries
             .values("status", "exclusion_reason")
             .annotate(n=Count("id"),
                       opened=Count("id", filter=Q(opened_at__isnull=False)),
@@ -69,13 +70,13 @@ def edition_stats(edition: Edition) -> dict:
             excluded[reason] = excluded.get(reason, 0) + row["n"]
         opened += row["opened"]
         clicked += row["clicked"]
-    feedback = Feedback.objects.filter(delivery__edition=edition).aggregate(
+    feedback = Feedback.objects.filter(delivery__in=edition.deliveries).aggregate(
         rated=Count("delivery", filter=Q(rating__isnull=False), distinct=True),
         average_rating=Avg("rating"),
         comments=Count("id", filter=~Q(comment="")),
         **{f"rating_{n}": Count("id", filter=Q(rating=n)) for n in RATINGS},
     )
-    unsubscribes = Suppression.objects.filter(source_delivery__edition=edition,
+    unsubscribes = Suppression.objects.filter(source_delivery__in=edition.deliveries,
                                               reason=Suppression.UNSUBSCRIBED).count()
     average = feedback["average_rating"]
     return {
@@ -98,9 +99,11 @@ def edition_stats(edition: Edition) -> dict:
     }
 
 
-def client_email_suppressions(*, client) -> QuerySet[Suppression]:
+def client_email_suppressions(*, client) -> list[Suppression]:
     """Every suppression of the client's email, in force or lifted, newest first, with what the
     client 360 card names: the publication, the edition whose link was used, who lifted it."""
-    return (Suppression.objects.filter(client=client)
-            .select_related("publication", "source_delivery__edition__publication", "lifted_by")
-            .order_by("-created_at", "-id"))
+    rows = list(Suppression.objects.filter(client=client)
+                .select_related("publication", "source_delivery", "lifted_by")
+                .order_by("-created_at", "-id"))
+    with_editions(row.source_delivery for row in rows)
+    return rows

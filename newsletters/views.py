@@ -569,7 +569,7 @@ def _comments(edition: Edition, user):
     from .models import Feedback
 
     visible = client_queryset_for(user).values("pk")
-    return list(Feedback.objects.filter(delivery__edition=edition)
+    return list(Feedback.objects.filter(delivery__in=edition.deliveries)
                 .exclude(comment="").filter(delivery__client__in=visible)
                 .select_related("delivery__client").order_by("-created_at")[:COMMENTS_SHOWN])
 

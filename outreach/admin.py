@@ -1,8 +1,10 @@
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
+from core.admin import PersonalDataAdminMixin
+
 from .calendar import calendar_known
-from .models import TradingDayOverride
+from .models import Delivery, TradingDayOverride
 from .services import trading_day_override_delete, trading_day_override_set
 
 
@@ -36,3 +38,20 @@ class TradingDayOverrideAdmin(admin.ModelAdmin):
     def delete_queryset(self, request, queryset):
         for obj in queryset:
             trading_day_override_delete(override=obj, actor=request.user)
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(PersonalDataAdminMixin, admin.ModelAdmin):
+    """Opening a delivery shows the client's address in full: audited (pii_viewed)."""
+
+    pii_fields = ("to_email",)
+
+    def pii_client_no(self, obj):
+        return obj.client.client_no
+
+    list_display = ["source", "source_id", "step", "client", "status", "exclusion_reason",
+                    "sent_at", "attempts"]
+    list_filter = ["source", "status", "exclusion_reason"]
+    search_fields = ["client__client_no", "message_id"]
+    raw_id_fields = ["client"]
+    readonly_fields = ["token", "message_id", "context"]

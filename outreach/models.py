@@ -211,6 +211,82 @@ class Contact(models.Model):
         return f"{self.source}:{self.source_id}/{self.step} -> {self.client_id} {self.status}"
 
 
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending", _("Pending")
+    SENDING = "sending", _("Sending")
+    SENT = "sent", _("Sent")
+    RETRY = "retry", _("Waiting to retry")
+    FAILED = "failed", _("Failed")
+    EXCLUDED = "excluded", _("Excluded")
+    CANCELLED = "cancelled", _("Cancelled")
+
+
+class ExclusionReason(models.TextChoices):
+    """Why a newsletter's audience member got no email (campaigns decide theirs at launch and
+    record them on the campaign's target list)."""
+
+    NO_CONSENT = "no_consent", _("No email consent")
+    UNSUBSCRIBED = "unsubscribed", _("Unsubscribed")
+    NO_ADDRESS = "no_address", _("No email address")
+    BOUNCED = "bounced", _("Bounced before")
+
+
+class Delivery(models.Model):
+    """The email outbox: one row per message to one client, from a newsletter edition or a
+    campaign's email step (source, source_id, step), frozen when it is queued. One dispatcher
+    sends every row (outreach.email): claimed in chunks, marked sent before the next message
+    goes out, so a killed worker repeats at most the one message in flight."""
+
+    # Every index here is paid on each claim and each "sent" mark (status changes, so no HOT
+    # update): the source is served by the (source, source_id, status) index, and the unique
+    # keys are UniqueConstraints so PostgreSQL gets no LIKE (varchar_pattern_ops) twins that
+    # no lookup uses.
+    source = models.CharField(_("source"), max_length=12, choices=ContactSource.choices,
+                              default=ContactSource.NEWSLETTER)
+    source_id = models.PositiveIntegerField(_("source id"))
+    step = models.PositiveSmallIntegerField(_("step"), default=0)
+    client = models.ForeignKey("clients.Client", on_delete=models.CASCADE,
+                               related_name="email_deliveries")
+    status = models.CharField(_("status"), max_length=10, choices=DeliveryStatus.choices,
+                              default=DeliveryStatus.PENDING)
+    exclusion_reason = models.CharField(_("excluded because"), max_length=16,
+                                        choices=ExclusionReason.choices, blank=True)
+    to_email = models.EmailField(_("to"), blank=True)
+    message_id = models.CharField(_("Message-ID"), max_length=200)
+    token = models.CharField(max_length=64,
+                             help_text="random key of the signed links in this message")
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    opened_at = models.DateTimeField(null=True, blank=True)
+    clicked_at = models.DateTimeField(null=True, blank=True)
+    clicks = models.PositiveIntegerField(default=0)
+    # The personal data the message was rendered from, so it can be shown again exactly as sent.
+    context = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        verbose_name = _("delivery")
+        verbose_name_plural = _("deliveries")
+        constraints = [
+            models.UniqueConstraint(fields=["source", "source_id", "step", "client"],
+                                    name="delivery_once_per_step"),
+            models.UniqueConstraint(fields=["message_id"], name="delivery_message_id_unique"),
+            models.UniqueConstraint(fields=["token"], name="delivery_token_unique"),
+            models.CheckConstraint(condition=models.Q(status__in=DeliveryStatus.values),
+                                   name="delivery_status_valid"),
+        ]
+        indexes = [
+            models.Index(fields=["source", "source_id", "status"], name="delivery_source_status"),
+            models.Index(fields=["status", "next_attempt_at"], name="delivery_due",
+                         condition=models.Q(status__in=["pending", "retry"])),
+        ]
+
+    def __str__(self):
+        return f"{self.source}:{self.source_id}/{self.step}->{self.client_id} {self.status}"
+
+
 class OptOut(models.Model):
     """A client's opt-out from a channel ("reply TD", an unsubscribe from every marketing
     email): it holds for every campaign at once."""

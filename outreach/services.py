@@ -8,6 +8,7 @@ import datetime as dt
 from datetime import date
 
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -23,6 +24,9 @@ from .models import (
     Contact,
     ContactPolicy,
     ContactStatus,
+    Delivery,
+    DeliveryStatus,
+    OptOut,
     RMTask,
     TaskOutcome,
     TaskSource,
@@ -314,26 +318,22 @@ def contacts_plan(*, source: str, source_id: int, step: int, channel: str, prior
 
 def contacts_cancel(*, source: str, source_id: int) -> int:
     """A cancelled campaign or newsletter frees the room its contacts that have not gone out
-    held under the caps; the calls among them leave the RMs' lists."""
+    held under the caps; the calls among them leave the RMs' lists, their emails leave the
+    outbox (a message on the wire at that moment stays queued until it is settled as sent)."""
+    from .email.outbox import cancel_open, ledger_settle
+
+    cancel_open(source, source_id, include_sending=False)
+    ledger_settle(source, source_id)
+    in_flight = Delivery.objects.filter(
+        source=OuterRef("source"), source_id=OuterRef("source_id"), step=OuterRef("step"),
+        client_id=OuterRef("client_id"), status=DeliveryStatus.SENDING)
     waiting = Contact.objects.filter(source=source, source_id=source_id,
-                                     status__in=(ContactStatus.PLANNED, ContactStatus.QUEUED))
+                                     status__in=(ContactStatus.PLANNED, ContactStatus.QUEUED)
+                                     ).exclude(Exists(in_flight))
     RMTask.objects.filter(origin_type=ORIGIN_CONTACT, status=TaskStatus.OPEN,
                           origin_id__in=[str(pk) for pk in waiting.values_list("pk", flat=True)]
                           ).update(status=TaskStatus.CANCELLED, updated_at=timezone.now())
     return waiting.update(status=ContactStatus.CANCELLED)
-
-
-def contacts_mark(*, source: str, source_id: int, status: str, clients_sql: str,
-                  params: list) -> int:
-    """Set the status (and time) of a sender's contacts for the clients `clients_sql`
-    selects (one column, client_id), set-based: how a newsletter's outbox reports back."""
-    table = connection.ops.quote_name(Contact._meta.db_table)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} SET status = %s, at = %s WHERE source = %s AND source_id = %s "
-            f"AND client_id IN ({clients_sql})",
-            [status, timezone.now(), source, source_id, *params])
-        return cursor.rowcount
 
 
 def contact_from_outcome(*, task: RMTask) -> None:
@@ -344,3 +344,20 @@ def contact_from_outcome(*, task: RMTask) -> None:
     if status is not None:
         Contact.objects.filter(pk=int(task.origin_id)).update(status=status,
                                                               at=task.outcome_at)
+
+
+def email_opt_out(*, delivery, one_click: bool = False, request=None) -> bool:
+    """The client used the unsubscribe link of a campaign email: no marketing email from any
+    campaign from now on (outreach.OptOut, channel email; newsletters keep their own
+    per-publication unsubscribes). Audited; True if it is new."""
+    with transaction.atomic():
+        _row, created = OptOut.objects.get_or_create(
+            client_id=delivery.client_id, channel=Channel.EMAIL,
+            defaults={"source": f"{delivery.source}:{delivery.source_id}"})
+        if created:
+            audit_record(action=AuditAction.CONSENT_CHANGED, object_type="client",
+                         object_id=delivery.client.client_no, request=request,
+                         detail={"opt_out": Channel.EMAIL, "source": delivery.source,
+                                 "source_id": delivery.source_id, "step": delivery.step,
+                                 "one_click": one_click})
+    return created

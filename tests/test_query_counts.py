@@ -200,7 +200,8 @@ def test_the_edition_stats(logged_in, ops_user, rm_a, db, django_assert_max_num_
     def grow():
         for _ in range(ROWS):
             c = ClientFactory(rm=rm_a, branch=rm_a.branch)
-            d = Delivery.objects.create(edition=edition, client=c, status=DeliveryStatus.SENT,
+            d = Delivery.objects.create(source="newsletter", source_id=edition.id,
+                                        client=c, status=DeliveryStatus.SENT,
                                         to_email=c.email, message_id=f"<{c.client_no}@qc>",
                                         token=f"qc-{c.client_no}", sent_at=now, opened_at=now)
             Feedback.objects.create(delivery=d, rating=4, comment="QC comment")

@@ -234,6 +234,8 @@ else:
     EMAIL_BACKEND = "core.mail.EmlFileBackend"  # one .eml file per message
     EMAIL_FILE_PATH = env.path("EMAIL_FILE_PATH", default=VAR_DIR / "outbox")
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="crm@example.com")
+# The sender of campaign email steps (newsletters use each publication's own address).
+CAMPAIGN_FROM_EMAIL = env("CAMPAIGN_FROM_EMAIL", default=DEFAULT_FROM_EMAIL)
 
 # SMS and app push (outreach.channels.gateway): SMS_GATEWAY_URL unset -> one JSON file per
 # message in var/outbox/; set -> HMAC-signed HTTP/JSON posts to the provider's gateway.

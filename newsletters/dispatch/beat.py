@@ -1,16 +1,15 @@
 """What Celery beat runs every minute: scheduled editions, stale claims, retries, finishing."""
 
-import datetime as dt
 import logging
 
-from django.conf import settings
-from django.db.models import Q
 from django.utils import timezone
 
 from core.errors import ApplicationError
+from outreach.email.outbox import due_sources, reclaim_stale
+from outreach.models import ContactSource
 
 from ..approval import ApprovalLapsed
-from ..models import Delivery, DeliveryStatus, Edition, EditionStatus
+from ..models import Edition, EditionStatus
 from .outbox import edition_dispatch_kick, edition_dispatch_start
 from .run import edition_finish_if_done
 
@@ -18,12 +17,9 @@ log = logging.getLogger(__name__)
 
 
 def deliveries_reclaim_stale(*, older_than_seconds: float | None = None) -> int:
-    """Rows claimed by a worker that died: back to pending (only its in-flight one may repeat)."""
-    seconds = (settings.NEWSLETTER_STALE_CLAIM_SECONDS if older_than_seconds is None
-               else older_than_seconds)
-    cutoff = timezone.now() - dt.timedelta(seconds=seconds)
-    return Delivery.objects.filter(status=DeliveryStatus.SENDING, claimed_at__lt=cutoff).update(
-        status=DeliveryStatus.PENDING, claimed_at=None)
+    """Rows claimed by a worker that died, of any source: back to pending (only its in-flight
+    one may repeat)."""
+    return reclaim_stale(older_than_seconds=older_than_seconds)
 
 
 def editions_due(*, now=None, stale_seconds: float | None = None) -> dict:
@@ -50,11 +46,10 @@ def editions_due(*, now=None, stale_seconds: float | None = None) -> dict:
         except ApplicationError as exc:
             log.warning("newsletter: scheduled edition %s not started: %s", edition.id, exc)
     reclaimed = deliveries_reclaim_stale(older_than_seconds=stale_seconds)
-    due = Q(deliveries__status=DeliveryStatus.PENDING) | Q(
-        deliveries__status=DeliveryStatus.RETRY, deliveries__next_attempt_at__lte=now)
     sending = Edition.objects.filter(status=EditionStatus.SENDING)
-    kicked = list(sending.filter(due).exclude(id__in=started).values_list("id", flat=True)
-                  .distinct())
+    due = {source_id for source, source_id in due_sources(now=now)
+           if source == ContactSource.NEWSLETTER}
+    kicked = list(sending.filter(id__in=due).exclude(id__in=started).values_list("id", flat=True))
     for edition_id in kicked:
         edition_dispatch_kick(edition_id=edition_id, tasks=1)
     finished = [e for e in sending.exclude(id__in=kicked + started).values_list("id", flat=True)

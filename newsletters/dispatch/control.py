@@ -1,12 +1,12 @@
 """Pause, resume and cancel an edition while it is being sent."""
 
-from django.db import connection, transaction
+from django.db import transaction
 
 from core.errors import ApplicationError
-from outreach.models import ContactSource, ContactStatus
-from outreach.services import contacts_mark
+from outreach.email.outbox import cancel_open, ledger_settle
+from outreach.models import ContactSource
 
-from ..models import Delivery, DeliveryStatus, Edition, EditionStatus
+from ..models import Edition, EditionStatus
 from .outbox import _event, edition_dispatch_kick
 
 
@@ -48,30 +48,6 @@ def edition_dispatch_cancel(*, edition: Edition, actor=None, comment: str = "") 
         edition, allowed=(EditionStatus.SENDING, EditionStatus.PAUSED, EditionStatus.SCHEDULED,
                           EditionStatus.APPROVED),
         to_status=EditionStatus.CANCELLED, actor=actor, comment=comment)
-    _cancel_open_rows(edition.id, include_sending=False)
-    ledger_settle(edition.id)
+    cancel_open(ContactSource.NEWSLETTER, edition.id, include_sending=False)
+    ledger_settle(ContactSource.NEWSLETTER, edition.id)
     return edition
-
-
-def ledger_settle(edition_id: int) -> None:
-    """The edition's contacts in the ledger say what came of each: sent, failed or cancelled
-    (a message in flight when an edition is cancelled stays queued, so it still counts)."""
-    table = connection.ops.quote_name(Delivery._meta.db_table)
-    for delivery_status, contact_status in ((DeliveryStatus.SENT, ContactStatus.SENT),
-                                            (DeliveryStatus.FAILED, ContactStatus.FAILED),
-                                            (DeliveryStatus.CANCELLED, ContactStatus.CANCELLED)):
-        contacts_mark(source=ContactSource.NEWSLETTER, source_id=edition_id,
-                      status=contact_status,
-                      clients_sql=f"SELECT client_id FROM {table} WHERE edition_id = %s "
-                                  f"AND status = %s",
-                      params=[edition_id, delivery_status])
-
-
-def _cancel_open_rows(edition_id: int, *, include_sending: bool, ids=None) -> int:
-    statuses = [DeliveryStatus.PENDING, DeliveryStatus.RETRY]
-    if include_sending:
-        statuses.append(DeliveryStatus.SENDING)
-    rows = Delivery.objects.filter(edition_id=edition_id, status__in=statuses)
-    if ids is not None:
-        rows = rows.filter(id__in=ids)
-    return rows.update(status=DeliveryStatus.CANCELLED, claimed_at=None, next_attempt_at=None)

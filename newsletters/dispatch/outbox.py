@@ -65,9 +65,10 @@ def _insert_outbox(edition: Edition) -> None:
         table = Delivery._meta.db_table
         # gen_random_uuid() draws from the server's strong random source (pg_strong_random).
         sql = f"""
-            INSERT INTO {table} (edition_id, client_id, status, exclusion_reason, to_email,
-                                 message_id, token, attempts, clicks, last_error, context)
-            SELECT %s, a.id,
+            INSERT INTO {table} (source, source_id, step, client_id, status, exclusion_reason,
+                                 to_email, message_id, token, attempts, clicks, last_error,
+                                 context)
+            SELECT %s, %s, 0, a.id,
                    CASE WHEN a.reason = '' THEN 'pending' ELSE 'excluded' END,
                    a.reason, COALESCE(a.email, ''),
                    '<edition-' || %s || '.client-' || a.id || '.' || left(a.token, 12)
@@ -76,9 +77,10 @@ def _insert_outbox(edition: Edition) -> None:
             FROM (SELECT m.*, replace(gen_random_uuid()::text || gen_random_uuid()::text,
                                       '-', '') AS token
                   FROM ({select_sql}) m) a
-            ON CONFLICT (edition_id, client_id) DO NOTHING"""
+            ON CONFLICT (source, source_id, step, client_id) DO NOTHING"""
         with connection.cursor() as cursor:
-            cursor.execute(sql, [edition.id, str(edition.id), domain, *params])
+            cursor.execute(sql, [ContactSource.NEWSLETTER.value, edition.id, str(edition.id),
+                                 domain, *params])
         return
     existing = set(edition.deliveries.values_list("client_id", flat=True))
     rows = []
@@ -87,7 +89,7 @@ def _insert_outbox(edition: Edition) -> None:
             continue
         token = secrets.token_urlsafe(32)
         rows.append(Delivery(
-            edition_id=edition.id, client_id=member["id"],
+            source=ContactSource.NEWSLETTER, source_id=edition.id, client_id=member["id"],
             status=DeliveryStatus.EXCLUDED if member["reason"] else DeliveryStatus.PENDING,
             exclusion_reason=member["reason"], to_email=member["email"] or "", token=token,
             message_id=f"<edition-{edition.id}.client-{member['id']}.{token[:12]}@{domain}>"))
@@ -104,8 +106,9 @@ def _ledger_reserve(edition: Edition, *, day) -> None:
                   content_version=edition.content_version,
                   members_sql=f"SELECT client_id, '' AS variant FROM "
                               f"{connection.ops.quote_name(Delivery._meta.db_table)} "
-                              f"WHERE edition_id = %s AND status = %s",
-                  params=[edition.id, DeliveryStatus.PENDING], status=ContactStatus.QUEUED)
+                              f"WHERE source = %s AND source_id = %s AND status = %s",
+                  params=[ContactSource.NEWSLETTER, edition.id, DeliveryStatus.PENDING],
+                  status=ContactStatus.QUEUED)
 
 
 def _archive(edition: Edition) -> EditionArchive:
@@ -186,10 +189,7 @@ def edition_dispatch_start(*, edition: Edition, actor=None) -> Edition:
 
 def edition_dispatch_kick(*, edition_id: int, tasks: int | None = None) -> None:
     """Queue dispatch tasks for an edition; extra ones find nothing left and return at once."""
-    from ..tasks import edition_dispatch_task
+    from outreach.email.tasks import email_dispatch_kick
 
-    count = max(1, tasks if tasks is not None else settings.NEWSLETTER_DISPATCH_TASKS)
-    if edition_dispatch_task.app.conf.task_always_eager:
-        count = 1  # in-process: one loop sends everything
-    for _ in range(count):
-        edition_dispatch_task.delay(edition_id)
+    email_dispatch_kick(source=ContactSource.NEWSLETTER, source_id=edition_id,
+                        tasks=tasks if tasks is not None else settings.NEWSLETTER_DISPATCH_TASKS)

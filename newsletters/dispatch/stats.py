@@ -2,19 +2,19 @@
 
 from django.db.models import Count, Q
 
-from ..models import Delivery, DeliveryStatus, Edition, ExclusionReason, Feedback, Suppression
+from ..models import DeliveryStatus, Edition, ExclusionReason, Feedback, Suppression
 
 
 def edition_delivery_stats(edition: Edition) -> dict:
     """Outbox counts of one edition (the selector for pages and the API builds on these)."""
-    rows = Delivery.objects.filter(edition=edition)
+    rows = edition.deliveries
     by_status = dict(rows.values_list("status").annotate(n=Count("id")).order_by())
     excluded = dict(rows.filter(status=DeliveryStatus.EXCLUDED).values_list("exclusion_reason")
                     .annotate(n=Count("id")).order_by())
     agg = rows.aggregate(audience=Count("id"),
                          opened=Count("id", filter=Q(opened_at__isnull=False)),
                          clicked=Count("id", filter=Q(clicked_at__isnull=False)))
-    feedback = Feedback.objects.filter(delivery__edition=edition)
+    feedback = Feedback.objects.filter(delivery__in=rows)
     return {
         "audience": agg["audience"],
         "excluded": sum(excluded.values()),
@@ -29,5 +29,5 @@ def edition_delivery_stats(edition: Edition) -> dict:
         "rated": feedback.filter(rating__isnull=False).values("delivery").distinct().count(),
         "comments": feedback.exclude(comment="").count(),
         "unsubscribes": Suppression.objects.filter(
-            reason=Suppression.UNSUBSCRIBED, source_delivery__edition=edition).count(),
+            reason=Suppression.UNSUBSCRIBED, source_delivery__in=rows).count(),
     }

@@ -54,7 +54,7 @@ def test_opening_a_delivery_in_the_admin_is_audited_too(logged_in, admin_user_, 
     segment, _, _ = make_audience(size=1, rm=rm_a, excluded={})
     freeze(make_edition(segment=segment, author=rm_a))
     delivery = Delivery.objects.select_related("client").first()
-    page = logged_in(admin_user_).get(f"/admin/newsletters/delivery/{delivery.pk}/change/")
+    page = logged_in(admin_user_).get(f"/admin/outreach/delivery/{delivery.pk}/change/")
     assert page.status_code == 200
     view = AuditLog.objects.get(action=AuditAction.PII_VIEWED)
     assert view.object_id == delivery.client.client_no and view.detail["fields"] == ["to_email"]

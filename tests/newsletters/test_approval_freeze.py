@@ -21,7 +21,6 @@ from core.models import AuditAction, AuditLog, Role
 from newsletters import dispatch, services
 from newsletters.approval import CHANGE_LABELS
 from newsletters.models import (
-    Delivery,
     Edition,
     EditionSection,
     EditionStatus,
@@ -88,7 +87,7 @@ def assert_never_sent(edition, ops_user, django_capture_on_commit_callbacks):
         services.edition_send_now(edition=edition, actor=ops_user)
     edition.refresh_from_db()
     assert edition.status == S.DRAFT
-    assert not Delivery.objects.filter(edition=edition).exists()
+    assert not edition.deliveries.all().exists()
     assert mail.outbox == []
 
 
@@ -291,7 +290,7 @@ def test_send_now_recomputes_the_hash_and_refuses_a_changed_edition(
     approved.refresh_from_db()
     assert approved.status == S.DRAFT
     assert changed in revocations(approved)[0]["changed"]
-    assert not Delivery.objects.filter(edition=approved).exists() and mail.outbox == []
+    assert not approved.deliveries.all().exists() and mail.outbox == []
 
 
 def test_scheduling_a_changed_edition_is_refused(approved, ops_user, product):
@@ -316,7 +315,7 @@ def test_the_beat_never_starts_a_scheduled_edition_that_changed(
     assert result["started"] == [] and result["revoked"] == [approved.pk]
     approved.refresh_from_db()
     assert approved.status == S.DRAFT
-    assert not Delivery.objects.filter(edition=approved).exists() and mail.outbox == []
+    assert not approved.deliveries.all().exists() and mail.outbox == []
 
 
 def test_the_dispatcher_itself_refuses_and_writes_nothing(approved, product):
@@ -324,7 +323,7 @@ def test_the_dispatcher_itself_refuses_and_writes_nothing(approved, product):
     with pytest.raises(ApplicationError) as info:
         dispatch.edition_dispatch_start(edition=approved, actor=None)
     assert info.value.code == "approval_revoked"
-    assert not Delivery.objects.filter(edition=approved).exists()
+    assert not approved.deliveries.all().exists()
 
 
 def test_the_api_answers_409_and_the_edition_is_back_to_draft(approved, ops_user, product,

@@ -61,9 +61,12 @@ def edition(ops_user, products):
 
 
 def a_delivery(edition, client, n=1):
-    return Delivery.objects.create(edition=edition, client=client, to_email=client.email,
-                                   message_id=f"<nl-{edition.pk}-{client.pk}-{n}@broker.example>",
-                                   token=f"tok{edition.pk}x{client.pk}x{n}abcdef")
+    delivery = Delivery.objects.create(
+        source="newsletter", source_id=edition.id, client=client, to_email=client.email,
+        message_id=f"<nl-{edition.pk}-{client.pk}-{n}@broker.example>",
+        token=f"tok{edition.pk}x{client.pk}x{n}abcdef")
+    delivery.edition = edition
+    return delivery
 
 
 # personalisation ------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from newsletters.models import (
     Publication,
     Suppression,
 )
+from outreach.email.outbox import claim
 from segments.models import Segment, SegmentMembership
 from tests.factories import ClientFactory, staff
 
@@ -111,7 +112,7 @@ def test_freeze_makes_one_row_per_audience_member_with_exclusion_reasons(edition
 
     freeze(edition)
 
-    rows = {d.client_id: d for d in Delivery.objects.filter(edition=edition)}
+    rows = {d.client_id: d for d in edition.deliveries.all()}
     assert len(rows) == len(clients)
     for reason, members in marked.items():
         for c in members:
@@ -170,7 +171,7 @@ def test_dispatch_sends_everyone_eligible_once_and_finishes(edition, audience, f
     assert len({m.extra_headers["Message-ID"] for m in mail.outbox}) == len(to)
     edition.refresh_from_db()
     assert edition.status == EditionStatus.SENT and edition.sent_at is not None
-    sent = Delivery.objects.filter(edition=edition, status="sent")
+    sent = edition.deliveries.filter(status="sent")
     assert sent.count() == len(to)
     assert all(d.sent_at and d.attempts == 1 and d.context for d in sent)
     stats = dispatch.edition_delivery_stats(edition)
@@ -283,8 +284,8 @@ def test_cancel_marks_every_unsent_row_cancelled(edition, audience, fast_setting
 
     assert dispatch.edition_dispatch_run(edition_id=edition.id) == "cancelled"
     assert mail.outbox == []
-    assert Delivery.objects.filter(edition=edition, status="cancelled").count() == 12
-    assert Delivery.objects.filter(edition=edition, status="excluded").count() == 8
+    assert edition.deliveries.filter(status="cancelled").count() == 12
+    assert edition.deliveries.filter(status="excluded").count() == 8
 
 
 def test_a_scheduled_edition_goes_out_from_the_minute_beat(edition, audience, fast_settings,
@@ -303,7 +304,7 @@ def test_a_scheduled_edition_goes_out_from_the_minute_beat(edition, audience, fa
 def test_stale_claims_go_back_to_pending_and_the_beat_finishes_the_edition(
         edition, audience, fast_settings, django_capture_on_commit_callbacks):
     freeze(edition)
-    claimed = dispatch._claim(edition.id, 5)  # a worker claimed five rows, then died
+    claimed = claim("newsletter", edition.id, 5)  # a worker claimed five rows, then died
     Delivery.objects.filter(id__in=claimed).update(
         claimed_at=timezone.now() - dt.timedelta(minutes=10))
 
@@ -325,7 +326,7 @@ def test_the_minute_beat_is_a_database_schedule(db):
 
 def test_a_copy_that_fails_to_render_is_marked_failed_and_the_others_go_out(
         edition, audience, fast_settings, monkeypatch, django_capture_on_commit_callbacks):
-    """The render thread (dispatch.run._RenderAhead) hands a failed copy back to the loop,
+    """The render thread (outreach.email.run._RenderAhead) hands a failed copy back to the loop,
     which marks that row failed with the reason and sends everyone else."""
     from newsletters import rendering
 
@@ -344,7 +345,7 @@ def test_a_copy_that_fails_to_render_is_marked_failed_and_the_others_go_out(
     with django_capture_on_commit_callbacks(execute=True):
         dispatch.edition_dispatch_start(edition=edition, actor=None)
     assert sorted(m.to[0] for m in mail.outbox) == [e for e in eligible if e != broken]
-    failed = Delivery.objects.get(edition=edition, to_email=broken)
+    failed = edition.deliveries.get(to_email=broken)
     assert failed.status == "failed"
     assert "a product name the template cannot print" in failed.last_error
     edition.refresh_from_db()

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from newsletters import dispatch
-from newsletters.models import Delivery, Edition, EditionStatus
+from newsletters.models import Edition, EditionStatus
 from tests.newsletters.test_dispatch import make_audience, make_edition
 from tests.newsletters.test_smtp_delivery import (  # noqa: F401 (fixture)
     smtp_sink,
@@ -41,7 +41,7 @@ def test_a_worker_killed_mid_edition_loses_nothing_and_repeats_at_most_one(
         worker.wait(timeout=10)
     arrived_at_kill = smtp_sink.count()
     assert 40 <= arrived_at_kill < len(eligible)
-    assert Delivery.objects.filter(edition=edition, status="sending").exists()
+    assert edition.deliveries.filter(status="sending").exists()
 
     # What the minute beat does for a dead worker's rows (their claim is stale by then).
     dispatch.deliveries_reclaim_stale(older_than_seconds=0)
@@ -53,7 +53,7 @@ def test_a_worker_killed_mid_edition_loses_nothing_and_repeats_at_most_one(
     assert set(by_to) == eligible
     assert sum(1 for n in by_to.values() if n > 1) <= 1
     assert max(by_to.values()) <= 2
-    assert Delivery.objects.filter(edition=edition, status="sent").count() == len(eligible)
+    assert edition.deliveries.filter(status="sent").count() == len(eligible)
 
 
 def quiet_count(sink, edition, *, still: float = 1.0, timeout: float = 20) -> int:
@@ -64,7 +64,7 @@ def quiet_count(sink, edition, *, still: float = 1.0, timeout: float = 20) -> in
     while time.monotonic() < deadline:
         before = sink.count()
         time.sleep(still)
-        idle = not Delivery.objects.filter(edition=edition, status="sending").exists()
+        idle = not edition.deliveries.filter(status="sending").exists()
         if idle and sink.count() == before:
             return before
     raise AssertionError(f"the worker did not let go within {timeout}s")
@@ -85,15 +85,15 @@ def test_pause_resume_and_cancel_take_effect_mid_send(big_edition, smtp_sink):  
         dispatch.edition_dispatch_resume(edition=edition)
         wait_for(lambda: smtp_sink.count() >= paused_at + 20, timeout=60, interval=0.05)
         dispatch.edition_dispatch_cancel(edition=edition, comment="figures to correct")
-        wait_for(lambda: not Delivery.objects.filter(
-            edition=edition, status__in=["pending", "sending", "retry"]).exists(), timeout=10)
+        wait_for(lambda: not edition.deliveries.filter(
+            status__in=["pending", "sending", "retry"]).exists(), timeout=10)
         cancelled_at = quiet_count(smtp_sink, edition)
         time.sleep(2)
         assert smtp_sink.count() == cancelled_at < len(eligible)
 
     by_to = smtp_sink.by_recipient()
     assert set(by_to.values()) == {1}
-    sent = Delivery.objects.filter(edition=edition, status="sent").count()
-    cancelled = Delivery.objects.filter(edition=edition, status="cancelled").count()
+    sent = edition.deliveries.filter(status="sent").count()
+    cancelled = edition.deliveries.filter(status="cancelled").count()
     assert sent == len(by_to) and sent + cancelled == len(eligible)
     assert status(edition) == EditionStatus.CANCELLED

@@ -8,7 +8,7 @@ from django.test import Client as HttpClient
 
 from newsletters import links
 from newsletters.inbound import reply_ingest
-from newsletters.models import Delivery, Feedback
+from newsletters.models import Delivery, Feedback, with_editions
 from outreach.models import RMTask
 from tests.newsletters.test_dispatch import freeze, make_audience, make_edition
 
@@ -18,7 +18,7 @@ def delivery(rm_a):
     segment, _, _ = make_audience(size=2, rm=rm_a, excluded={})
     edition = make_edition(segment=segment, author=rm_a)
     freeze(edition)
-    return Delivery.objects.select_related("edition__publication", "client").first()
+    return with_editions([Delivery.objects.select_related("client").first()])[0]
 
 
 def feedback_path(delivery, rating=None) -> str:

@@ -13,7 +13,7 @@ from core.models import AuditAction, AuditLog, Role
 from newsletters import dispatch, services
 from newsletters.approval import approval_fields
 from newsletters.headers import header_is_safe
-from newsletters.models import Delivery, Edition, EditionStatus, Publication
+from newsletters.models import Edition, EditionStatus, Publication
 from segments.models import Segment, SegmentMembership
 from tests.factories import staff
 from tests.newsletters import make_edition as make_draft
@@ -199,7 +199,7 @@ def test_sending_an_edition_stored_with_a_line_break_is_refused_and_nothing_is_q
     assert set(error["fields"]) == set(changes)
     edition.refresh_from_db()
     assert edition.status == EditionStatus.APPROVED
-    assert not Delivery.objects.filter(edition=edition).exists()
+    assert not edition.deliveries.all().exists()
     assert not mail.outbox
 
 
@@ -212,7 +212,7 @@ def test_the_send_button_says_why_and_queues_nothing(logged_in, approved, ops_us
         str(m) for m in response.context["messages"])
     edition.refresh_from_db()
     assert edition.status == EditionStatus.APPROVED
-    assert not Delivery.objects.filter(edition=edition).exists() and not mail.outbox
+    assert not edition.deliveries.all().exists() and not mail.outbox
 
 
 def test_scheduling_approving_and_test_sending_an_unsafe_edition_are_refused(
@@ -249,7 +249,7 @@ def test_the_beat_does_not_start_a_scheduled_edition_stored_with_a_line_break(ap
     assert edition.pk not in result["started"]
     edition.refresh_from_db()
     assert edition.status == EditionStatus.SCHEDULED
-    assert not Delivery.objects.filter(edition=edition).exists() and not mail.outbox
+    assert not edition.deliveries.all().exists() and not mail.outbox
 
 
 # --- schedule times at the ends of the calendar ----------------------------------------------

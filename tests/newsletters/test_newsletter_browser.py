@@ -148,7 +148,7 @@ def test_compose_preview_approve_send_and_the_rm_sees_the_clients_comment(
     page.fill("#comment", COMMENT)
     with page.expect_navigation():
         page.locator("button.btn[type='submit']").click()
-    feedback = Feedback.objects.filter(delivery__edition=edition)
+    feedback = Feedback.objects.filter(delivery__in=edition.deliveries)
     assert sorted(feedback.values_list("rating", flat=True).exclude(rating=None)) == [4]
     assert feedback.filter(comment=COMMENT).exists()
 

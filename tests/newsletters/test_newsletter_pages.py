@@ -352,7 +352,8 @@ def test_unknown_action_is_404(logged_in, ops_user, draft):
 
 # --- statistics ------------------------------------------------------------------------------
 def _delivery(edition, client, n, **kwargs):
-    return Delivery.objects.create(edition=edition, client=client, message_id=f"<m{n}@x>",
+    return Delivery.objects.create(source="newsletter", source_id=edition.id,
+                                   client=client, message_id=f"<m{n}@x>",
                                    token=f"t{n}", **kwargs)
 
 

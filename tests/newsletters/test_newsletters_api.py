@@ -140,7 +140,8 @@ def test_detail_has_statistics_and_deliveries_are_for_newsletter_staff_only(
         (ClientFactory(rm=rm_b), DeliveryStatus.FAILED, "", False),
     ]
     for i, (client, status, reason, opened) in enumerate(rows):
-        Delivery.objects.create(edition=edition, client=client, status=status,
+        Delivery.objects.create(source="newsletter", source_id=edition.id,
+                                client=client, status=status,
                                 exclusion_reason=reason, message_id=f"<m{i}@x>", token=f"t{i}",
                                 opened_at=timezone.now() if opened else None)
     Feedback.objects.create(delivery=Delivery.objects.get(client=mine), rating=4,

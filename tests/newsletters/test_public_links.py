@@ -5,7 +5,7 @@ from django.test import Client as HttpClient
 
 from core.models import AuditLog
 from newsletters import links
-from newsletters.models import Delivery, Suppression
+from newsletters.models import Delivery, Suppression, with_editions
 from tests.newsletters.test_dispatch import freeze, make_audience, make_edition
 
 
@@ -14,7 +14,7 @@ def delivery(rm_a):
     segment, _, _ = make_audience(size=3, rm=rm_a, excluded={})
     edition = make_edition(segment=segment, author=rm_a, tracking=True)
     freeze(edition)
-    return Delivery.objects.select_related("edition__publication", "client").first()
+    return with_editions([Delivery.objects.select_related("client").first()])[0]
 
 
 def path(url: str) -> str:

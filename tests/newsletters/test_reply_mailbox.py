@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from newsletters import mailbox
 from newsletters.mailbox import IGNORED, INGESTED, mailbox_config_parse, replies_fetch
-from newsletters.models import Delivery, DeliveryStatus, Feedback
+from newsletters.models import Delivery, DeliveryStatus, Feedback, with_editions
 from newsletters.tasks import replies_fetch_task
 from outreach.models import RMTask
 from tests.newsletters.dovecot import running_dovecot
@@ -93,7 +93,7 @@ def deliveries(rm_a):
     edition = make_edition(segment=segment, author=rm_a)
     freeze(edition)
     Delivery.objects.update(status=DeliveryStatus.SENT, sent_at=timezone.now())
-    return list(Delivery.objects.select_related("edition__publication", "client").order_by("id"))
+    return with_editions(Delivery.objects.select_related("client").order_by("id"))
 
 
 def reply(delivery, *, message_id: str, body: str) -> bytes:

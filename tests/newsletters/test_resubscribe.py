@@ -12,7 +12,13 @@ from core.errors import ApplicationError
 from core.models import AuditAction, AuditLog
 from newsletters import links
 from newsletters.approval import approval_fields
-from newsletters.models import Delivery, Edition, EditionSection, EditionStatus, Suppression
+from newsletters.models import (
+    Edition,
+    EditionSection,
+    EditionStatus,
+    Suppression,
+    with_editions,
+)
 from newsletters.services import newsletter_resubscribe
 from tests.conftest import PASSWORD
 from tests.factories import staff
@@ -51,7 +57,7 @@ def next_edition(publication, author) -> Edition:
 
 def outcome(edition, client) -> tuple[str, str]:
     freeze(edition)
-    row = Delivery.objects.get(edition=edition, client=client)
+    row = edition.deliveries.get(client=client)
     return row.status, row.exclusion_reason
 
 
@@ -71,8 +77,8 @@ def first_edition(rm_a, editor):
 @pytest.fixture
 def reader(first_edition, rm_a):
     """The first reader of the first edition, unsubscribed through the link in it."""
-    delivery = (Delivery.objects.select_related("client", "edition__publication")
-                .filter(edition=first_edition).order_by("id").first())
+    delivery = with_editions([first_edition.deliveries.select_related("client")
+                              .order_by("id").first()])[0]
     unsubscribe_by_link(delivery)
     Client.objects.filter(pk=delivery.client_id).update(branch=rm_a.branch)  # bm_sh's branch
     return Client.objects.get(pk=delivery.client_id)
@@ -97,7 +103,7 @@ def test_the_360_page_shows_when_and_through_which_newsletter_the_client_unsubsc
 
 def test_a_client_who_never_unsubscribed_shows_only_their_consent(logged_in, rm_a, reader,
                                                                     first_edition):
-    other = Delivery.objects.filter(edition=first_edition).exclude(client=reader).first().client
+    other = first_edition.deliveries.all().exclude(client=reader).first().client
     body = logged_in(rm_a).get(detail_url(other), HTTP_ACCEPT_LANGUAGE="en").content.decode()
     consent = body[body.index('id="email-consent"'):]
     assert "Agreed" in consent.split("</div>")[0]
@@ -195,7 +201,7 @@ def test_a_client_who_unsubscribes_again_is_skipped_again(rm_a, editor, reader, 
     newsletter_resubscribe(client=reader, actor=rm_a, how="email")
     second = next_edition(publication, editor)
     freeze(second)
-    unsubscribe_by_link(Delivery.objects.get(edition=second, client=reader))
+    unsubscribe_by_link(second.deliveries.get(client=reader))
 
     assert outcome(next_edition(publication, editor), reader) == ("excluded", "unsubscribed")
     rows = Suppression.objects.filter(client=reader).order_by("id")

@@ -5,8 +5,8 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from newsletters.dispatch.marks import SentMarks
 from newsletters.models import Delivery
+from outreach.email.marks import SentMarks
 from tests.newsletters.test_dispatch import freeze, make_audience, make_edition
 
 
@@ -14,7 +14,7 @@ def _rows(rm, size=3):
     segment, _clients, _ = make_audience(size=size, rm=rm, excluded={})
     edition = make_edition(segment=segment, author=rm)
     freeze(edition)
-    return list(Delivery.objects.filter(edition=edition, status="pending").order_by("id"))
+    return list(edition.deliveries.filter(status="pending").order_by("id"))
 
 
 def test_inside_a_transaction_marks_are_written_inline(rm_a):

@@ -111,7 +111,7 @@ def assert_arrived_once_with_headers(sink, edition, eligible):
     by_to = sink.by_recipient()
     assert set(by_to) == eligible, "nobody excluded got anything, everyone eligible got it"
     assert set(by_to.values()) == {1}
-    rows = {d.to_email: d for d in Delivery.objects.filter(edition=edition, status="sent")}
+    rows = {d.to_email: d for d in edition.deliveries.filter(status="sent")}
     assert set(rows) == eligible
     ids = Counter(m["Message-ID"] for _, m in sink.messages)
     assert set(ids.values()) == {1}
@@ -134,7 +134,7 @@ def test_an_edition_arrives_once_per_eligible_client_over_smtp(
         dispatch.edition_dispatch_start(edition=edition, actor=None)
 
     assert_arrived_once_with_headers(smtp_sink, edition, eligible_emails(clients, marked))
-    excluded = dict(Delivery.objects.filter(edition=edition, status="excluded")
+    excluded = dict(edition.deliveries.filter(status="excluded")
                     .values_list("client__client_no", "exclusion_reason"))
     assert Counter(excluded.values()) == EXCLUDED
 
@@ -236,7 +236,7 @@ def test_a_real_worker_sends_the_edition_to_everyone_eligible_exactly_once(
                  timeout=120)
 
     assert_arrived_once_with_headers(smtp_sink, edition, eligible_emails(clients, marked))
-    reasons = Counter(Delivery.objects.filter(edition=edition, status="excluded")
+    reasons = Counter(edition.deliveries.filter(status="excluded")
                       .values_list("exclusion_reason", flat=True))
     assert reasons == EXCLUDED
     check_unsubscribe_links(smtp_sink, edition)

@@ -16,10 +16,10 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from newsletters import dispatch
-from newsletters.dispatch import marks as dispatch_marks
-from newsletters.dispatch import run as dispatch_run
-from newsletters.dispatch.smtp import Outcome, Sender, classify
-from newsletters.models import Delivery, Edition, EditionStatus, Suppression
+from newsletters.models import Edition, EditionStatus, Suppression
+from outreach.email import marks as dispatch_marks
+from outreach.email import run as dispatch_run
+from outreach.email.smtp import Outcome, Sender, classify
 from tests.newsletters.test_dispatch import freeze, make_audience, make_edition
 from tests.newsletters.test_smtp_delivery import free_port
 
@@ -275,7 +275,7 @@ def test_the_run_loop_marks_each_row_before_the_next_message_goes_out(
     segment, clients, _ = make_audience(size=12, rm=rm_a, excluded={})
     edition = make_edition(segment=segment, author=rm_a)
     freeze(edition)
-    rows = list(Delivery.objects.filter(edition=edition, status="pending").order_by("id"))
+    rows = list(edition.deliveries.filter(status="pending").order_by("id"))
     assert len(rows) == 12
     later, closing, failing = rows[2], rows[5], rows[8]
     sink.data_verdict = {later.to_email: TRY_LATER, closing.to_email: CLOSING,
@@ -297,7 +297,7 @@ def test_the_run_loop_marks_each_row_before_the_next_message_goes_out(
     assert at == 5 and all(a.peer != sink.arrivals[at].peer for a in sink.arrivals[at + 1:])
     assert sink.arrivals[at - 1].peer == sink.arrivals[at].peer
 
-    by_pk = {d.pk: d for d in Delivery.objects.filter(edition=edition)}
+    by_pk = {d.pk: d for d in edition.deliveries.all()}
     retry = by_pk[later.pk]
     assert (retry.status, retry.attempts) == ("retry", 1) and "451" in retry.last_error
     dropped = by_pk[closing.pk]
@@ -332,14 +332,15 @@ def test_committed_marks_on_the_asynchronous_connection_come_before_each_next_me
     segment, clients, _ = make_audience(size=12, rm=rm_a, excluded={})
     edition = make_edition(segment=segment, author=rm_a)
     freeze(edition)
-    rows = list(Delivery.objects.filter(edition=edition, status="pending").order_by("id"))
+    rows = list(edition.deliveries.filter(status="pending").order_by("id"))
     sink.data_verdict = {rows[4].to_email: TRY_LATER}
     observer = psycopg2.connect(**dispatch_marks.second_connection_params())
     observer.autocommit = True
 
     def count_marks() -> int:
         with observer.cursor() as cursor:
-            cursor.execute("SELECT count(*) FROM newsletters_delivery WHERE edition_id = %s "
+            cursor.execute("SELECT count(*) FROM outreach_delivery WHERE source = 'newsletter' "
+                           "AND source_id = %s "
                            "AND status IN ('sent', 'retry', 'failed')", [edition.id])
             return cursor.fetchone()[0]
 
@@ -359,7 +360,7 @@ def test_committed_marks_on_the_asynchronous_connection_come_before_each_next_me
         observer.close()
     assert made and all(made), "the run did not use the asynchronous connection"
     assert [a.marks_before for a in sink.arrivals] == list(range(12))
-    by_pk = {d.pk: d for d in Delivery.objects.filter(edition=edition)}
+    by_pk = {d.pk: d for d in edition.deliveries.all()}
     assert by_pk[rows[4].pk].status == "retry"
     assert sorted(d.status for d in by_pk.values()) == ["retry"] + ["sent"] * 11
     assert sink.accepted() == Counter({r.to_email: 1 for r in rows if r.pk != rows[4].pk})

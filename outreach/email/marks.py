@@ -7,10 +7,11 @@ import smtplib
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import connection, transaction
+from django.db import connection
 from django.utils import timezone
 
-from ..models import Delivery, DeliveryStatus, Suppression
+from ..models import Delivery, DeliveryStatus
+from . import sources
 from .smtp import Outcome, classify
 
 log = logging.getLogger(__name__)
@@ -54,25 +55,7 @@ def mark_failure(delivery: Delivery, outcome: str, error: str, now) -> None:
         status=DeliveryStatus.FAILED, attempts=attempts, claimed_at=None, last_error=error,
         next_attempt_at=None)
     if outcome == Outcome.BOUNCED:
-        suppression_add(client_id=delivery.client_id, publication_id=None,
-                        reason=Suppression.BOUNCED, source_delivery_id=delivery.pk)
-
-
-def suppression_add(*, client_id: int, publication_id: int | None, reason: str,
-                    source_delivery_id: int | None = None) -> tuple[Suppression, bool]:
-    """get_or_create by hand: PostgreSQL's unique constraint does not dedupe a NULL publication.
-    A lifted row (a re-subscription) is history: a new unsubscribe makes a new row."""
-    with transaction.atomic():
-        existing = (Suppression.objects.select_for_update()
-                    .filter(client_id=client_id, publication_id=publication_id, reason=reason,
-                            lifted_at__isnull=True)
-                    .first())
-        if existing is not None:
-            return existing, False
-        return Suppression.objects.create(client_id=client_id, publication_id=publication_id,
-                                          reason=reason,
-                                          source_delivery_id=source_delivery_id), True
-
+        sources.bounced(delivery)
 
 
 class SentMarks:
@@ -95,7 +78,7 @@ class SentMarks:
             try:
                 self.conn = self._connect(synchronous_commit)
             except Exception:
-                log.warning("newsletter: no asynchronous connection for marks; marking inline",
+                log.warning("email: no asynchronous connection for marks; marking inline",
                             exc_info=True)
                 self.conn = None
 
@@ -140,7 +123,7 @@ class SentMarks:
     def _fall_back(self) -> None:
         """The asynchronous connection failed: mark on the ordinary one (the same UPDATE twice
         changes nothing) and stay there."""
-        log.warning("newsletter: asynchronous mark failed; marking inline from now on",
+        log.warning("email: asynchronous mark failed; marking inline from now on",
                     exc_info=True)
         pending, self.pending = self.pending, None
         self.close()

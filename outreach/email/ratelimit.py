@@ -17,7 +17,7 @@ class RateLimiter:
         self.per_hour = per_hour
         self.redis = _redis_client()
         # One installation (its database) shares the limit; another one on the same Redis not.
-        self.prefix = f"crm:{settings.DATABASES['default']['NAME']}:newsletter:rate"
+        self.prefix = f"crm:{settings.DATABASES['default']['NAME']}:email:rate"
         self._window = None
         self._count = 0
         self._hour = None

@@ -229,3 +229,15 @@ class Sender:
     def close(self) -> None:
         if self.is_open:
             self.reset()
+
+
+def wire_bytes(message) -> tuple[str, list[str], bytes]:
+    """(envelope sender, recipients, bytes) of an EmailMessage exactly as Django's SMTP backend
+    puts them on the wire (EmailBackend._send), for Sender's two halves."""
+    from django.conf import settings
+    from django.core.mail.message import sanitize_address
+
+    encoding = message.encoding or settings.DEFAULT_CHARSET
+    return (sanitize_address(message.from_email, encoding),
+            [sanitize_address(address, encoding) for address in message.recipients()],
+            message.message().as_bytes(linesep="\r\n"))
