@@ -3,7 +3,8 @@
 - a finished campaign (SMS then an RM call) launched seven weeks ago, with contacts, call
   outcomes and purchases in the attribution window, so the results page shows arms, uplift
   against the holdout with intervals, and the export;
-- a running campaign whose first step (an RM call) is on `rm`'s and `rm2`'s call lists today;
+- a running campaign whose first step (an RM call) is on `rm`'s and `rm2`'s call lists today
+  and whose follow-up email goes out through the email outbox on the next trading day (beat);
 - a draft submitted for approval, waiting for compliance.
 
 Everything goes through the services (create, submit, approve, launch, steps); only the finished
@@ -94,7 +95,15 @@ def demo_extend(*, log: Callable[[str], None] = print) -> None:
                      "（{product_risk_level}）开放申购，想和您聊聊到期资金的安排。"},
             {"code": "B", "share": 50, "subject": "资产检视邀约",
              "body": "{name}您好，我是{rm_name}，想约您做一次持仓检视，顺便介绍"
-                     "{product_name}。"}]}],
+                     "{product_name}。"}]},
+            # The next trading day the beat sends a follow-up email through the email outbox.
+            {"channel": "email", "delay_trading_days": 1, "variants": [
+                {"code": "A", "share": 50, "subject": "{name}，通话要点回顾",
+                 "body": "{name}您好，感谢与{rm_name}的沟通。{product_name}（{product_risk_level}）"
+                         "的产品说明请见附页，如有疑问可随时联系您的客户经理。"},
+                {"code": "B", "share": 50, "subject": "持仓检视预约",
+                 "body": "{name}您好，{rm_name}为您预留了持仓检视时段，届时将一并介绍"
+                         "{product_name}。"}]}],
     }, ops=ops, compliance=compliance)
     if running is not None:
         campaign_steps_run(today=running.launch_day)
