@@ -30,7 +30,7 @@ PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRA
 
 
 def _invalid(request, status: int = 404):
-    return render(request, "newsletters/public/invalid_link.html", status=status)
+    return render(request, "public/invalid_link.html", status=status)
 
 
 def _context(delivery: Delivery, **extra) -> dict:

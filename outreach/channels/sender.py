@@ -61,7 +61,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
-import select
 from collections.abc import Iterable, Sequence
 from zoneinfo import ZoneInfo
 
@@ -71,6 +70,7 @@ from django.db import connection, transaction
 from django.db.models import BooleanField, ExpressionWrapper, Q
 from django.utils import timezone
 
+from ..email.marks import poll_async
 from ..models import Channel, Contact, ContactStatus
 from ..reach import consent_q, contact_details_q, opted_out
 from ..selectors import TIMEZONE, contact_policy_get
@@ -336,22 +336,7 @@ class _HandedOverMarks:
 
 
 def _poll(conn, *, until: int, timeout: float = MARK_TIMEOUT) -> None:
-    """Drive an asynchronous psycopg2 connection until it reaches `until`: POLL_READ (the
-    statement is sent and awaits its answer) or POLL_OK (answered). Raises the statement's
-    error, or TimeoutError."""
-    extensions = psycopg2.extensions
-    while True:
-        state = conn.poll()
-        if state == until or state == extensions.POLL_OK:
-            return
-        if state == extensions.POLL_READ:
-            ready = select.select([conn.fileno()], [], [], timeout)[0]
-        elif state == extensions.POLL_WRITE:
-            ready = select.select([], [conn.fileno()], [], timeout)[1]
-        else:
-            raise RuntimeError(f"unexpected poll state {state}")
-        if not ready:
-            raise TimeoutError("PostgreSQL did not answer a mark in time")
+    poll_async(conn, until=until, timeout=timeout)
 
 
 def _sent_marks() -> _InlineMarks | _HandedOverMarks:

@@ -148,18 +148,27 @@ def second_connection_params() -> dict:
 def _wait(conn) -> None:
     """Poll an asynchronous psycopg2 connection until its statement is done (raises its
     error; TimeoutError if PostgreSQL does not answer)."""
+    import psycopg2.extensions as ext
+
+    poll_async(conn, until=ext.POLL_OK, timeout=_WAIT_SECONDS)
+
+
+def poll_async(conn, *, until: int, timeout: float) -> None:
+    """Drive an asynchronous psycopg2 connection until it reaches `until`: POLL_READ (the
+    statement is sent and awaits its answer) or POLL_OK (answered). Raises the statement's
+    error, or TimeoutError. Shared with the SMS sender's marks (outreach.channels.sender)."""
     import select
 
     import psycopg2.extensions as ext
 
     while True:
         state = conn.poll()
-        if state == ext.POLL_OK:
+        if state == until or state == ext.POLL_OK:
             return
         if state == ext.POLL_READ:
-            ready = select.select([conn.fileno()], [], [], _WAIT_SECONDS)[0]
+            ready = select.select([conn.fileno()], [], [], timeout)[0]
         elif state == ext.POLL_WRITE:
-            ready = select.select([], [conn.fileno()], [], _WAIT_SECONDS)[1]
+            ready = select.select([], [conn.fileno()], [], timeout)[1]
         else:
             raise RuntimeError(f"unexpected poll state {state}")
         if not ready:

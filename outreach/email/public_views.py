@@ -20,7 +20,7 @@ from . import links
 def unsubscribe_view(request, signed: str):
     delivery = links.verify(signed)
     if delivery is None:
-        return render(request, "outreach/public/invalid_link.html", status=404)
+        return render(request, "public/invalid_link.html", status=404)
     if request.method == "GET":
         already = OptOut.objects.filter(client_id=delivery.client_id,
                                         channel=Channel.EMAIL).exists()
