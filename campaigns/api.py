@@ -9,7 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from clients.api.common import require_object, row_errors_response
+from clients.api.common import ActionView, require_object, row_errors_response
 from clients.api.schemas import errors
 from clients.ingest import IngestRejected
 from core.permissions import HasCapability
@@ -180,22 +180,13 @@ class _CommentInput(serializers.Serializer):
     comment = serializers.CharField(required=False, allow_blank=True, max_length=2000)
 
 
-class _Action(APIView):
+class _Action(ActionView):
     """POST /campaigns/{code}/<action>/: one service, the campaign as the answer."""
 
-    input_class: type[serializers.Serializer] | None = None
+    def target(self, request: Request, code: str) -> Campaign:
+        return campaign_get(code=code, user=request.user)
 
-    def perform(self, request: Request, campaign: Campaign, data: dict):
-        raise NotImplementedError
-
-    def post(self, request: Request, code: str) -> Response:
-        campaign = campaign_get(code=code, user=request.user)
-        data = {}
-        if self.input_class is not None:
-            serializer = self.input_class(data=require_object(request.data or {}))
-            serializer.is_valid(raise_exception=True)
-            data = serializer.validated_data
-        self.perform(request, campaign, data)
+    def answer(self, request: Request, code: str) -> Response:
         return _answer(campaign_get(code=code))
 
 

@@ -22,7 +22,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from clients.api.common import require_object
+from clients.api.common import ActionView, require_object
 from clients.api.schemas import ErrorEnvelope, errors
 from clients.selectors import client_queryset_for
 from core.api import KeysetPagination, OutputModelSerializer, error_body
@@ -390,22 +390,13 @@ class EditionDetailView(ReadOrCompose, APIView):
         return Response(EditionDetailOutput(_edition_or_404(pk)).data)
 
 
-class _EditionAction(ForbiddenPhrasesListed, APIView):
+class _EditionAction(ForbiddenPhrasesListed, ActionView):
     """POST /editions/{id}/<action>/: validate the body, call one service, answer the edition."""
 
-    input_class: type[serializers.Serializer] | None = None
+    def target(self, request: Request, pk: int) -> Edition:
+        return _edition_or_404(pk)
 
-    def perform(self, request: Request, edition: Edition, data: dict) -> None:
-        raise NotImplementedError
-
-    def post(self, request: Request, pk: int) -> Response:
-        edition = _edition_or_404(pk)
-        data = {}
-        if self.input_class is not None:
-            serializer = self.input_class(data=require_object(request.data))
-            serializer.is_valid(raise_exception=True)
-            data = serializer.validated_data
-        self.perform(request, edition, data)
+    def answer(self, request: Request, pk: int) -> Response:
         return Response(EditionDetailOutput(_edition_or_404(pk)).data)
 
 

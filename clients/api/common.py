@@ -1,8 +1,9 @@
 """Shared pieces of the clients API: who may read and write, and how keys in URLs are checked."""
 
-from rest_framework import exceptions
+from rest_framework import exceptions, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from core.api import error_body
 from core.permissions import HasCapability
@@ -50,6 +51,33 @@ def require_object(data) -> dict:
     if not isinstance(data, dict):
         raise exceptions.ValidationError({"non_field_errors": ["Expected a JSON object."]})
     return data
+
+
+class ActionView(APIView):
+    """POST …/<action>/ on one object (an edition, a campaign): the body validated by
+    `input_class` when there is one, one service called by `perform`, the object read again as
+    the answer. Subclasses say how to find the object (`target`) and answer (`answer`)."""
+
+    input_class: type[serializers.Serializer] | None = None
+
+    def target(self, request: Request, **kwargs):
+        raise NotImplementedError
+
+    def answer(self, request: Request, **kwargs) -> Response:
+        raise NotImplementedError
+
+    def perform(self, request: Request, target, data: dict) -> None:
+        raise NotImplementedError
+
+    def post(self, request: Request, **kwargs) -> Response:
+        target = self.target(request, **kwargs)
+        data = {}
+        if self.input_class is not None:
+            serializer = self.input_class(data=require_object(request.data))
+            serializer.is_valid(raise_exception=True)
+            data = serializer.validated_data
+        self.perform(request, target, data)
+        return self.answer(request, **kwargs)
 
 
 def row_errors_response(exc) -> Response:
