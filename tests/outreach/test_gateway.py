@@ -8,7 +8,6 @@ import re
 import socket
 import threading
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -18,7 +17,6 @@ import urllib3
 from django.core.exceptions import ImproperlyConfigured
 
 from outreach.channels import gateway as gateway_module
-from outreach.channels.devgateway import start_gateway, stop_gateway
 from outreach.channels.gateway import (
     FileGateway,
     GatewayMessage,
@@ -32,21 +30,7 @@ from outreach.channels.gateway import (
     verify_request,
 )
 
-KEY = "test-gateway-key"
-
-
-@dataclass
-class RunningGateway:
-    url: str
-    log: Path
-
-    def accepted(self) -> list[dict]:
-        if not self.log.exists():
-            return []
-        return [json.loads(line) for line in self.log.read_text(encoding="utf-8").splitlines()]
-
-    def stats(self) -> dict:
-        return urllib3.request("GET", f"{self.url}/stats", retries=False).json()
+from .conftest import KEY
 
 
 class FakeClock:
@@ -62,21 +46,6 @@ class FakeClock:
     def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
         self.now += seconds
-
-
-@pytest.fixture
-def run_gateway(tmp_path):
-    processes = []
-
-    def run(**options) -> RunningGateway:
-        log = tmp_path / f"gateway-{len(processes)}.jsonl"
-        process, port = start_gateway(key=KEY, log=log, **options)
-        processes.append(process)
-        return RunningGateway(url=f"http://127.0.0.1:{port}", log=log)
-
-    yield run
-    for process in processes:
-        stop_gateway(process)
 
 
 @pytest.fixture

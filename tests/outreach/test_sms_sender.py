@@ -10,8 +10,6 @@ import signal
 import subprocess
 import sys
 from collections import Counter
-from dataclasses import dataclass
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -23,7 +21,6 @@ from django.test import Client as HttpClient
 from django.urls import include, path, reverse
 from django_celery_beat.models import PeriodicTask
 
-from outreach.channels.devgateway import start_gateway, stop_gateway
 from outreach.channels.gateway import HttpGateway, signed_headers
 from outreach.channels.render import render, renderer_registered
 from outreach.channels.sender import gateway_send_due, in_quiet_hours
@@ -33,7 +30,8 @@ from outreach.selectors import DEFAULT_POLICY
 from tests.factories import ClientFactory
 from tests.worker import _unavailable, wait_for
 
-KEY = "sms-sender-test-key"
+from .conftest import KEY, RunningGateway
+
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 DAYTIME = dt.datetime(2026, 3, 10, 10, 0, tzinfo=SHANGHAI)
 RECEIPTS_PATH = "/outreach/gateway/receipts/"
@@ -49,39 +47,6 @@ def message_text(contacts) -> dict[int, tuple[str, str]]:
     return {c.pk: (f"提醒 {c.pk}" if c.channel == "app_push" else "",
                    f"【华信证券】{c.client.name}您好：您关注的产品今日开放申购 📈 {c.pk}。回TD退订")
             for c in contacts}
-
-
-@dataclass
-class RunningGateway:
-    url: str
-    log: Path
-
-    def accepted(self) -> list[dict]:
-        if not self.log.exists():
-            return []
-        return [json.loads(line) for line in self.log.read_text(encoding="utf-8").splitlines()]
-
-    def accepted_ids(self) -> Counter:
-        return Counter(entry["message"]["id"] for entry in self.accepted())
-
-    def client(self, key: str = KEY, **options) -> HttpGateway:
-        options = {"retries": 0, "backoff": 0, "timeout": 5, **options}
-        return HttpGateway(self.url, key, **options)
-
-
-@pytest.fixture
-def run_gateway(tmp_path):
-    processes = []
-
-    def run(**options) -> RunningGateway:
-        log = tmp_path / f"gateway-{len(processes)}.jsonl"
-        process, port = start_gateway(key=KEY, log=log, **options)
-        processes.append(process)
-        return RunningGateway(url=f"http://127.0.0.1:{port}", log=log)
-
-    yield run
-    for process in processes:
-        stop_gateway(process)
 
 
 @pytest.fixture
