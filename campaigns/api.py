@@ -17,7 +17,13 @@ from outreach.models import Channel, TaskOutcome
 
 from . import services
 from .models import Campaign, CampaignMember, CampaignStatus, ExclusionReason
-from .selectors import campaign_get, campaign_list, campaign_members, campaign_results
+from .selectors import (
+    campaign_get,
+    campaign_list,
+    campaign_members,
+    campaign_results,
+    members_converted_at,
+)
 
 CanSee = HasCapability.of("campaigns.view")
 CanManage = HasCapability.of("campaigns.manage")
@@ -276,6 +282,8 @@ class CampaignMemberOutput(serializers.Serializer):
     tier = serializers.CharField()
     contacts = serializers.SerializerMethodField()
     entered_at = serializers.DateTimeField()
+    converted_at = serializers.DateTimeField(
+        allow_null=True, help_text="the first purchase that counts as converted (results' rule)")
 
     def get_contacts(self, member: CampaignMember) -> list[dict]:
         return [{"step": c.step, "channel": c.channel, "variant": c.variant, "status": c.status,
@@ -289,10 +297,19 @@ class CampaignMembersView(generics.ListAPIView):
     serializer_class = CampaignMemberOutput
     filter_backends: list = []
 
+    def paginate_queryset(self, queryset):
+        page = super().paginate_queryset(queryset)
+        rows = page if page is not None else list(queryset)
+        converted = members_converted_at(campaign=self.campaign,
+                                         client_ids=[m.client_id for m in rows])
+        for member in rows:
+            member.converted_at = converted.get(member.client_id)
+        return page
+
     def get_queryset(self):
         query = _MembersQuery(data=self.request.query_params)
         query.is_valid(raise_exception=True)
-        campaign = campaign_get(code=self.kwargs["code"], user=self.request.user)
+        campaign = self.campaign = campaign_get(code=self.kwargs["code"], user=self.request.user)
         return campaign_members(campaign=campaign, user=self.request.user,
                                 arm=query.validated_data.get("arm", ""),
                                 excluded=query.validated_data.get("excluded"))

@@ -8,6 +8,7 @@ from django.db import connection
 from django.db.models import Count, Prefetch, QuerySet
 from django.http import Http404
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from clients.models import Product, Transaction
 from core.access import client_scope_q
@@ -91,11 +92,14 @@ def _window_end(column: str) -> str:
     return f"datetime({column}, '+' || %s || ' days')"
 
 
-def _arm_rows(campaign: Campaign) -> list[tuple]:
-    """(arm, members, contacted, delivered, responded, converted, revenue) per arm, one query:
-    members joined to their contacts in this campaign and to their purchases of the offered
+def _outcomes_sql(campaign: Campaign, *, client_ids: list[int] | None = None
+                  ) -> tuple[str, list]:
+    """The one statement of what came of each eligible member (all, or those of
+    `client_ids`): (client_id, arm, contacted, delivered, responded, converted_at, revenue).
+    Members are joined to their contacts in this campaign and to their purchases of the offered
     products within the window after the first contact (the holdout and the never-contacted:
-    after launch). For a goal without products: any purchase."""
+    after launch); converted_at is the first such purchase. For a goal without products: any
+    purchase."""
     members, contacts, txns = _quoted(CampaignMember), _quoted(Contact), _quoted(Transaction)
     contacted = ", ".join(["%s"] * len(CONTACTED_STATUSES))
     delivered = (ContactStatus.DELIVERED, ContactStatus.RESPONDED)
@@ -103,40 +107,77 @@ def _arm_rows(campaign: Campaign) -> list[tuple]:
                        .values_list("pk", flat=True))
     products_sql = (f"AND t.product_id IN ({', '.join(['%s'] * len(product_ids))})"
                     if product_ids else "")
+    some = client_ids is not None
+    members_sql = f"AND client_id IN ({', '.join(['%s'] * len(client_ids))})" \
+        if some and client_ids else ("AND 1 = 0" if some else "")
     window = int((campaign.goal or {}).get("window_days", 30))
     sql = f"""
         WITH m AS (
             SELECT client_id, arm FROM {members}
-            WHERE campaign_id = %s AND exclusion_reason = ''
+            WHERE campaign_id = %s AND exclusion_reason = '' {members_sql}
         ), c AS (
             SELECT client_id,
                    MAX(CASE WHEN status IN ({contacted}) THEN 1 ELSE 0 END) AS contacted,
                    MAX(CASE WHEN status IN (%s, %s) THEN 1 ELSE 0 END) AS delivered,
                    MAX(CASE WHEN status = %s THEN 1 ELSE 0 END) AS responded,
                    MIN(CASE WHEN status IN ({contacted}) THEN at END) AS first_at
-            FROM {contacts} WHERE source = %s AND source_id = %s GROUP BY client_id
+            FROM {contacts} WHERE source = %s AND source_id = %s {members_sql}
+            GROUP BY client_id
         ), b AS (
             SELECT m.client_id, m.arm, COALESCE(c.contacted, 0) AS contacted,
                    COALESCE(c.delivered, 0) AS delivered, COALESCE(c.responded, 0) AS responded,
                    CASE WHEN m.arm = %s THEN %s ELSE COALESCE(c.first_at, %s) END AS start
             FROM m LEFT JOIN c ON c.client_id = m.client_id
         ), p AS (
-            SELECT b.client_id, SUM(t.revenue) AS revenue FROM b
+            SELECT b.client_id, MIN(t.traded_at) AS converted_at, SUM(t.revenue) AS revenue
+            FROM b
             JOIN {txns} t ON t.client_id = b.client_id AND t.traded_at >= b.start
                  AND t.traded_at < {_window_end('b.start')} {products_sql}
             GROUP BY b.client_id
         )
-        SELECT b.arm, COUNT(*), SUM(b.contacted), SUM(b.delivered), SUM(b.responded),
-               SUM(CASE WHEN p.client_id IS NULL THEN 0 ELSE 1 END), COALESCE(SUM(p.revenue), 0)
-        FROM b LEFT JOIN p ON p.client_id = b.client_id GROUP BY b.arm ORDER BY b.arm
+        SELECT b.client_id, b.arm, b.contacted, b.delivered, b.responded, p.converted_at,
+               p.revenue
+        FROM b LEFT JOIN p ON p.client_id = b.client_id
     """
     launched = campaign.launched_at
-    params = [campaign.pk, *CONTACTED_STATUSES, *delivered, ContactStatus.RESPONDED,
-              *CONTACTED_STATUSES, ContactSource.CAMPAIGN, campaign.pk, CONTROL, launched,
-              launched, window, *product_ids]
+    ids = list(client_ids or [])
+    params = [campaign.pk, *ids, *CONTACTED_STATUSES, *delivered, ContactStatus.RESPONDED,
+              *CONTACTED_STATUSES, ContactSource.CAMPAIGN, campaign.pk, *ids, CONTROL,
+              launched, launched, window, *product_ids]
+    return sql, params
+
+
+def _arm_rows(campaign: Campaign) -> list[tuple]:
+    """(arm, members, contacted, delivered, responded, converted, revenue) per arm, one query
+    over _outcomes_sql."""
+    sql, params = _outcomes_sql(campaign)
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(f"""
+            SELECT o.arm, COUNT(*), SUM(o.contacted), SUM(o.delivered), SUM(o.responded),
+                   SUM(CASE WHEN o.converted_at IS NULL THEN 0 ELSE 1 END),
+                   COALESCE(SUM(o.revenue), 0)
+            FROM ({sql}) o GROUP BY o.arm ORDER BY o.arm""", params)
         return cursor.fetchall()
+
+
+def members_converted_at(*, campaign: Campaign, client_ids: list[int]) -> dict[int, object]:
+    """When each of these members converted (the results' rule, _outcomes_sql), or None."""
+    if campaign.launched_at is None or not client_ids:
+        return {}
+    sql, params = _outcomes_sql(campaign, client_ids=client_ids)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT o.client_id, o.converted_at FROM ({sql}) o", params)
+        rows = cursor.fetchall()
+    return {client_id: _aware(at) for client_id, at in rows}
+
+
+def _aware(value):
+    """A timestamp from raw SQL as an aware datetime (SQLite returns UTC text)."""
+    if isinstance(value, str):
+        value = parse_datetime(value)
+    if value is not None and timezone.is_naive(value):
+        value = timezone.make_aware(value, dt.UTC)
+    return value
 
 
 def _funded_rows(campaign: Campaign) -> dict[str, int]:
