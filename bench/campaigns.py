@@ -9,27 +9,34 @@ members.
 
 Setup (through the services, as ops and compliance users): the default contact policy; 2% of
 the clients opted out of SMS; two SMS campaigns launched over persona segments -- one of a
-higher priority (3) than the measured one, one of a lower priority (7) -- so the measured
-launch finds counted ledger contacts of both kinds ("higher_priority" and "capped"). The
-measured campaign: audience level_mass + level_affluent + level_hnw (every client), an SMS step
-with variants A/B 50/50, a 10% holdout, products [R3 fund, R2 bond] (suitability per client,
-the first suitable one offered), priority 5.
+higher priority (3) than the measured one, one of a lower priority (7), half of whose contacts
+(even client ids) are then marked sent -- so the measured launch finds counted ledger contacts
+of every kind: a higher priority's ("higher_priority"), a lower priority's already sent
+("capped") and a lower priority's only planned (taken back for the treated, their member of
+the lower campaign then "higher_priority"). The measured campaign: audience level_mass +
+level_affluent + level_hnw (every client), an SMS step with variants A/B 50/50, a 10% holdout,
+products [R3 fund, R2 bond] (suitability per client, the first suitable one offered),
+priority 5.
 
 In the same run, alternating which goes first, `--reps` times (medians reported):
 (a) the product: a new campaign created, submitted, approved and launched through
     campaigns.services (the queued task is held back), then `campaign_launch_run` run
-    synchronously -- only that is timed (freeze + assign + reserve, one transaction), with the
-    launch's own `timings`;
-(b) the baseline: one hand-written SQL script, one transaction: INSERT … SELECT of the members
-    with the exclusion CASE written by hand (the ledger aggregated once per client and joined),
-    the arm UPDATE with window functions (the same md5 order key and per-tier start, computed in
-    SQL from the product campaign's code), the ledger INSERT … SELECT -- into a second campaign
-    row. Checked equal: every member's (client, tier, arm, exclusion reason, offered product)
-    and every ledger row's (client, step, channel, variant, content version, priority, exempt,
-    status, planned day).
+    synchronously -- only that is timed (freeze with arms + take back + reserve, one
+    transaction), with the launch's own `timings`;
+(b) the baseline: one hand-written SQL script, one transaction, with the same two session
+    settings as the launch (jit off, work_mem 256MB): INSERT … SELECT of the members with the
+    exclusion CASE written by hand (the ledger aggregated once per client and joined, with the
+    lower priorities' takeable contacts counted apart) and the arm drawn in the same statement
+    by window functions (the same md5 order key and per-tier start, computed in SQL from the
+    product campaign's code); the take-back (the fewest takeable contacts per treated client,
+    cancelled, and the lower campaign's members marked, in one statement); the ledger INSERT …
+    SELECT -- into a second campaign row. Checked equal: every member's (client, tier, arm,
+    exclusion reason, offered product), every ledger row's (client, step, channel, variant,
+    content version, priority, exempt, status, planned day), and the lower campaign's contacts
+    (client, status, error) and members (client, arm, exclusion reason) after the launch.
 Before each side the other side's rows are deleted (members and ledger rows by campaign / source
-id: the ledger holds the setup campaigns' rows), both tables VACUUM ANALYZEd and a CHECKPOINT
-taken.
+id: the ledger holds the setup campaigns' rows), the lower campaign's taken contacts and
+members put back, both tables VACUUM ANALYZEd and a CHECKPOINT taken.
 (c) results: `campaign_results` of the launched campaign (its contacts marked sent / delivered /
     responded / failed in bulk, launch moved 35 days back, purchases of the offered products
     inserted for a few % of members, inside and outside the 30-day window) against one
@@ -88,62 +95,106 @@ def campaign_data(code: str, *, include: list[str], priority: int, products: lis
 # --- (b) the hand-written launch --------------------------------------------------------
 
 # The default contact policy (checked in force at setup): 2 contacts a week on all channels,
-# 1 SMS a week -> a contact planned on day D must fit every 7-day window containing D.
+# 1 SMS a week -> a contact planned on day D must fit every 7-day window containing D. A
+# contact of a lower-priority campaign (> 5) that has not gone out (planned or queued, not
+# claimed, never tried, not exempt, not a call its RM closed) can be taken back.
+TAKEABLE = """(source = 'campaign' AND priority > %(priority)s AND NOT exempt
+    AND status IN ('planned', 'queued') AND claimed_at IS NULL AND attempts = 0
+    AND NOT (channel IN ('phone', 'wechat') AND EXISTS (
+        SELECT 1 FROM outreach_rmtask t WHERE t.origin_type = 'outreach.contact'
+        AND t.origin_id = x.id::text AND t.status <> 'open')))"""
+
 MEMBERS_SQL = """
 WITH l AS (
     SELECT client_id,
            count(*) FILTER (WHERE channel = 'sms') AS sms,
+           count(*) FILTER (WHERE channel = 'sms' AND """ + TAKEABLE + """) AS sms_takeable,
            count(*) AS all_channels,
+           count(*) FILTER (WHERE """ + TAKEABLE + """) AS all_takeable,
            bool_or(source = 'campaign' AND priority < %(priority)s) AS higher
-    FROM outreach_contact
+    FROM outreach_contact x
     WHERE status IN ('planned', 'queued', 'sent', 'delivered', 'responded')
       AND planned_on BETWEEN %(window_lo)s AND %(window_hi)s
       AND NOT (source = 'campaign' AND source_id = %(campaign)s)
     GROUP BY client_id
+), t AS (
+    SELECT c.id, COALESCE(s.tier, '') AS tier,
+           CASE WHEN c.status = 'closed' THEN 'closed'
+                WHEN NOT c.consent_sms THEN 'no_consent'
+                WHEN o.id IS NOT NULL THEN 'unsubscribed'
+                WHEN c.phone = '' THEN 'no_contact'
+                WHEN c.risk_expires_on IS NULL OR c.risk_expires_on < %(day)s
+                     OR c.risk_level NOT IN ('C1', 'C2', 'C3', 'C4', 'C5') THEN 'risk_expired'
+                WHEN c.risk_level = 'C1' THEN 'unsuitable'
+                WHEN l.sms - l.sms_takeable >= 1 OR l.all_channels - l.all_takeable >= 2 THEN
+                     CASE WHEN l.higher THEN 'higher_priority' ELSE 'capped' END
+                ELSE '' END AS reason,
+           CASE WHEN c.risk_expires_on >= %(day)s AND c.risk_level IN ('C3', 'C4', 'C5')
+                     THEN %(product_r3)s
+                WHEN c.risk_expires_on >= %(day)s AND c.risk_level = 'C2' THEN %(product_r2)s
+                ELSE '' END AS product
+    FROM clients_client c
+    LEFT JOIN clients_currentscore s ON s.client_id = c.id
+    LEFT JOIN outreach_optout o ON o.client_id = c.id AND o.channel = 'sms'
+    LEFT JOIN l ON l.client_id = c.id
+    WHERE EXISTS (SELECT 1 FROM segments_segmentmembership m
+                  WHERE m.client_id = c.id AND m.segment_id = ANY(%(segments)s))
 )
+-- Holdout 10%%, A/B 50/50 of the rest: positions 0-999 control, 1000-5499 A, 5500-9999 B; each
+-- tier's eligible in md5(code:client) order (bytewise) from a start of md5(code:tier) mod 10000.
 INSERT INTO campaigns_campaignmember
     (campaign_id, client_id, tier, arm, exclusion_reason, product_code, entered_at)
-SELECT %(campaign)s, c.id, COALESCE(s.tier, ''), '',
-       CASE WHEN c.status = 'closed' THEN 'closed'
-            WHEN NOT c.consent_sms THEN 'no_consent'
-            WHEN o.id IS NOT NULL THEN 'unsubscribed'
-            WHEN c.phone = '' THEN 'no_contact'
-            WHEN c.risk_expires_on IS NULL OR c.risk_expires_on < %(day)s
-                 OR c.risk_level NOT IN ('C1', 'C2', 'C3', 'C4', 'C5') THEN 'risk_expired'
-            WHEN c.risk_level = 'C1' THEN 'unsuitable'
-            WHEN l.sms >= 1 OR l.all_channels >= 2 THEN
-                 CASE WHEN l.higher THEN 'higher_priority' ELSE 'capped' END
-            ELSE '' END,
-       CASE WHEN c.risk_expires_on >= %(day)s AND c.risk_level IN ('C3', 'C4', 'C5')
-                 THEN %(product_r3)s
-            WHEN c.risk_expires_on >= %(day)s AND c.risk_level = 'C2' THEN %(product_r2)s
-            ELSE '' END,
-       %(now)s
-FROM clients_client c
-LEFT JOIN clients_currentscore s ON s.client_id = c.id
-LEFT JOIN outreach_optout o ON o.client_id = c.id AND o.channel = 'sms'
-LEFT JOIN l ON l.client_id = c.id
-WHERE EXISTS (SELECT 1 FROM segments_segmentmembership m
-              WHERE m.client_id = c.id AND m.segment_id = ANY(%(segments)s))
-ORDER BY c.id
+SELECT %(campaign)s, t.id, t.tier, COALESCE(a.arm, ''), t.reason, t.product, %(now)s
+FROM t LEFT JOIN (
+    SELECT id, CASE WHEN pos < 1000 THEN 'control' WHEN pos < 5500 THEN 'A' ELSE 'B' END AS arm
+    FROM (SELECT id,
+                 ((row_number() OVER (PARTITION BY tier ORDER BY md5(%(seed)s || id::text)
+                                      COLLATE "C", id) - 1)
+                  * 10000 / count(*) OVER (PARTITION BY tier)
+                  + ('x' || substr(md5(%(seed)s || tier), 1, 8))::bit(32)::bigint %% 10000)
+                 %% 10000 AS pos
+          FROM t WHERE reason = '') r
+) a ON a.id = t.id
+ORDER BY t.id
 """
 
-# Holdout 10%, A/B 50/50 of the rest: positions 0-999 control, 1000-5499 A, 5500-9999 B; each
-# tier's members in md5(code:client) order from a start of md5(code:tier) mod 10000.
-ARMS_SQL = """
-UPDATE campaigns_campaignmember m SET arm = x.arm
-FROM (SELECT id, CASE WHEN pos < 1000 THEN 'control' WHEN pos < 5500 THEN 'A' ELSE 'B' END AS arm
-      FROM (SELECT id,
-                   ((row_number() OVER w - 1) * 10000 / count(*) OVER (PARTITION BY tier)
-                    + ('x' || substr(md5(%(seed)s || tier), 1, 8))::bit(32)::bigint %% 10000)
-                   %% 10000 AS pos
-            FROM campaigns_campaignmember
-            WHERE campaign_id = %(campaign)s AND exclusion_reason = ''
-            WINDOW w AS (PARTITION BY tier ORDER BY md5(%(seed)s || client_id::text), client_id)
-           ) r
-      ORDER BY id
-     ) x
-WHERE m.id = x.id
+# Per treated client: how far over each cap (SMS: 1 a week, all: 2 a week); its takeable
+# contacts, SMS first (they count for both caps), lowest priority, latest, newest first; each
+# taken while a cap it counts for is still over -- when taking back frees the client at all.
+TAKE_BACK_SQL = """
+WITH treated AS (
+    SELECT client_id FROM campaigns_campaignmember
+    WHERE campaign_id = %(campaign)s AND exclusion_reason = '' AND arm <> 'control'
+), need AS (
+    SELECT client_id, count(*) FILTER (WHERE channel = 'sms') AS sms, count(*) - 1 AS all_channels
+    FROM outreach_contact
+    WHERE client_id IN (SELECT client_id FROM treated)
+      AND status IN ('planned', 'queued', 'sent', 'delivered', 'responded')
+      AND planned_on BETWEEN %(window_lo)s AND %(window_hi)s
+      AND NOT (source = 'campaign' AND source_id = %(campaign)s)
+    GROUP BY client_id
+), ranked AS (
+    SELECT x.id, x.source_id, x.client_id, (x.channel = 'sms')::int AS sms, n.sms AS sms_need,
+           n.all_channels AS all_need,
+           coalesce(sum((x.channel = 'sms')::int) OVER before, 0) AS sms_before,
+           count(*) OVER before AS all_before,
+           sum((x.channel = 'sms')::int) OVER client AS sms_takeable,
+           count(*) OVER client AS all_takeable
+    FROM outreach_contact x JOIN need n ON n.client_id = x.client_id
+    WHERE x.planned_on BETWEEN %(window_lo)s AND %(window_hi)s AND """ + TAKEABLE + """
+    WINDOW client AS (PARTITION BY x.client_id),
+           before AS (client ORDER BY (x.channel = 'sms') DESC, x.priority DESC,
+                      x.planned_on DESC, x.id DESC ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
+), taken AS (
+    UPDATE outreach_contact SET status = 'cancelled', error = %(marker)s
+    WHERE id IN (SELECT id FROM ranked
+                 WHERE sms_need <= sms_takeable AND all_need <= all_takeable
+                   AND ((sms = 1 AND sms_before < sms_need) OR all_before < all_need))
+    RETURNING source_id, client_id
+)
+UPDATE campaigns_campaignmember m SET exclusion_reason = 'higher_priority'
+FROM taken WHERE m.campaign_id = taken.source_id AND m.client_id = taken.client_id
+  AND m.exclusion_reason = ''
 """
 
 LEDGER_SQL = """
@@ -320,6 +371,9 @@ def main(argv: list[str] | None = None) -> int:
                                    products=[bond.product_code])
         launch = campaign_launch_run(launch_id=launch_job(campaign).pk)
         setup_launches[code] = launch.counts
+    lower = campaign  # half of its contacts went out: those stay; the rest can be taken back
+    sent = sql("UPDATE outreach_contact SET status = 'sent', at = now() WHERE source = "
+               "'campaign' AND source_id = %s AND client_id %% 2 = 0", [lower.pk])
     baseline_campaign = services.campaign_create(
         data=campaign_data(f"{PREFIX}baseline", include=AUDIENCE, priority=5,
                            products=products), actor=ops)
@@ -332,7 +386,18 @@ def main(argv: list[str] | None = None) -> int:
     for code, counts in setup_launches.items():
         print(f"  {code}: members {counts['members']:,}, eligible {counts['eligible']:,}, "
               f"arms {counts['arms']}, excluded {counts['excluded']}")
-    print(f"  ledger rows of the setup campaigns: {ledger_setup:,}", flush=True)
+    print(f"  ledger rows of the setup campaigns: {ledger_setup:,} ({PREFIX}lower's marked "
+          f"sent: {sent:,})", flush=True)
+
+    def lower_restore() -> None:
+        """What a measured launch took back from the lower campaign, put back."""
+        sql("UPDATE outreach_contact SET status = 'planned', error = '' WHERE source = "
+            "'campaign' AND source_id = %s AND status = 'cancelled'", [lower.pk])
+        sql("UPDATE campaigns_campaignmember SET exclusion_reason = '' WHERE campaign_id = %s "
+            "AND exclusion_reason = 'higher_priority' AND arm <> ''", [lower.pk])
+        sql("DELETE FROM campaigns_campaignevent WHERE campaign_id = %s "
+            "AND action = 'taken_back'", [lower.pk])
+
     settle()
 
     # --- (a)/(b) launch ----------------------------------------------------------------------
@@ -340,27 +405,35 @@ def main(argv: list[str] | None = None) -> int:
     contact_cols = ("client_id, source, step, channel, variant, content_version, priority, "
                     "exempt, status, planned_on")
 
+    lower_member_cols = "client_id, arm, exclusion_reason"
+    lower_contact_cols = "client_id, status, error"
+
+    def compared(campaign_id: int):
+        return (("members", "campaigns_campaignmember", member_cols, "campaign_id = %s",
+                 campaign_id),
+                ("ledger", "outreach_contact", contact_cols,
+                 "source = 'campaign' AND source_id = %s", campaign_id),
+                ("lower_members", "campaigns_campaignmember", lower_member_cols,
+                 "campaign_id = %s", lower.pk),
+                ("lower_ledger", "outreach_contact", lower_contact_cols,
+                 "source = 'campaign' AND source_id = %s", lower.pk))
+
     def snapshot(campaign_id: int) -> None:
-        sql("DROP TABLE IF EXISTS bench_m")
-        sql("DROP TABLE IF EXISTS bench_c")
-        sql(f"CREATE TEMP TABLE bench_m AS SELECT {member_cols} FROM campaigns_campaignmember "
-            "WHERE campaign_id = %s", [campaign_id])
-        sql(f"CREATE TEMP TABLE bench_c AS SELECT {contact_cols} FROM outreach_contact "
-            "WHERE source = 'campaign' AND source_id = %s", [campaign_id])
+        for name, table, cols, where, pk in compared(campaign_id):
+            sql(f"DROP TABLE IF EXISTS bench_{name}")
+            sql(f"CREATE TEMP TABLE bench_{name} AS SELECT {cols} FROM {table} WHERE {where}",
+                [pk])
 
     def differences(campaign_id: int) -> dict:
         out = {}
-        for name, table, cols, where in (
-                ("members", "campaigns_campaignmember", member_cols, "campaign_id = %s"),
-                ("ledger", "outreach_contact", contact_cols,
-                 "source = 'campaign' AND source_id = %s")):
+        for name, table, cols, where, pk in compared(campaign_id):
             mine = f"SELECT {cols} FROM {table} WHERE {where}"
-            saved = f"SELECT {cols} FROM {'bench_m' if name == 'members' else 'bench_c'}"
+            saved = f"SELECT {cols} FROM bench_{name}"
             out[name] = sql(f"SELECT (SELECT count(*) FROM ({mine}) a), "
                             f"(SELECT count(*) FROM ({saved}) b), "
                             f"(SELECT count(*) FROM ({mine} EXCEPT ALL {saved}) d1), "
                             f"(SELECT count(*) FROM ({saved} EXCEPT ALL {mine}) d2)",
-                            [campaign_id] * 3, fetch=True)[0]
+                            [pk] * 3, fetch=True)[0]
         return out
 
     def run_product(campaign: Campaign, launch_id: int) -> dict:
@@ -380,13 +453,16 @@ def main(argv: list[str] | None = None) -> int:
                   "day": day, "product_r3": fund.product_code, "product_r2": bond.product_code,
                   "now": timezone.now(), "segments": audience_ids,
                   "seed": product_campaign.code + ":",
+                  "marker": f"higher priority: {product_campaign.code}",
                   "content_version": product_campaign.content_version}
         steps = {}
         before = load()
         begun = time.perf_counter()
         with transaction.atomic():
             with connection.cursor() as cur:
-                for name, statement in (("members", MEMBERS_SQL), ("arms", ARMS_SQL),
+                cur.execute("SET LOCAL jit = off")
+                cur.execute("SET LOCAL work_mem = '256MB'")
+                for name, statement in (("members", MEMBERS_SQL), ("take_back", TAKE_BACK_SQL),
                                         ("ledger", LEDGER_SQL)):
                     mark = time.perf_counter()
                     cur.execute(statement, params)
@@ -408,6 +484,7 @@ def main(argv: list[str] | None = None) -> int:
             else ("product", "baseline")
         result = {"rep": rep + 1, "order": order}
         for i, side in enumerate(order):
+            lower_restore()
             settle()
             if side == "product":
                 result["product"] = run_product(campaign, launch_id)
@@ -436,18 +513,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rep {rep + 1} ({' then '.join(order)}): product {p['seconds']:.2f}s "
               f"{p['timings']} load {p['load'][0]} -> {p['load'][1]}; baseline "
               f"{b['seconds']:.2f}s {b['timings']} load {b['load'][0]} -> {b['load'][1]}; "
-              f"ratio {p['seconds'] / b['seconds']:.2f}; rows (members, ledger) "
-              f"{result['check']['members'][0]:,}, {result['check']['ledger'][0]:,}; "
-              f"equal {ok}", flush=True)
+              f"ratio {p['seconds'] / b['seconds']:.2f}; rows (members, ledger, lower's "
+              f"members, lower's ledger) "
+              + ", ".join(f"{v[0]:,}" for v in result["check"].values())
+              + f"; equal {ok}", flush=True)
         if not ok:
             print(f"MISMATCH product vs baseline (count, count, only left, only right): "
                   f"{result['check']}", file=sys.stderr)
             return 1
-    sql("DROP TABLE IF EXISTS bench_m")
-    sql("DROP TABLE IF EXISTS bench_c")
+    for name, *_rest in compared(0):
+        sql(f"DROP TABLE IF EXISTS bench_{name}")
     if final is None:  # the last side run was the baseline: launch once more for (c)
         campaign = create_approved(f"{PREFIX}launch-{args.reps + 1}", include=AUDIENCE,
                                    priority=5, products=products)
+        lower_restore()
         settle()
         extra = run_product(campaign, launch_job(campaign).pk)
         print(f"extra product launch for (c), not in the medians: {extra['seconds']:.2f}s "
@@ -457,7 +536,8 @@ def main(argv: list[str] | None = None) -> int:
 
     counts = runs[-1]["product"]["counts"]
     print(f"\nlaunch counts (product, last rep): members {counts['members']:,}, eligible "
-          f"{counts['eligible']:,}, arms {counts['arms']}")
+          f"{counts['eligible']:,}, arms {counts['arms']}, taken back "
+          f"{counts.get('taken_back', {})}")
     print("excluded: " + ", ".join(f"{k} {v:,}" for k, v in counts["excluded"].items()))
     print("eligible per tier and arm: " + "; ".join(
         f"{t or '(unscored)'}/{a} {n:,}" for t, a, n in runs[-1]["arm_tiers"]))
@@ -557,14 +637,14 @@ def main(argv: list[str] | None = None) -> int:
           f"{[round(r['product']['seconds'], 2) for r in runs]}")
     for r in runs:
         r["product"]["timings"]["rest"] = round(r["product"]["seconds"] - sum(
-            r["product"]["timings"][k] for k in ("freeze", "assign", "reserve")), 3)
-    for phase in ("freeze", "assign", "reserve", "rest"):
+            r["product"]["timings"][k] for k in ("freeze", "take_back", "reserve")), 3)
+    for phase in ("freeze", "take_back", "reserve", "rest"):
         values = [r["product"]["timings"][phase] for r in runs]
         print(f"      {phase:<26} {statistics.median(values):8.2f}  {values}"
               + ("  (counts, saves, commit: the deferred FK checks)" if phase == "rest" else ""))
     print(f"(b) hand-written SQL script      {pb:8.2f}  "
           f"{[round(r['baseline']['seconds'], 2) for r in runs]}")
-    for phase in ("members", "arms", "ledger", "commit"):
+    for phase in ("members", "take_back", "ledger", "commit"):
         values = [r["baseline"]["timings"][phase] for r in runs]
         print(f"      {phase:<26} {statistics.median(values):8.2f}  {values}")
     ra = statistics.median(r["product"]["seconds"] / r["baseline"]["seconds"] for r in runs)
@@ -582,16 +662,17 @@ def main(argv: list[str] | None = None) -> int:
 
 def explain(sql) -> int:
     """--explain: EXPLAIN (ANALYZE, BUFFERS) of the product's own statements, as it issues
-    them, on the campaign a measured run left in place: the three launch statements re-run in
-    a transaction that is rolled back (its rows deleted first; constraints IMMEDIATE, so the
+    them, on the campaign a measured run left in place: the launch's statements re-run in a
+    transaction that is rolled back (its rows deleted and what it took back from the lower
+    campaign put back first; the launch's session settings; constraints IMMEDIATE, so the
     foreign-key checks show as trigger times), then the results query."""
     from django.db import connection, transaction
     from django.utils import timezone
 
-    from campaigns.launch import _member_variants_sql, step_day
+    from campaigns.launch import _LAUNCH_SETTINGS, _member_variants_sql, _take_back, step_day
     from campaigns.models import EXEMPT_SCENARIOS, Campaign
     from campaigns.selectors import _arm_rows
-    from campaigns.targeting import arms_assign, launch_day_for, members_freeze
+    from campaigns.targeting import launch_day_for, members_freeze
     from outreach.models import ContactSource
     from outreach.selectors import contact_policy_get
     from outreach.services import contacts_plan
@@ -610,8 +691,10 @@ def explain(sql) -> int:
     print(f"launch statements for {campaign.code}, results of {launched.code}; "
           f"load average {os.getloadavg()}")
 
-    def explaining(execute, statement, params, many, context):
-        if not statement.lstrip().upper().startswith(("INSERT", "UPDATE", "WITH")):
+    def explaining(execute, statement, params, many, context,
+                   kinds=("INSERT", "UPDATE", "WITH", "CREATE TEMPORARY")):
+        if not statement.lstrip().upper().startswith(kinds) \
+                or " RETURNING " in statement:  # Django reads the rows back
             return execute(statement, params, many, context)
         print(f"\n{statement.split()[0]} …{statement[-120:]!r}")
         result = execute("EXPLAIN (ANALYZE, BUFFERS, WAL) " + statement, params, many, context)
@@ -626,12 +709,19 @@ def explain(sql) -> int:
     try:
         with transaction.atomic():
             sql("SET CONSTRAINTS ALL IMMEDIATE")
+            for statement in _LAUNCH_SETTINGS:
+                sql(statement)
             sql("DELETE FROM outreach_contact WHERE source = 'campaign' AND source_id = %s",
                 [launched.pk])
+            lower = Campaign.objects.get(code=PREFIX + "lower")
+            sql("UPDATE outreach_contact SET status = 'planned', error = '' WHERE source = "
+                "'campaign' AND source_id = %s AND status = 'cancelled'", [lower.pk])
+            sql("UPDATE campaigns_campaignmember SET exclusion_reason = '' WHERE campaign_id = "
+                "%s AND exclusion_reason = 'higher_priority' AND arm <> ''", [lower.pk])
             with connection.execute_wrapper(explaining):
-                members_freeze(campaign=campaign, day=day, policy=contact_policy_get(),
-                               now=timezone.now())
-                arms_assign(campaign=campaign)
+                policy = contact_policy_get()
+                members_freeze(campaign=campaign, day=day, policy=policy, now=timezone.now())
+                _take_back(campaign=campaign, day=day, policy=policy)
                 members, params = _member_variants_sql(campaign)
                 campaign.launch_day = day
                 contacts_plan(source=ContactSource.CAMPAIGN, source_id=campaign.pk, step=0,
@@ -644,7 +734,11 @@ def explain(sql) -> int:
             raise Rollback
     except Rollback:
         pass
-    with connection.execute_wrapper(explaining):
+    def explaining_reads(execute, statement, params, many, context):
+        return explaining(execute, statement, params, many, context,
+                          kinds=("SELECT", "WITH"))
+
+    with connection.execute_wrapper(explaining_reads):
         _arm_rows(launched)
     print(f"\nload average {os.getloadavg()}")
     return 0

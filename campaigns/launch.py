@@ -1,49 +1,82 @@
 """The launch job and the steps that follow it.
 
 Launch (`campaign_launch_run`) is one transaction under the caps lock: freeze the target list
-(one INSERT ... SELECT with every exclusion), assign arms (one UPDATE with window functions),
-reserve step 0's contacts (one INSERT ... SELECT into the ledger). A worker killed mid-launch
-leaves nothing; the message is redelivered (acks_late) or the minute beat finds the queued job
-and runs it again; the unique (campaign, client) and (source, step, client) keys make a second
-run add nothing.
+(one INSERT ... SELECT with every exclusion and, for the eligible, the arm), take back from
+lower-priority campaigns the contacts they only reserved where the caps leave no room for a
+treated client (shared/DOMAIN.md "Contact policy": the higher priority wins), reserve step 0's
+contacts (one INSERT ... SELECT into the ledger). A worker killed mid-launch leaves nothing;
+the message is redelivered (acks_late) or the minute beat finds the queued job and runs it
+again; the unique (campaign, client) and (source, step, client) keys make a second run add
+nothing.
 
 Steps (`campaign_steps_run`, every minute from beat) run on the trading calendar: step i is due
 on the trading day `delay` trading days after step i-1's day, counted from the launch day.
 Phone and WeChat steps become tasks on the client's RM's call list, spread over the RM's days
-by their daily capacity; email steps are rendered into the email outbox and sent by the one
-email dispatcher (campaigns.email, outreach.email); SMS and app push steps wait in the ledger
-as QUEUED for the gateway sender.
+by their daily capacity; email, SMS and app push steps wait in the ledger as QUEUED for their
+channel's sender.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import time
+from contextlib import contextmanager
 
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Count
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from clients.models import Client, Product
 from core.models import JobStatus
 from outreach.calendar import is_trading_day, trading_day_after
-from outreach.caps import caps_lock, over_cap_q
+from outreach.caps import (
+    CALL_CHANNELS,
+    cap_state_sql,
+    caps_lock,
+    over_cap_q,
+    take_back_sql,
+    takeable_q,
+)
 from outreach.email.outbox import due_sources, ledger_settle, reclaim_stale
 from outreach.email.tasks import email_dispatch_kick
-from outreach.models import Channel, Contact, ContactSource, ContactStatus, RMTask, TaskSource
+from outreach.models import (
+    Channel,
+    Contact,
+    ContactSource,
+    ContactStatus,
+    RMTask,
+    TaskSource,
+    TaskStatus,
+)
 from outreach.reach import consent_q, opted_out
 from outreach.selectors import contact_policy_get
 from outreach.services import ORIGIN_CONTACT, contacts_plan
 
 from .email import emails_queue
-from .models import CONTROL, EXEMPT_SCENARIOS, Campaign, CampaignLaunch, CampaignMember
+from .models import (
+    CONTROL,
+    EXEMPT_SCENARIOS,
+    Campaign,
+    CampaignEvent,
+    CampaignLaunch,
+    CampaignMember,
+    ExclusionReason,
+)
 from .models import CampaignStatus as S
 from .scripts import script_render, script_values
 from .services import campaign_transition
-from .targeting import arms_assign, launch_day_for, members_freeze
+from .targeting import launch_day_for, members_freeze
 
 RM_CHANNELS = (Channel.PHONE, Channel.WECHAT)
+# The launch transaction's settings (PostgreSQL): JIT compiling its million-row statements
+# cost more than it saved (1.4-4.5 s of the freeze, bench/RESULTS.md "campaigns"), and the
+# arms' window and the client-order sort of a 1M-client list spill to disk at 4 MB.
+_LAUNCH_SETTINGS = ("SET LOCAL jit = off", "SET LOCAL work_mem = '256MB'")
+# The launch's temporary tables: its treated members' clients, the contacts it takes back.
+_TREATED, _TAKE_BACK = "campaign_treated", "campaign_take_back"
 
 
 def _member_variants_sql(campaign: Campaign) -> tuple[str, list]:
@@ -51,6 +84,140 @@ def _member_variants_sql(campaign: Campaign) -> tuple[str, list]:
     return (f"SELECT client_id, arm AS variant FROM {table} "
             f"WHERE campaign_id = %s AND exclusion_reason = '' AND arm <> %s",
             [campaign.pk, CONTROL])
+
+
+def _treated(campaign: Campaign):
+    return (CampaignMember.objects.filter(campaign=campaign, exclusion_reason="")
+            .exclude(arm=CONTROL))
+
+
+def _take_back(*, campaign: Campaign, day: dt.date, policy: dict) -> dict:
+    """Where the caps leave a treated member no room, take back the contacts lower-priority
+    campaigns only reserved (outreach.caps.takeable_q; the fewest that make room,
+    take_back_sql), set-based: their open call tasks are cancelled, then the contacts
+    (CANCELLED, the error naming this campaign), and the lower campaign's member records
+    "higher_priority" and is left out of its later steps (it keeps its arm, which shows what
+    it had been drawn for). An event on each lower campaign says how many.
+
+    Members of the holdout take nothing: they get no contact. A contact a sender claims, or
+    a call an RM closes, while this runs stays with its campaign (the updates re-check each
+    row under its lock); a treated member then still without room is excluded after all,
+    with the reason the caps give (rare: it is the only exclusion after randomisation)."""
+    if campaign.scenario in EXEMPT_SCENARIOS:
+        return {}
+    own = {"source": ContactSource.CAMPAIGN, "source_id": campaign.pk}
+    treated_sql, treated_params = _treated(campaign).values("client_id").query.sql_with_params()
+    with _temporary_table(_TREATED, treated_sql, treated_params) as treated:
+        selection = take_back_sql(
+            policy=policy, channel=campaign.steps[0]["channel"], day=day,
+            priority=campaign.priority, exclude=own,
+            clients=RawSQL(f"SELECT client_id FROM {treated}", []))
+        if selection is None:
+            return {}
+        with _temporary_table(_TAKE_BACK, *selection) as table:
+            taken = _contacts_take(campaign=campaign, table=table)
+    if not taken:
+        return {}
+    if taken["lost"]:
+        _still_over_exclude(campaign=campaign, day=day, policy=policy, clients=taken["lost"])
+    per_campaign = taken["campaigns"]
+    # A ledger row may name a campaign no longer there: its contact is taken all the same.
+    codes = dict(Campaign.objects.filter(pk__in=per_campaign).values_list("pk", "code"))
+    CampaignEvent.objects.bulk_create([CampaignEvent(
+        campaign_id=pk, action="taken_back",
+        comment=_("%(contacts)s planned contacts taken back by the higher-priority campaign "
+                  "%(code)s.") % {"contacts": row["contacts"], "code": campaign.code},
+        detail={"by": campaign.code, "priority": campaign.priority,
+                "contacts": row["contacts"], "members": row["clients"], "calls": row["calls"]})
+        for pk, row in per_campaign.items() if pk in codes])
+    return {"contacts": taken["contacts"], "calls_cancelled": taken["calls"],
+            "campaigns": {codes.get(pk, str(pk)): row["contacts"]
+                          for pk, row in per_campaign.items()}}
+
+
+@contextmanager
+def _temporary_table(name: str, sql: str, params: list):
+    """A temporary table of `sql`'s rows, with statistics (PostgreSQL), dropped after use:
+    the launch's own rows are not in the tables' statistics yet, and a plan made from them
+    (this campaign: 1 member) loops over the 300k treated once per ledger row. Created and
+    dropped inside the launch's transaction: a failed launch leaves none."""
+    table = connection.ops.quote_name(name)
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE TEMPORARY TABLE {table} AS {sql}", params)
+        if connection.vendor == "postgresql":
+            cursor.execute(f"ANALYZE {table}")
+    yield table
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE {table}")
+
+
+def _contacts_take(*, campaign: Campaign, table: str) -> dict | None:
+    """Take the contacts of `table` (id, client_id, source_id): their open calls cancelled,
+    then each contact still takeable under its row lock, then the lower campaigns' members.
+    None when there is nothing to take."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT COUNT(*) FROM {table}")
+        selected = cursor.fetchone()[0]
+    if not selected:
+        return None
+    marker = f"higher priority: {campaign.code}"[:300]
+    # Tasks first, then contacts: the order an RM's outcome takes (outreach.services.
+    # task_update), so the two never wait on each other in a circle.
+    calls = RMTask.objects.filter(
+        origin_type=ORIGIN_CONTACT, status=TaskStatus.OPEN,
+        origin_id__in=RawSQL(f"SELECT CAST(id AS VARCHAR(64)) FROM {table}", [])).update(
+        status=TaskStatus.CANCELLED, updated_at=timezone.now())
+    # A call cancelled just above is not "closed" for this re-check; one done meanwhile is.
+    taken = Contact.objects.filter(pk__in=RawSQL(f"SELECT id FROM {table}", [])).filter(
+        takeable_q(priority=campaign.priority, closed_calls=(TaskStatus.DONE,))).update(
+        status=ContactStatus.CANCELLED, error=marker)
+    # From here the temporary table drives every statement (it has statistics; the ledger's
+    # say no contact is cancelled, and a plan believing them loops over the table per row).
+    contacts = connection.ops.quote_name(Contact._meta.db_table)
+    members = connection.ops.quote_name(CampaignMember._meta.db_table)
+    lost = []
+    with connection.cursor() as cursor:
+        if taken < selected:
+            not_taken = (f"NOT EXISTS (SELECT 1 FROM {contacts} x WHERE x.id = {table}.id "
+                         f"AND x.status = %s AND x.error = %s)")
+            cursor.execute(f"SELECT DISTINCT client_id FROM {table} WHERE {not_taken}",
+                           [ContactStatus.CANCELLED, marker])
+            lost = [row[0] for row in cursor.fetchall()]
+            cursor.execute(f"DELETE FROM {table} WHERE {not_taken}",
+                           [ContactStatus.CANCELLED, marker])
+        cursor.execute(
+            f"UPDATE {members} SET exclusion_reason = %s WHERE exclusion_reason = '' "
+            f"AND campaign_id IN (SELECT source_id FROM {table}) AND EXISTS (SELECT 1 FROM "
+            f"{table} t WHERE t.source_id = {members}.campaign_id "
+            f"AND t.client_id = {members}.client_id)", [ExclusionReason.HIGHER_PRIORITY])
+        calling = ", ".join(["%s"] * len(CALL_CHANNELS))
+        cursor.execute(
+            f"SELECT t.source_id, COUNT(*), COUNT(DISTINCT t.client_id), "
+            f"SUM(CASE WHEN x.channel IN ({calling}) THEN 1 ELSE 0 END) "
+            f"FROM {table} t INNER JOIN {contacts} x ON x.id = t.id GROUP BY t.source_id",
+            list(CALL_CHANNELS))
+        per_campaign = {source_id: {"contacts": n, "clients": k, "calls": int(c or 0)}
+                        for source_id, n, k, c in cursor.fetchall()}
+    return {"contacts": taken, "calls": calls, "lost": lost, "campaigns": per_campaign}
+
+
+def _still_over_exclude(*, campaign: Campaign, day: dt.date, policy: dict,
+                        clients: list[int]) -> None:
+    """After a lost race in _take_back: the treated members among `clients` for whom the caps
+    still leave no room get the reason the caps give, and so no contact."""
+    channel = campaign.steps[0]["channel"]
+    sql, params = cap_state_sql(
+        policy=policy, channel=channel, day=day, priority=campaign.priority,
+        clients=_treated(campaign).filter(client_id__in=clients).values("client_id"),
+        exclude={"source": ContactSource.CAMPAIGN, "source_id": campaign.pk})
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT s.client_id, s.higher FROM ({sql}) s WHERE s.over_now", params)
+        over = cursor.fetchall()
+    for reason, higher in ((ExclusionReason.HIGHER_PRIORITY, True),
+                           (ExclusionReason.CAPPED, False)):
+        _treated(campaign).filter(
+            client_id__in=[client for client, h in over if bool(h) is higher]).update(
+            exclusion_reason=reason)
 
 
 def campaign_launch_run(*, launch_id: int) -> CampaignLaunch | None:
@@ -66,6 +233,10 @@ def campaign_launch_run(*, launch_id: int) -> CampaignLaunch | None:
         if campaign.starts_at is not None and campaign.starts_at > timezone.now():
             return launch  # the minute beat launches it when its start comes
         caps_lock()
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                for statement in _LAUNCH_SETTINGS:
+                    cursor.execute(statement)
         timings, started = {}, time.monotonic()
         now = timezone.now()
         day = launch_day_for(timezone.localdate())
@@ -75,8 +246,8 @@ def campaign_launch_run(*, launch_id: int) -> CampaignLaunch | None:
         members_freeze(campaign=campaign, day=day, policy=policy, now=now)
         timings["freeze"] = round(time.monotonic() - started, 3)
         mark = time.monotonic()
-        arms_assign(campaign=campaign)
-        timings["assign"] = round(time.monotonic() - mark, 3)
+        taken = _take_back(campaign=campaign, day=day, policy=policy)
+        timings["take_back"] = round(time.monotonic() - mark, 3)
         mark = time.monotonic()
         sql, params = _member_variants_sql(campaign)
         campaign.launch_day = day
@@ -87,12 +258,17 @@ def campaign_launch_run(*, launch_id: int) -> CampaignLaunch | None:
                       content_version=campaign.content_version, members_sql=sql, params=params)
         timings["reserve"] = round(time.monotonic() - mark, 3)
 
-        counts = dict(CampaignMember.objects.filter(campaign=campaign)
-                      .values_list("exclusion_reason").annotate(n=Count("id")).order_by())
-        arms = dict(CampaignMember.objects.filter(campaign=campaign, exclusion_reason="")
-                    .values_list("arm").annotate(n=Count("id")).order_by())
+        counts, arms = {}, {}
+        for reason, arm, n in (CampaignMember.objects.filter(campaign=campaign)
+                               .values_list("exclusion_reason", "arm")
+                               .annotate(n=Count("id")).order_by()):
+            counts[reason] = counts.get(reason, 0) + n
+            if not reason:
+                arms[arm] = n
         launch.counts = {"members": sum(counts.values()), "eligible": counts.pop("", 0),
                          "excluded": counts, "arms": arms}
+        if taken:
+            launch.counts["taken_back"] = taken
         launch.timings = timings
         launch.phase, launch.progress_done = "reserve", 3
         launch.status, launch.finished_at = JobStatus.SUCCEEDED, timezone.now()

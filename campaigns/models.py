@@ -142,10 +142,20 @@ class CampaignEvent(models.Model):
 
 class CampaignMember(models.Model):
     """The target list frozen at launch: one row per audience client, with its arm or the
-    reason it was excluded (decided before randomisation)."""
+    reason it was excluded (decided before randomisation). A member whose contacts a
+    higher-priority campaign took back later (campaigns.launch) records "higher_priority"
+    beside the arm it had been drawn for."""
 
+    # No index of its own: the unique (campaign, client) serves lookups by campaign. No
+    # database constraint either: its deferred check ran once per row against the same
+    # campaign row (~11 s per million members, bench/RESULTS.md "campaigns"), and the rows are
+    # written only by the launch, under the lock of a campaign row that then exists until
+    # the list does -- a launched campaign is cancelled, never deleted (campaign_delete), and
+    # Django's collector still cascades a deletion.
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="members",
-                                 db_index=False)
+                                 db_index=False, db_constraint=False)
+    # The client's constraint stays: clients.demo.demo_wipe empties the client tables with
+    # TRUNCATE ... CASCADE, which reaches this table only through it (client ids restart).
     client = models.ForeignKey("clients.Client", on_delete=models.CASCADE,
                                related_name="campaign_memberships")
     tier = models.CharField(_("value tier"), max_length=12, blank=True)
@@ -161,9 +171,12 @@ class CampaignMember(models.Model):
         verbose_name_plural = _("campaign members")
         constraints = [models.UniqueConstraint(fields=["campaign", "client"],
                                                name="campaign_member_once")]
-        indexes = [models.Index(fields=["campaign", "arm"], name="campaign_member_arm"),
-                   models.Index(fields=["campaign", "exclusion_reason"],
-                                name="campaign_member_excluded")]
+        # The reads by arm -- results, later steps, the launch's counts, the eligible on the
+        # list page -- are of the eligible only: one partial index holds those (a quarter of a
+        # typical list) instead of two over every row. The rest of the list is read through
+        # the unique (campaign, client).
+        indexes = [models.Index(fields=["campaign", "arm"], name="campaign_member_eligible",
+                                condition=Q(exclusion_reason=""))]
 
     def __str__(self):
         return f"{self.campaign_id}:{self.client_id} {self.arm or self.exclusion_reason}"

@@ -31,6 +31,7 @@ from django.db.models import (
     Value,
     When,
 )
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast, Coalesce
 from django.db.models.lookups import GreaterThanOrEqual
 
@@ -106,16 +107,6 @@ def over_cap_q(*, policy: dict, channel: str, day: dt.date, client_ref: str = "p
     return condition
 
 
-def taken_by_higher_priority(*, policy: dict, channel: str, day: dt.date, priority: int,
-                             client_ref: str = "pk") -> Exists:
-    """The client has a counted campaign contact of a higher priority (a smaller number) in
-    the widest window of the caps that apply: when the caps are full, that campaign took them."""
-    return Exists(Contact.objects.filter(
-        client_id=OuterRef(client_ref), status__in=COUNTED_STATUSES,
-        planned_on__range=_widest(policy, channel, day), source=ContactSource.CAMPAIGN,
-        priority__lt=priority))
-
-
 def takeable_q(*, priority: int,
                closed_calls: tuple[str, ...] = (TaskStatus.DONE, TaskStatus.CANCELLED)) -> Q:
     """The ledger rows a campaign of `priority` may take back: another campaign's contact of a
@@ -138,12 +129,13 @@ def caps_block_all(policy: dict, channel: str) -> bool:
 
 
 def cap_state_sql(*, policy: dict, channel: str, day: dt.date, priority: int,
-                  clients: QuerySet, exclude: dict) -> tuple[str, list]:
-    """SQL with one row per client of `clients` (a queryset of client ids) that has counted
+                  clients: QuerySet | RawSQL, exclude: dict) -> tuple[str, list]:
+    """SQL with one row per client of `clients` (a query of client ids) that has counted
     contacts around `day` (`exclude`: the caller's own): `client_id`; `over_now`, no room for one
     more contact on `channel` under some cap (as over_cap_q); `over_after`, no room even once
     what a campaign of `priority` may take back is taken (takeable_q); `higher`, a campaign of
-    a higher priority holds one of them (as taken_by_higher_priority). The ledger is read once
+    a higher priority holds one in the widest window of the caps (when the caps are full, that
+    campaign took them: "higher_priority" rather than "capped"). The ledger is read once
     and grouped: a launch joins it to its audience instead of probing per client. A client
     without a row has room (unless caps_block_all)."""
     caps = caps_for(policy, channel)
@@ -165,8 +157,8 @@ def cap_state_sql(*, policy: dict, channel: str, day: dt.date, priority: int,
 
 
 def take_back_sql(*, policy: dict, channel: str, day: dt.date, priority: int,
-                  clients: QuerySet, exclude: dict) -> tuple[str, list] | None:
-    """The fewest ledger rows to take back so that each client of `clients` (a queryset of
+                  clients: QuerySet | RawSQL, exclude: dict) -> tuple[str, list] | None:
+    """The fewest ledger rows to take back so that each client of `clients` (a query of
     client ids) has room for one more contact on `channel` planned for `day`: columns `id`,
     `client_id`, `source_id`. Per client and cap, how many the cap is over by; then the
     takeable contacts (takeable_q) in order of preference -- counted by more of the caps, the

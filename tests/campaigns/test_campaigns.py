@@ -162,17 +162,21 @@ def test_assignment_is_deterministic_and_balanced_within_each_tier(
     assert Counter(first.values()) == {"control": 40, "A": 80, "B": 80}
 
     # The same campaign and clients give the same arms when the list is frozen again.
-    from campaigns.targeting import arms_assign
+    from campaigns.targeting import members_freeze
+    from outreach.selectors import contact_policy_get
 
-    CampaignMember.objects.filter(campaign=campaign).update(arm="")
-    arms_assign(campaign=campaign)
-    again = dict(CampaignMember.objects.filter(campaign=campaign).values_list("client_id", "arm"))
+    def frozen_again():
+        CampaignMember.objects.filter(campaign=campaign).delete()
+        members_freeze(campaign=campaign, day=campaign.launch_day, policy=contact_policy_get(),
+                       now=timezone.now())
+        return dict(CampaignMember.objects.filter(campaign=campaign)
+                    .values_list("client_id", "arm"))
+
+    again = frozen_again()
     assert again == first
     # A different campaign code shuffles differently.
     campaign.code = "det-2"
-    CampaignMember.objects.filter(campaign=campaign).update(arm="")
-    arms_assign(campaign=campaign)
-    other = dict(CampaignMember.objects.filter(campaign=campaign).values_list("client_id", "arm"))
+    other = frozen_again()
     assert other != first
     assert Counter(other.values()) == Counter(first.values())
 
