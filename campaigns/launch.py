@@ -12,8 +12,9 @@ nothing.
 Steps (`campaign_steps_run`, every minute from beat) run on the trading calendar: step i is due
 on the trading day `delay` trading days after step i-1's day, counted from the launch day.
 Phone and WeChat steps become tasks on the client's RM's call list, spread over the RM's days
-by their daily capacity; email, SMS and app push steps wait in the ledger as QUEUED for their
-channel's sender.
+by their daily capacity; email steps are rendered into the email outbox and sent by the one
+email dispatcher (campaigns.email, outreach.email); SMS and app push steps wait in the ledger
+as QUEUED for the gateway sender.
 """
 
 from __future__ import annotations

@@ -113,14 +113,16 @@ def takeable_q(*, priority: int,
     lower priority (a larger number) that has not gone out -- reserved or queued, never claimed
     by a sender, never tried -- and is not a service message (exempt: newsletters, regulatory
     notices). A call whose task on the RM's list is no longer open (`closed_calls`: done or
-    dropped by the RM) stays where it is; an open one goes with the contact."""
+    dropped by the RM) stays where it is; an open one goes with the contact. An email once
+    queued is in the email outbox, which its dispatcher claims row by row: it stays too."""
     call_closed = Exists(RMTask.objects.filter(
         origin_type=ORIGIN_CONTACT, origin_id=Cast(OuterRef("pk"), CharField()),
         status__in=closed_calls))
     return (Q(source=ContactSource.CAMPAIGN, priority__gt=priority, exempt=False,
               status__in=(ContactStatus.PLANNED, ContactStatus.QUEUED),
               claimed_at__isnull=True, attempts=0)
-            & ~(Q(channel__in=CALL_CHANNELS) & Q(call_closed)))
+            & ~(Q(channel__in=CALL_CHANNELS) & Q(call_closed))
+            & ~Q(channel=Channel.EMAIL, status=ContactStatus.QUEUED))
 
 
 def caps_block_all(policy: dict, channel: str) -> bool:

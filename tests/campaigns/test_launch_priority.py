@@ -260,3 +260,22 @@ def test_a_contact_claimed_while_the_launch_takes_back_stays_and_the_client_is_c
     assert contacts(low)[raced].status == ContactStatus.QUEUED
     assert members(low)[raced].exclusion_reason == ""
     assert reasons(low) == {"": 1, "higher_priority": 39}
+
+
+def test_an_email_already_in_the_outbox_is_never_taken_a_planned_one_is(
+        campaign_of, launched_by, ops_author):
+    """The email dispatcher claims outbox rows, not ledger contacts: once a lower campaign's
+    email step has run, its messages stay; before that, its reserved emails may be taken."""
+    from outreach.models import Delivery
+
+    one_contact_a_week(ops_author)
+    queued = launched_by(campaign_of("low-queued", priority=7, steps=email_step(),
+                                     audience=half("spring_list")))
+    campaign_steps_run(today=a_trading_day())  # its step ran: 40 messages in the outbox
+    assert Delivery.objects.filter(source_id=queued.pk, status="pending").count() == 40
+
+    high = launched_by(campaign_of("high", priority=3, steps=email_step()))
+
+    assert reasons(high) == {"capped": 40}
+    assert {c.status for c in contacts(queued).values()} == {ContactStatus.QUEUED}
+    assert Delivery.objects.filter(source_id=queued.pk, status="pending").count() == 40
