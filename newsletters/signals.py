@@ -4,14 +4,14 @@ whose approval it breaks back to draft at once. clients and segments cannot impo
 so newsletters listens. Bulk writes send no signal: the minute beat and the hash check on every
 send path (newsletters.services) are the guarantee; this is so people see it at once."""
 
-from django.db.models.signals import post_save
+from django.db.models.signals import post_save, pre_delete
 from django.dispatch import receiver
 
 from clients.models import Product
 from core.middleware import current_request
 from segments.models import Segment
 
-from .models import Publication
+from .models import Edition, Publication
 
 # A segment save that touches none of these (a refresh's size, a rename) changes nothing
 # an approval covers.
@@ -47,3 +47,10 @@ def _publication_saved(sender, instance, created, **kwargs):
     from .services import editions_approval_recheck
 
     editions_approval_recheck(publication_id=instance.pk, actor=_actor())
+
+
+@receiver(pre_delete, sender=Edition, dispatch_uid="newsletters_edition_outbox")
+def edition_outbox_delete(sender, instance: Edition, **kwargs):
+    """An edition deleted (only the admin can) takes its outbox rows with it, as the foreign
+    key did before the outbox moved to outreach (its rows name their source by id)."""
+    instance.deliveries.delete()

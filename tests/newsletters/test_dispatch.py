@@ -350,3 +350,12 @@ def test_a_copy_that_fails_to_render_is_marked_failed_and_the_others_go_out(
     assert "a product name the template cannot print" in failed.last_error
     edition.refresh_from_db()
     assert edition.status == EditionStatus.SENT
+
+
+def test_deleting_an_edition_takes_its_outbox_rows_and_no_other(edition, audience):
+    freeze(edition)
+    other = Delivery.objects.create(source="campaign", source_id=edition.id,
+                                    client=Client.objects.first(), message_id="<c@x>", token="c")
+    assert edition.deliveries.count() == 20
+    Edition.objects.filter(pk=edition.pk).delete()
+    assert list(Delivery.objects.all()) == [other]
