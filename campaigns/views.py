@@ -165,7 +165,7 @@ def campaign_detail(request, code: str):
         "can_approve": user_can(request.user, "campaigns.approve")
         and campaign.author_id != request.user.pk,
         "is_author": campaign.author_id == request.user.pk,
-        "reasons": dict(ExclusionReason.choices)})
+        "reasons": dict(ExclusionReason.choices), "channels": dict(Channel.choices)})
 
 
 @capability_required("campaigns.view")

@@ -116,3 +116,17 @@ def test_results_page_and_its_export_which_is_audited(launched, ops_author, logg
     xlsx = api.get("/campaigns/spring-bond/results/?format=xlsx")
     assert xlsx.content[:2] == b"PK"
     assert CampaignMember.objects.filter(campaign=launched).count() == 40
+
+
+def test_the_review_page_names_each_steps_channel_in_the_users_language(draft, ops_author,
+                                                                       client):
+    from django.utils import translation
+
+    from outreach.models import Channel
+
+    client.force_login(ops_author)
+    with translation.override("zh-hans"):
+        html = client.get(f"/campaigns/{draft.code}/", HTTP_ACCEPT_LANGUAGE="zh-hans").content
+        label = str(Channel.PHONE.label)
+    assert f'data-channel="phone">{label}</span>'.encode() in html
+    assert label != "phone"
