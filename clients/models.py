@@ -260,6 +260,7 @@ class Product(TimeStampedModel):
     product_type = models.CharField(_("product type"), max_length=20, choices=ProductType.choices)
     risk_level = models.CharField(_("risk level"), max_length=2, choices=ProductRiskLevel.choices)
     is_active = models.BooleanField(_("on sale"), default=True)
+    maturity_date = models.DateField(_("matures on"), null=True, blank=True)
 
     class Meta:
         ordering = ["product_code"]
@@ -285,6 +286,9 @@ class Holding(models.Model):
     as_of = models.DateField(_("as of"))
     quantity = models.DecimalField(_("quantity"), max_digits=20, decimal_places=4)
     market_value = models.DecimalField(_("market value (CNY)"), max_digits=18, decimal_places=2)
+    # The position's own maturity (a fixed-income note, a wealth-management product); when
+    # blank, the product's maturity_date applies (segments.rules "days_to_maturity").
+    maturity_date = models.DateField(_("matures on"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("holding")
@@ -344,6 +348,47 @@ class Transaction(models.Model):
 
     def __str__(self):
         return self.txn_id
+
+
+class CashFlowKind(models.TextChoices):
+    DEPOSIT = "deposit", _("Deposit")
+    WITHDRAWAL = "withdrawal", _("Withdrawal")
+    TRANSFER = "transfer", pgettext_lazy("cash flow", "Transfer")
+
+
+class CashFlow(models.Model):
+    """Money moving into (amount > 0) or out of (amount < 0) a client's account, keyed by the
+    core system's flow_id (API.md "Scenario data"). A deposit funds the account
+    (Client.first_funded_on)."""
+
+    flow_id = models.CharField(_("cash flow id"), max_length=40)
+    client = models.ForeignKey(Client, verbose_name=_("client"), on_delete=models.CASCADE,
+                               related_name="cash_flows", db_index=False)
+    at = models.DateTimeField(_("at"))
+    amount = models.DecimalField(_("amount (CNY)"), max_digits=18, decimal_places=2,
+                                 help_text=_("Positive in, negative out."))
+    kind = models.CharField(_("kind"), max_length=10, choices=CashFlowKind.choices)
+
+    class Meta:
+        verbose_name = _("cash flow")
+        verbose_name_plural = _("cash flows")
+        constraints = [
+            models.UniqueConstraint(fields=["flow_id"], name="cash_flow_id_unique"),
+            models.CheckConstraint(condition=~Q(flow_id=""), name="cash_flow_id_not_empty"),
+            models.CheckConstraint(condition=~Q(amount=0), name="cash_flow_amount_not_zero"),
+            models.CheckConstraint(
+                condition=~Q(kind="deposit") | Q(amount__gt=0), name="cash_flow_deposit_in"),
+            models.CheckConstraint(
+                condition=~Q(kind="withdrawal") | Q(amount__lt=0),
+                name="cash_flow_withdrawal_out"),
+        ]
+        indexes = [
+            models.Index(fields=["client", "-at"], name="cash_flow_client_at"),
+            models.Index(fields=["at"], name="cash_flow_at"),
+        ]
+
+    def __str__(self):
+        return self.flow_id
 
 
 class InteractionKind(models.TextChoices):

@@ -9,6 +9,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from core.models import Job, JobStatus, TimeStampedModel
 
@@ -19,6 +20,7 @@ class SegmentKind(models.TextChoices):
     SERVICE_LEVEL = "service_level", _("Service level")
     RULE = "rule", _("Rule segment")
     STATIC = "static", _("Static list")
+    SCENARIO = "scenario", pgettext_lazy("segment kind", "Scenario")
 
 
 class Segment(TimeStampedModel):
