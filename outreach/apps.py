@@ -13,8 +13,11 @@ class OutreachConfig(AppConfig):
 
     def ready(self):
         from clients.signals import follow_up_requested
+        from segments.rules import trading_calendar_register
 
+        from .calendar import trading_days
         from .services import task_from_follow_up
 
         follow_up_requested.connect(task_from_follow_up,
                                     dispatch_uid="outreach.task_from_follow_up")
+        trading_calendar_register(trading_days)

@@ -98,6 +98,21 @@ FIELD_SPECS = [
               tuple(NUMBER_OPS)),
     FieldSpec("segment", gettext_lazy("Member of segment"), "segment", tuple(MEMBER_OPS)),
     FieldSpec("consent_email", gettext_lazy("Email marketing consent"), "boolean", ("eq",)),
+    FieldSpec("days_since_opened", gettext_lazy("Days since the account was opened"), "number",
+              tuple(NUMBER_OPS)),
+    FieldSpec("funded", gettext_lazy("Funded (has made a deposit)"), "boolean", ("eq",)),
+    FieldSpec("days_to_risk_expiry", gettext_lazy("Days to the risk assessment's expiry"),
+              "number", tuple(NUMBER_OPS)),
+    FieldSpec("days_to_birthday", gettext_lazy("Days to the birthday"), "number",
+              tuple(NUMBER_OPS[:-1])),
+    FieldSpec("inflow_5d", gettext_lazy("Deposits in the last 5 trading days (CNY)"), "number",
+              ("lt", "lte", "gt", "gte", "between")),
+    FieldSpec("inflow_5d_pct_aum", gettext_lazy("Deposits in the last 5 trading days (% of AUM)"),
+              "number", ("gt", "gte")),
+    FieldSpec("days_to_maturity", gettext_lazy("Trading days to the nearest maturity"), "number",
+              ("eq", "ne", "lt", "lte", "gt", "gte", "between", "is_null")),
+    FieldSpec("purchases_total", gettext_lazy("Number of purchases (all time)"), "number",
+              ("eq", "ne", "lt", "lte", "gt", "gte", "between")),
 ]
 SPECS_BY_KEY = {f.key: f for f in FIELD_SPECS}
 

@@ -7,9 +7,8 @@ new SegmentRuleVersion and membership records which version produced it.
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
-from django.utils.translation import get_language
+from django.utils.translation import get_language, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import pgettext_lazy
 
 from core.models import Job, JobStatus, TimeStampedModel
 

@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -126,6 +127,23 @@ FIELDS: dict[str, FieldSpec] = {s.name: s for s in (
           label="Days since the last purchase"),
     _spec("segment", "string", MEMBER_OPS, label="Member of the segment (code)"),
     _spec("consent_email", "boolean", ("eq", "ne"), label="Email marketing consent"),
+    # Scenario fields (API.md "Scenario data"); days are calendar days unless said otherwise.
+    _spec("days_since_opened", "integer", ORDERED, minimum=0, maximum=100_000,
+          label="Days since the account was opened"),
+    _spec("funded", "boolean", ("eq", "ne"), label="Funded (has made a deposit)"),
+    _spec("days_to_risk_expiry", "integer", ORDERED, minimum=-100_000, maximum=100_000,
+          label="Days to the risk assessment's expiry (negative: expired)"),
+    _spec("days_to_birthday", "integer", ORDERED[:-1], minimum=0, maximum=365,
+          label="Days to the birthday"),
+    _spec("inflow_5d", "number", ("lt", "lte", "gt", "gte", "between"), minimum=0,
+          maximum=10**15, label="Deposits in the last 5 trading days (CNY)"),
+    _spec("inflow_5d_pct_aum", "number", ("gt", "gte"), minimum=0, maximum=1_000_000,
+          label="Deposits in the last 5 trading days (% of AUM)"),
+    _spec("days_to_maturity", "integer", ("eq", "ne", "lt", "lte", "gt", "gte", "between",
+                                          "is_null"), minimum=0, maximum=10_000,
+          label="Trading days to the nearest maturing holding"),
+    _spec("purchases_total", "integer", ("eq", "ne", "lt", "lte", "gt", "gte", "between"),
+          minimum=0, maximum=10_000_000, label="Number of purchases (all time)"),
 )}
 
 
@@ -435,32 +453,240 @@ def _age_q(op: str, value: Any, today: date) -> Q:
     raise AssertionError(op)
 
 
-def _days_q(op: str, value: Any, today: date) -> Q:
-    """Days since the last purchase: `gt 90` <=> last_purchase_on < today - 90."""
-    from datetime import timedelta
+def _offset_q(column: str, op: str, value: Any, today: date, *, sign: int) -> Q:
+    """A whole number of days between today and a date column, as date ranges on the column.
+
+    sign -1: days since (`days_since_last_purchase gt 90` <=> last_purchase_on < today - 90);
+    sign +1: days to (`days_to_risk_expiry lte 30` <=> risk_expires_on <= today + 30).
+    """
 
     def day(n: Any) -> date:
-        return today - timedelta(days=int(n))
+        return today + timedelta(days=sign * int(n))
 
-    f = "last_purchase_on"
+    def at_least(n: Any) -> Q:
+        return Q(**{f"{column}__{'gte' if sign > 0 else 'lte'}": day(n)})
+
+    def at_most(n: Any) -> Q:
+        return Q(**{f"{column}__{'lte' if sign > 0 else 'gte'}": day(n)})
+
+    present = Q(**{f"{column}__isnull": False})
+    if op == "is_null":
+        return Q(**{f"{column}__isnull": bool(value)})
     if op == "eq":
-        return Q(**{f: day(value)})
+        return Q(**{column: day(value)})
     if op == "ne":
-        return Q(**{f"{f}__isnull": False}) & ~Q(**{f: day(value)})
-    if op == "gt":
-        return Q(**{f"{f}__lt": day(value)})
+        return present & ~Q(**{column: day(value)})
     if op == "gte":
-        return Q(**{f"{f}__lte": day(value)})
-    if op == "lt":
-        return Q(**{f"{f}__gt": day(value)})
+        return at_least(value)
+    if op == "gt":
+        return at_least(int(value) + 1)
     if op == "lte":
-        return Q(**{f"{f}__gte": day(value)})
+        return at_most(value)
+    if op == "lt":
+        return at_most(int(value) - 1)
     if op == "between":
-        return Q(**{f"{f}__gte": day(value[1]), f"{f}__lte": day(value[0])})
+        return at_least(value[0]) & at_most(value[1])
+    days = sorted({day(v) for v in value})
     if op == "in":
-        return Q(**{f"{f}__in": sorted({day(v) for v in value})})
+        return Q(**{f"{column}__in": days})
     if op == "not_in":
-        return Q(**{f"{f}__isnull": False}) & ~Q(**{f"{f}__in": sorted({day(v) for v in value})})
+        return present & ~Q(**{f"{column}__in": days})
+    raise AssertionError(op)
+
+
+def _int_set(op: str, value: Any, universe: range) -> set[int]:
+    """The whole numbers of `universe` that satisfy `op value` (for fields with few values)."""
+    test = {
+        "eq": lambda n: n == value, "ne": lambda n: n != value, "lt": lambda n: n < value,
+        "lte": lambda n: n <= value, "gt": lambda n: n > value, "gte": lambda n: n >= value,
+        "between": lambda n: value[0] <= n <= value[1],
+        "in": lambda n: n in set(value), "not_in": lambda n: n not in set(value),
+    }[op]
+    return {n for n in universe if test(n)}
+
+
+def _birthday_q(op: str, value: Any, today: date) -> Q:
+    """Days to the next birthday (0 on the day itself), as (month, day) pairs of birth_date.
+
+    Someone born on 29 February celebrates on 28 February in a common year.
+    """
+    if op == "is_null":
+        return Q(birth_date__isnull=bool(value))
+    # One year of days from today (365 or 366), each month and day once.
+    year_later = _years_before(today, -1)
+    horizon = (year_later - today).days
+    wanted = _int_set(op, value, range(0, horizon))
+    by_month: dict[int, set[int]] = {}
+    for n in range(0, horizon):
+        target = today + timedelta(days=n)
+        if n not in wanted:
+            continue
+        by_month.setdefault(target.month, set()).add(target.day)
+        if target.month == 2 and target.day == 28 and not _leap(target.year):
+            by_month[2].add(29)
+    if not by_month:
+        return _NOBODY
+    matched = _any(Q(birth_date__month=m, birth_date__day__in=sorted(days))
+                   for m, days in sorted(by_month.items()))
+    return Q(birth_date__isnull=False) & matched
+
+
+def _leap(year: int) -> bool:
+    return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+
+
+# The trading calendar's data lives in outreach (a layer above): outreach registers its
+# `trading_days(start, end)` here when the apps load (outreach.apps). Weekdays stand in for it
+# only where outreach is not installed.
+_trading_days: Callable[[date, date], list[date]] | None = None
+
+
+def trading_calendar_register(trading_days: Callable[[date, date], list[date]]) -> None:
+    global _trading_days
+    _trading_days = trading_days
+
+
+def _trading_days_between(start: date, end: date) -> list[date]:
+    if _trading_days is not None:
+        return _trading_days(start, end)
+    days = (start + timedelta(days=i) for i in range((end - start).days + 1))
+    return [d for d in days if d.weekday() < 5]
+
+
+def inflow_window_start(today: date, count: int = 5) -> date:
+    """The first of the last `count` trading days before `today`: deposits from its start
+    count as "in the last `count` trading days" (`inflow_5d`), and so do today's."""
+    span = 3 * count + 30
+    while True:
+        days = _trading_days_between(today - timedelta(days=span), today - timedelta(days=1))
+        if len(days) >= count:
+            return days[-count]
+        span *= 2
+
+
+def trading_day_ahead(today: date, count: int) -> date:
+    """The `count`-th trading day after `today` (`today` itself for 0)."""
+    if count <= 0:
+        return today
+    span = 2 * count + 30
+    while True:
+        days = _trading_days_between(today + timedelta(days=1), today + timedelta(days=span))
+        if len(days) >= count:
+            return days[count - 1]
+        span *= 2
+
+
+def _inflow_q(op: str, value: Any, today: date, *, share_of_aum: bool = False) -> Q:
+    """Deposits since the start of the fifth-last trading day before today (CNY, or as a
+    percentage of the client's AUM), as one aggregate over the window's deposits; a client
+    with none has 0."""
+    from django.db.models import F, Max, Sum
+
+    from clients.models import CashFlow, CashFlowKind
+
+    start = timezone.make_aware(datetime.combine(inflow_window_start(today), time.min))
+    window = (CashFlow.objects.filter(kind=CashFlowKind.DEPOSIT, at__gte=start)
+              .values("client").annotate(total=Sum("amount")))
+    if share_of_aum:
+        window = window.annotate(aum=Max("client__aum"))
+
+    def over(lookup: str, bound: Any) -> Q:
+        bound = Decimal(str(bound))
+        if share_of_aum:
+            rows = window.filter(**{f"total__{lookup}": F("aum") * bound / 100})
+        else:
+            rows = window.filter(**{f"total__{lookup}": bound})
+        return Q(pk__in=rows.values("client"))
+
+    def holds(lookup: str, bound: Any) -> Q:
+        """total <lookup> bound, counting clients with no deposit as 0."""
+        zero_matches = {"gte": 0 >= bound, "gt": 0 > bound, "lte": 0 <= bound,
+                        "lt": 0 < bound}[lookup]
+        if lookup in ("gte", "gt"):
+            return over(lookup, bound) if not zero_matches else ~over(
+                {"gte": "lt", "gt": "lte"}[lookup], bound)
+        opposite = {"lte": "gt", "lt": "gte"}[lookup]
+        return ~over(opposite, bound) if zero_matches else over(lookup, bound)
+
+    if op in ("gte", "gt", "lte", "lt"):
+        return holds(op, value)
+    if op == "between":
+        return holds("gte", value[0]) & holds("lte", value[1])
+    raise AssertionError(op)
+
+
+def _maturity_q(op: str, value: Any, today: date) -> Q:
+    """Trading days to the nearest future maturity among the holdings of the client's latest
+    snapshot (a position's own maturity_date, else its product's); empty when none matures."""
+    from django.db.models import Max
+    from django.db.models.functions import Coalesce
+
+    from clients.models import Holding
+
+    latest = (Holding.objects.filter(client=OuterRef("client")).values("client")
+              .annotate(last=Max("as_of")).values("last"))
+
+    def maturing(low: int, high: int | None) -> Q:
+        """Some holding matures between `low` and `high` trading days from today."""
+        rows = (Holding.objects.annotate(matures=Coalesce("maturity_date",
+                                                          "product__maturity_date"))
+                .filter(matures__gte=trading_day_ahead(today, low) if low > 0 else today))
+        if high is not None:
+            rows = rows.filter(matures__lt=trading_day_ahead(today, high + 1))
+        rows = rows.filter(as_of=Subquery(latest[:1]))
+        return Q(pk__in=rows.values("client"))
+
+    def nearest_at_least(n: int) -> Q:
+        return maturing(n, None) & ~maturing(0, n - 1) if n > 0 else maturing(0, None)
+
+    if op == "is_null":
+        return ~maturing(0, None) if value else maturing(0, None)
+    if op == "lte":
+        return maturing(0, int(value))
+    if op == "lt":
+        return maturing(0, int(value) - 1) if int(value) > 0 else _NOBODY
+    if op == "gte":
+        return nearest_at_least(int(value))
+    if op == "gt":
+        return nearest_at_least(int(value) + 1)
+    if op == "between":
+        return nearest_at_least(int(value[0])) & maturing(0, int(value[1]))
+    if op == "eq":
+        return nearest_at_least(int(value)) & maturing(0, int(value))
+    if op == "ne":
+        return maturing(0, None) & ~(nearest_at_least(int(value)) & maturing(0, int(value)))
+    raise AssertionError(op)
+
+
+def _purchases_q(op: str, value: Any) -> Q:
+    """The number of purchases the client ever made. "At least n" probes the client's
+    purchases index for an n-th row (a scalar subquery per client, like holds_product); at
+    least one is the maintained `last_purchase_on`."""
+    from clients.models import Transaction
+
+    def at_least(n: int) -> Q:
+        if n <= 0:
+            return _EVERYBODY
+        if n == 1:
+            return Q(last_purchase_on__isnull=False)
+        nth = Transaction.objects.filter(client=OuterRef("pk")).values("pk")[n - 1:n]
+        return Q(IsNull(Subquery(nth), False))
+
+    n = int(value[0]) if op == "between" else None
+    if op == "gte":
+        return at_least(int(value))
+    if op == "gt":
+        return at_least(int(value) + 1)
+    if op == "lt":
+        return ~at_least(int(value))
+    if op == "lte":
+        return ~at_least(int(value) + 1)
+    if op == "eq":
+        return at_least(int(value)) & ~at_least(int(value) + 1)
+    if op == "ne":
+        return ~(at_least(int(value)) & ~at_least(int(value) + 1))
+    if op == "between":
+        return at_least(n) & ~at_least(int(value[1]) + 1)
     raise AssertionError(op)
 
 
@@ -585,7 +811,22 @@ def _condition_q(node: dict, today: date) -> Q:
     if name == "days_since_last_purchase":
         if op == "is_null":
             return Q(last_purchase_on__isnull=bool(value))
-        return _days_q(op, value, today)
+        return _offset_q("last_purchase_on", op, value, today, sign=-1)
+    if name == "days_since_opened":
+        return _offset_q("opened_on", op, value, today, sign=-1)
+    if name == "days_to_risk_expiry":
+        return _offset_q("risk_expires_on", op, value, today, sign=1)
+    if name == "days_to_birthday":
+        return _birthday_q(op, value, today)
+    if name == "funded":
+        funded = bool(value) if op == "eq" else not bool(value)
+        return Q(first_funded_on__isnull=not funded)
+    if name in ("inflow_5d", "inflow_5d_pct_aum"):
+        return _inflow_q(op, value, today, share_of_aum=name == "inflow_5d_pct_aum")
+    if name == "days_to_maturity":
+        return _maturity_q(op, value, today)
+    if name == "purchases_total":
+        return _purchases_q(op, value)
     if name == "service_level":
         levels = [value] if op in ("eq", "ne") else list(dict.fromkeys(value))
         q = _any(service_level_q(level) for level in levels)

@@ -36,8 +36,8 @@ from .models import (
     SegmentRefresh,
 )
 
-KIND_ORDER = [SegmentKind.PERSONA, SegmentKind.TIER, SegmentKind.SERVICE_LEVEL, SegmentKind.RULE,
-              SegmentKind.STATIC]
+KIND_ORDER = [SegmentKind.PERSONA, SegmentKind.TIER, SegmentKind.SERVICE_LEVEL,
+              SegmentKind.SCENARIO, SegmentKind.RULE, SegmentKind.STATIC]
 HISTORY_POINTS = 90
 CHANGES_SHOWN = 20
 VERSIONS_SHOWN = 20

@@ -268,6 +268,33 @@ def segment_preview(*, rule: Any, user, today: date | None = None) -> dict[str, 
 
 # --- refresh ---------------------------------------------------------------------------------
 
+@transaction.atomic
+def scenarios_sync(*, actor=None) -> list[str]:
+    """Create the seeded scenario segments that are missing and give each the rule its
+    thresholds in settings make (a new rule version only when it changed). Codes changed."""
+    from .scenarios import SCENARIOS, scenario_playbook, scenario_rule
+
+    changed = []
+    existing = {s.code: s for s in Segment.objects.filter(
+        code__in=[t.code for t in SCENARIOS]).select_for_update()}
+    for text in SCENARIOS:
+        segment = existing.get(text.code)
+        if segment is None:
+            segment = Segment.objects.create(
+                code=text.code, kind=SegmentKind.SCENARIO, name_zh=text.name_zh,
+                name_en=text.name_en, description_zh=text.description_zh,
+                description_en=text.description_en, playbook=scenario_playbook(text),
+                is_system=True)
+        elif segment.kind != SegmentKind.SCENARIO:
+            logger.warning("segment %s is not a scenario; left alone", text.code)
+            continue
+        rule = scenario_rule(text.code)
+        if segment.rule != rule:
+            _save_rule(segment=segment, rule=rule, actor=actor)
+            changed.append(text.code)
+    return changed
+
+
 def segment_refresh_start(*, segment: Segment, actor=None, trigger: str = "page",
                           if_idle: bool = False, queue: bool = True) -> SegmentRefresh | None:
     """A queued refresh of `segment`, run after commit; a second active one is refused (409).
@@ -278,6 +305,9 @@ def segment_refresh_start(*, segment: Segment, actor=None, trigger: str = "page"
     busy = _("%(name)s is already being refreshed; wait for it to finish.") % {
         "name": segment.name}
     with transaction.atomic():
+        if segment.kind == SegmentKind.SCENARIO:
+            scenarios_sync(actor=actor)
+            segment.refresh_from_db(fields=["rule", "rule_version"])
         segment_refreshes_fail_stale(segment_ids=[segment.pk])
         if segment.refreshes.filter(status__in=SegmentRefresh.ACTIVE).exists():
             if if_idle:
@@ -361,6 +391,8 @@ def segments_refresh_all(*, trigger: str = "beat", kinds: Iterable[str] | None =
     this batch). `queue=False` only creates the rows (the
     caller runs them, e.g. `segment_refresh_many` in a command or a benchmark).
     """
+    if kinds is None or SegmentKind.SCENARIO in kinds:
+        scenarios_sync(actor=actor)
     qs = Segment.objects.filter(is_active=True)
     if kinds is not None:
         qs = qs.filter(kind__in=list(kinds))
