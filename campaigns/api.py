@@ -42,6 +42,10 @@ class _Step(serializers.Serializer):
     channel = serializers.ChoiceField(choices=Channel.choices)
     delay_trading_days = serializers.IntegerField()
     variants = _Variant(many=True)
+    when = serializers.ChoiceField(
+        choices=["always", "no_response"], required=False,
+        help_text="A later step of an always-on campaign: to every member (always), or only to "
+                  "those whose previous step's contact got no response (no_response)")
 
 
 class _Goal(serializers.Serializer):
@@ -70,6 +74,9 @@ class CampaignDoc(serializers.Serializer):
     starts_at = serializers.DateTimeField(allow_null=True, required=False)
     ends_at = serializers.DateTimeField(allow_null=True, required=False)
     always_on = serializers.BooleanField(required=False)
+    reentry_cooldown_days = serializers.IntegerField(
+        required=False, help_text="always on: days before a client whose journey is over may "
+                                  "enter again (default 30)")
     steps = _Step(many=True)
 
 
@@ -81,7 +88,9 @@ def campaign_json(campaign: Campaign) -> dict:
         "goal": campaign.goal, "audience": campaign.audience, "products": campaign.products,
         "priority": campaign.priority, "holdout_pct": campaign.holdout_pct,
         "starts_at": campaign.starts_at, "ends_at": campaign.ends_at,
-        "always_on": campaign.always_on, "steps": campaign.steps, "arms": campaign.arms,
+        "always_on": campaign.always_on,
+        "reentry_cooldown_days": campaign.reentry_cooldown_days, "journey_day":
+            campaign.journey_day, "steps": campaign.steps, "arms": campaign.arms,
         "status": campaign.status, "content_version": campaign.content_version,
         "author": campaign.author.username if campaign.author_id else None,
         "approved_by": campaign.approved_by.username if campaign.approved_by_id else None,

@@ -19,6 +19,8 @@ def campaign_approval_snapshot(campaign: Campaign) -> dict:
         "name": campaign.name, "scenario": campaign.scenario, "goal": campaign.goal,
         "audience": campaign.audience, "priority": campaign.priority,
         "holdout_pct": campaign.holdout_pct, "always_on": campaign.always_on,
+        **({"reentry_cooldown_days": campaign.reentry_cooldown_days}
+           if campaign.always_on else {}),
         "schedule": {"starts_at": campaign.starts_at, "ends_at": campaign.ends_at},
         "products": {code: products.get(code) for code in campaign.products},
         "product_order": list(campaign.products),

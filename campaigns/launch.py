@@ -65,6 +65,7 @@ from .models import (
     CampaignLaunch,
     CampaignMember,
     ExclusionReason,
+    step_index,
 )
 from .models import CampaignStatus as S
 from .scripts import script_render, script_values
@@ -344,9 +345,10 @@ def contacts_render(contacts: list[Contact]) -> dict[int, tuple[str, str]]:
         clients = {c.pk: c for c in Client.objects.select_related("rm").filter(
             pk__in=[c.client_id for c in batch])}
         for contact in batch:
-            if contact.step >= len(campaign.steps) or contact.client_id not in clients:
+            index = step_index(contact.step)
+            if index >= len(campaign.steps) or contact.client_id not in clients:
                 continue
-            variant = _variant_for(campaign.steps[contact.step], contact.variant)
+            variant = _variant_for(campaign.steps[index], contact.variant)
             values = script_values(client=clients[contact.client_id],
                                    product=products.get(offered.get(contact.client_id, "")))
             out[contact.pk] = (script_render(variant.get("subject", ""), values)[:200],
@@ -393,45 +395,56 @@ def _calls_create(*, campaign: Campaign, index: int, contacts: list[Contact],
 
 def _step_run(campaign: Campaign, index: int, *, today: dt.date) -> dict:
     step = campaign.steps[index]
-    channel = step["channel"]
     with transaction.atomic():
         caps_lock()
         if index > 0:
             sql, params = _member_variants_sql(campaign)
             contacts_plan(source=ContactSource.CAMPAIGN, source_id=campaign.pk, step=index,
-                          channel=channel, priority=campaign.priority,
+                          channel=step["channel"], priority=campaign.priority,
                           exempt=campaign.scenario in EXEMPT_SCENARIOS, planned_on=today,
                           content_version=campaign.content_version, members_sql=sql,
                           params=params)
-            if campaign.scenario not in EXEMPT_SCENARIOS:
-                over = over_cap_q(policy=contact_policy_get(), channel=channel, day=today,
-                                  client_ref="client_id",
-                                  exclude={"source": ContactSource.CAMPAIGN,
-                                           "source_id": campaign.pk, "step": index})
-                Contact.objects.filter(source=ContactSource.CAMPAIGN, source_id=campaign.pk,
-                                       step=index, status=ContactStatus.PLANNED).filter(
-                    over).update(status=ContactStatus.CAPPED)
-        planned = Contact.objects.filter(source=ContactSource.CAMPAIGN, source_id=campaign.pk,
-                                         step=index, status=ContactStatus.PLANNED)
-        # Consent can be withdrawn between launch and a later step: it holds at once.
-        planned.exclude(consent_q(channel, prefix="client__")).update(
-            status=ContactStatus.SKIPPED, error="no consent")
-        planned.filter(opted_out(channel, client_ref="client_id")).update(
-            status=ContactStatus.SKIPPED, error="opted out")
-        contacts = list(planned.select_for_update())
-        calls = 0
-        if channel in RM_CHANNELS:
-            calls = _calls_create(campaign=campaign, index=index, contacts=contacts, day=today)
-        Contact.objects.filter(pk__in=[c.pk for c in contacts]).update(
-            status=ContactStatus.QUEUED, planned_on=today)
-        if channel == Channel.EMAIL:  # the one email dispatcher, as newsletters
-            emails_queue(campaign=campaign, index=index, contacts=contacts,
-                         texts=contacts_render(contacts))
+        queued, calls = step_dispatch(campaign, index, step_no=index, today=today,
+                                      check_caps=index > 0)
         campaign.steps_done = index + 1
         campaign.save(update_fields=["steps_done", "updated_at"])
-        campaign.events.create(action="step", detail={"step": index, "queued": len(contacts),
+        campaign.events.create(action="step", detail={"step": index, "queued": queued,
                                                       "calls": calls})
-    return {"step": index, "queued": len(contacts), "calls": calls}
+    return {"step": index, "queued": queued, "calls": calls}
+
+
+def step_dispatch(campaign: Campaign, index: int, *, step_no: int, today: dt.date,
+                  check_caps: bool) -> tuple[int, int]:
+    """The PLANNED contacts of one step (ledger step number `step_no`) go to their channel:
+    first the contact policy (capped) and consent and opt-outs as they are now (skipped),
+    then the RM's call list, the email outbox, or QUEUED for the gateway. The caller holds
+    the caps lock. Returns (queued, calls)."""
+    channel = campaign.steps[index]["channel"]
+    if check_caps and campaign.scenario not in EXEMPT_SCENARIOS:
+        over = over_cap_q(policy=contact_policy_get(), channel=channel, day=today,
+                          client_ref="client_id",
+                          exclude={"source": ContactSource.CAMPAIGN,
+                                   "source_id": campaign.pk, "step": step_no})
+        Contact.objects.filter(source=ContactSource.CAMPAIGN, source_id=campaign.pk,
+                               step=step_no, status=ContactStatus.PLANNED).filter(
+            over).update(status=ContactStatus.CAPPED)
+    planned = Contact.objects.filter(source=ContactSource.CAMPAIGN, source_id=campaign.pk,
+                                     step=step_no, status=ContactStatus.PLANNED)
+    # Consent can be withdrawn between launch and a later step: it holds at once.
+    planned.exclude(consent_q(channel, prefix="client__")).update(
+        status=ContactStatus.SKIPPED, error="no consent")
+    planned.filter(opted_out(channel, client_ref="client_id")).update(
+        status=ContactStatus.SKIPPED, error="opted out")
+    contacts = list(planned.select_for_update())
+    calls = 0
+    if channel in RM_CHANNELS:
+        calls = _calls_create(campaign=campaign, index=index, contacts=contacts, day=today)
+    Contact.objects.filter(pk__in=[c.pk for c in contacts]).update(
+        status=ContactStatus.QUEUED, planned_on=today)
+    if channel == Channel.EMAIL:  # the one email dispatcher, as newsletters
+        emails_queue(campaign=campaign, index=step_no, contacts=contacts,
+                     texts=contacts_render(contacts))
+    return len(contacts), calls
 
 
 def campaign_complete_if_done(campaign: Campaign, *, today: dt.date) -> bool:
@@ -441,6 +454,8 @@ def campaign_complete_if_done(campaign: Campaign, *, today: dt.date) -> bool:
         return False
     now = timezone.now()
     ended = campaign.ends_at is not None and campaign.ends_at <= now
+    if campaign.always_on and not ended:
+        return False  # a journey runs until its end
     if not ended and campaign.steps_done < len(campaign.steps):
         return False
     window = int((campaign.goal or {}).get("window_days", 30))
@@ -483,7 +498,17 @@ def campaign_steps_run(*, today: dt.date | None = None) -> dict:
     _emails_settle()
     if not is_trading_day(today):
         return done
+    from .journeys import journey_advance, journeys_due
+
     for campaign in Campaign.objects.filter(status=S.RUNNING):
+        if campaign.always_on:
+            if journeys_due() and (campaign.journey_day is None or campaign.journey_day < today):
+                done.setdefault("journeys", []).append(
+                    {"campaign": campaign.code,
+                     **journey_advance(campaign=campaign, today=today)})
+            if campaign_complete_if_done(campaign, today=today):
+                done["completed"] += 1
+            continue
         while campaign.steps_done < len(campaign.steps) \
                 and step_day(campaign, campaign.steps_done) <= today:
             done["steps"].append({"campaign": campaign.code,

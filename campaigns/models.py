@@ -60,6 +60,15 @@ class ExclusionReason(models.TextChoices):
 
 
 CONTROL = "control"
+# An always-on campaign's member goes through the steps once per entry: the ledger numbers
+# the contact of step i in entry r as r * STEP_STRIDE + i (its unique (source, id, step,
+# client) then holds per entry). Launched campaigns have one entry: step number = index.
+STEP_STRIDE = 10
+
+
+def step_index(step_no: int) -> int:
+    """The index in `Campaign.steps` of a ledger contact's step number."""
+    return step_no % STEP_STRIDE
 
 
 class Campaign(TimeStampedModel):
@@ -79,6 +88,11 @@ class Campaign(TimeStampedModel):
     starts_at = models.DateTimeField(_("starts"), null=True, blank=True)
     ends_at = models.DateTimeField(_("ends"), null=True, blank=True)
     always_on = models.BooleanField(_("always on"), default=False)
+    # Always on: a client whose journey is over enters again only this many days after their
+    # last entry (campaigns.journeys).
+    reentry_cooldown_days = models.PositiveSmallIntegerField(_("re-entry cooldown (days)"),
+                                                             default=30)
+    journey_day = models.DateField(_("journey advanced on"), null=True, blank=True)
     steps = models.JSONField(_("steps"), default=list)
     status = models.CharField(_("status"), max_length=10, choices=CampaignStatus.choices,
                               default=CampaignStatus.DRAFT, db_index=True)
@@ -165,6 +179,11 @@ class CampaignMember(models.Model):
     # The offered product this client is suitable for (the first in the campaign's order).
     product_code = models.CharField(_("offered product"), max_length=32, blank=True)
     entered_at = models.DateTimeField(_("entered at"))
+    # The trading day the member's step 0 counts from: the launch day, or for an always-on
+    # campaign the day they entered (again: `round` counts the entries, campaigns.journeys).
+    entry_day = models.DateField(_("entry day"), null=True, blank=True)
+    round = models.PositiveSmallIntegerField(_("entry"), default=0)
+    exited_at = models.DateTimeField(_("left the journey at"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("campaign member")

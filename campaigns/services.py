@@ -237,12 +237,6 @@ def campaign_launch(*, campaign: Campaign, actor) -> CampaignLaunch:
     with transaction.atomic():
         campaign = _locked(campaign)
         check_transition(campaign, S.SCHEDULED)
-        if campaign.always_on:
-            raise ApplicationError(
-                _("An always-on campaign enters newcomers to its audience every day: that comes "
-                  "with scenario journeys and cannot be launched yet. Launch it once, without "
-                  "“always on”."), code="not_supported", status=409,
-                fields={"always_on": [_("not supported yet")]})
         check = campaign_approval_check(campaign)
         if check.holds:
             launch, created = CampaignLaunch.objects.get_or_create(

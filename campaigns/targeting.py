@@ -221,8 +221,8 @@ def members_freeze(*, campaign: Campaign, day: dt.date, policy: dict, now: dt.da
         cursor.execute(
             f"WITH t AS ({sql}) "
             f"INSERT INTO {_table(CampaignMember)} (campaign_id, client_id, tier, arm, "
-            f"exclusion_reason, product_code, entered_at) "
-            f"SELECT %s, t.pk, t.stratum, COALESCE(a.arm, ''), t.reason, t.offered, %s "
+            f"exclusion_reason, product_code, entered_at, entry_day, round) "
+            f"SELECT %s, t.pk, t.stratum, COALESCE(a.arm, ''), t.reason, t.offered, %s, %s, 0 "
             f"FROM t LEFT JOIN ("
             f"  SELECT r.pk, {arm_sql} AS arm FROM ("
             f"    SELECT t.pk, ((row_number() OVER w - 1) * {BASIS} / count(*) OVER p "
@@ -232,5 +232,5 @@ def members_freeze(*, campaign: Campaign, day: dt.date, policy: dict, now: dt.da
             f"      w AS (p ORDER BY {_hash_expression('t.pk')}, t.pk)) r"
             f") a ON a.pk = t.pk WHERE true ORDER BY t.pk"
             + (" ON CONFLICT (campaign_id, client_id) DO NOTHING" if again else ""),
-            [*params, campaign.pk, now, *arm_params, *start_params, campaign.code + ":"])
+            [*params, campaign.pk, now, day, *arm_params, *start_params, campaign.code + ":"])
         return cursor.rowcount

@@ -21,7 +21,9 @@ from .models import CONTROL, Campaign, GoalMetric, Scenario
 from .scripts import PRODUCT_PLACEHOLDERS, placeholders_in
 
 FIELDS = ("code", "name", "scenario", "goal", "audience", "products", "priority", "holdout_pct",
-          "starts_at", "ends_at", "always_on", "steps")
+          "starts_at", "ends_at", "always_on", "reentry_cooldown_days", "steps")
+WHEN = ("always", "no_response")  # a later step: to everyone, or to whom the previous did not
+MAX_COOLDOWN_DAYS = 3660
 MAX_STEPS = 8
 MAX_VARIANTS = 5
 MAX_DELAY = 250
@@ -156,9 +158,15 @@ def _steps(value, has_products: bool, errors: dict) -> list[dict]:
     for i, step in enumerate(value):
         where = f"steps[{i}]"
         if not isinstance(step, dict) or not {"channel", "variants"} <= set(step) \
-                or set(step) - {"channel", "delay_trading_days", "variants"}:
-            errors[where] = [_("An object with channel, delay_trading_days and variants.")]
+                or set(step) - {"channel", "delay_trading_days", "variants", "when"}:
+            errors[where] = [_("An object with channel, delay_trading_days, variants and "
+                               "optionally when.")]
             continue
+        when = step.get("when", "always")
+        if when not in WHEN:
+            errors[f"{where}.when"] = [_one_of(WHEN)]
+        elif i == 0 and when != "always":
+            errors[f"{where}.when"] = [_("The first step has no previous step to wait for.")]
         channel, delay = step["channel"], step.get("delay_trading_days", 0)
         if not isinstance(channel, str) or channel not in Channel.values:
             channel = ""
@@ -179,7 +187,10 @@ def _steps(value, has_products: bool, errors: dict) -> list[dict]:
                 and sum(v["share"] for v in variants) != 100:
             errors[f"{where}.variants"] = [_("The shares must add up to 100 (now %(n)s).")
                                            % {"n": sum(v["share"] for v in variants)}]
-        steps.append({"channel": channel, "delay_trading_days": delay, "variants": variants})
+        step_out = {"channel": channel, "delay_trading_days": delay, "variants": variants}
+        if when == "no_response":  # kept only when set: approved steps keep their hash
+            step_out["when"] = when
+        steps.append(step_out)
     if steps and not errors:
         arms = [v["code"] for v in steps[0]["variants"]]
         for i, step in enumerate(steps[1:], start=1):
@@ -227,6 +238,10 @@ def campaign_validate(data, *, instance: Campaign | None = None) -> dict:
     always_on = merged.get("always_on", False)
     if not isinstance(always_on, bool):
         errors["always_on"] = [_("true or false.")]
+    cooldown = merged.get("reentry_cooldown_days", 30)
+    if not _whole(cooldown, 0, MAX_COOLDOWN_DAYS):
+        errors["reentry_cooldown_days"] = [_("A whole number of days from 0 to %(n)s.")
+                                           % {"n": MAX_COOLDOWN_DAYS}]
     starts_at = _when(merged.get("starts_at"), "starts_at", errors)
     ends_at = _when(merged.get("ends_at"), "ends_at", errors)
     if starts_at and ends_at and ends_at <= starts_at:
@@ -242,4 +257,4 @@ def campaign_validate(data, *, instance: Campaign | None = None) -> dict:
     return {"code": code, "name": name.strip(), "scenario": scenario, "goal": goal,
             "audience": audience, "products": products, "priority": priority,
             "holdout_pct": holdout, "starts_at": starts_at, "ends_at": ends_at,
-            "always_on": always_on, "steps": steps}
+            "always_on": always_on, "reentry_cooldown_days": cooldown, "steps": steps}

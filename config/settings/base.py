@@ -260,6 +260,18 @@ SCORING_STAGING_KEEP_DAYS = env.int("SCORING_STAGING_KEEP_DAYS", default=7)
 # A segment refresh with no heartbeat (written after every chunk) for this long belongs to a
 # worker that died: the next start of that segment, or the nightly refresh, marks it failed.
 SEGMENT_REFRESH_STALE_SECONDS = env.int("SEGMENT_REFRESH_STALE_SECONDS", default=900)
+# Always-on campaigns (journeys) advance once a trading day from this hour (Asia/Shanghai),
+# after the nightly scoring (02:00) and segment refresh (03:00) placed clients in scenarios.
+JOURNEY_HOUR = env.int("JOURNEY_HOUR", default=9)
+# Scenario thresholds (shared/DOMAIN.md "Scenarios"; segments.scenarios has the defaults):
+# SCENARIO_ZOMBIE_MIN_DAYS, SCENARIO_DORMANT_DAYS, SCENARIO_DORMANT_MIN_AUM,
+# SCENARIO_INFLOW_MIN, SCENARIO_INFLOW_PCT_AUM, SCENARIO_MATURITY_TRADING_DAYS,
+# SCENARIO_RISK_EXPIRY_DAYS, SCENARIO_BIRTHDAY_DAYS, SCENARIO_ONBOARDING_DAYS.
+for _name in ("ZOMBIE_MIN_DAYS", "DORMANT_DAYS", "DORMANT_MIN_AUM", "INFLOW_MIN",
+              "INFLOW_PCT_AUM", "MATURITY_TRADING_DAYS", "RISK_EXPIRY_DAYS", "BIRTHDAY_DAYS",
+              "ONBOARDING_DAYS"):
+    if env(f"SCENARIO_{_name}", default=None) is not None:
+        globals()[f"SCENARIO_{_name}"] = env.float(f"SCENARIO_{_name}")
 NEWSLETTER_RATE_PER_SECOND = env.float("NEWSLETTER_RATE_PER_SECOND", default=20)
 NEWSLETTER_RATE_PER_HOUR = env.int("NEWSLETTER_RATE_PER_HOUR", default=50_000)
 NEWSLETTER_CHUNK_SIZE = env.int("NEWSLETTER_CHUNK_SIZE", default=200)

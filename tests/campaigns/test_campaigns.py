@@ -344,12 +344,3 @@ def test_an_sms_step_goes_out_through_the_gateway_with_the_clients_own_script(
     assert len(list(tmp_path.glob("sms-*.json"))) == 40
 
 
-def test_an_always_on_campaign_is_refused_at_launch_with_a_reason(audience, bond, ops_author,
-                                                                  compliance_user):
-    campaign = services.campaign_create(data=campaign_data(always_on=True), actor=ops_author)
-    services.campaign_submit(campaign=campaign, actor=ops_author)
-    services.campaign_approve(campaign=campaign, actor=compliance_user)
-    with pytest.raises(ApplicationError) as refused:
-        services.campaign_launch(campaign=campaign, actor=ops_author)
-    assert (refused.value.status, list(refused.value.fields)) == (409, ["always_on"])
-    assert not CampaignMember.objects.exists()
