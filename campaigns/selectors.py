@@ -10,7 +10,7 @@ from django.http import Http404
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from clients.models import Product, Transaction
+from clients.models import CashFlow, Product, Transaction
 from core.access import client_scope_q
 from core.models import AuditAction
 from core.services import audit_record
@@ -98,9 +98,18 @@ def _outcomes_sql(campaign: Campaign, *, client_ids: list[int] | None = None
     `client_ids`): (client_id, arm, contacted, delivered, responded, converted_at, revenue).
     Members are joined to their contacts in this campaign and to their purchases of the offered
     products within the window after the first contact (the holdout and the never-contacted:
-    after launch); converted_at is the first such purchase. For a goal without products: any
-    purchase."""
+    after they entered the list, i.e. launch or a journey's entry); converted_at is the first
+    such purchase. For a goal without products: any purchase. Their cash flows in the same
+    window give the net inflow; net-inflow and AUM goals convert on the first deposit when it
+    is positive."""
     members, contacts, txns = _quoted(CampaignMember), _quoted(Contact), _quoted(Transaction)
+    flows = _quoted(CashFlow)
+    # Money goals convert on the first deposit of a window whose net inflow is positive (AUM
+    # history is not kept: an AUM goal is judged by the money that came in).
+    converted = ("CASE WHEN f.net_inflow > 0 THEN f.first_in END"
+                 if (campaign.goal or {}).get("metric") in (GoalMetric.NET_INFLOW,
+                                                            GoalMetric.AUM)
+                 else "p.converted_at")
     contacted = ", ".join(["%s"] * len(CONTACTED_STATUSES))
     delivered = (ContactStatus.DELIVERED, ContactStatus.RESPONDED)
     product_ids = list(Product.objects.filter(product_code__in=campaign.products)
@@ -113,7 +122,7 @@ def _outcomes_sql(campaign: Campaign, *, client_ids: list[int] | None = None
     window = int((campaign.goal or {}).get("window_days", 30))
     sql = f"""
         WITH m AS (
-            SELECT client_id, arm FROM {members}
+            SELECT client_id, arm, entered_at FROM {members}
             WHERE campaign_id = %s AND exclusion_reason = '' {members_sql}
         ), c AS (
             SELECT client_id,
@@ -126,7 +135,8 @@ def _outcomes_sql(campaign: Campaign, *, client_ids: list[int] | None = None
         ), b AS (
             SELECT m.client_id, m.arm, COALESCE(c.contacted, 0) AS contacted,
                    COALESCE(c.delivered, 0) AS delivered, COALESCE(c.responded, 0) AS responded,
-                   CASE WHEN m.arm = %s THEN %s ELSE COALESCE(c.first_at, %s) END AS start
+                   CASE WHEN m.arm = %s THEN m.entered_at
+                        ELSE COALESCE(c.first_at, m.entered_at) END AS start
             FROM m LEFT JOIN c ON c.client_id = m.client_id
         ), p AS (
             SELECT b.client_id, MIN(t.traded_at) AS converted_at, SUM(t.revenue) AS revenue
@@ -134,28 +144,36 @@ def _outcomes_sql(campaign: Campaign, *, client_ids: list[int] | None = None
             JOIN {txns} t ON t.client_id = b.client_id AND t.traded_at >= b.start
                  AND t.traded_at < {_window_end('b.start')} {products_sql}
             GROUP BY b.client_id
+        ), f AS (
+            SELECT b.client_id, SUM(x.amount) AS net_inflow,
+                   MIN(CASE WHEN x.amount > 0 THEN x.at END) AS first_in
+            FROM b
+            JOIN {flows} x ON x.client_id = b.client_id AND x.at >= b.start
+                 AND x.at < {_window_end('b.start')}
+            GROUP BY b.client_id
         )
-        SELECT b.client_id, b.arm, b.contacted, b.delivered, b.responded, p.converted_at,
-               p.revenue
+        SELECT b.client_id, b.arm, b.contacted, b.delivered, b.responded,
+               {converted} AS converted_at, p.revenue, f.net_inflow
         FROM b LEFT JOIN p ON p.client_id = b.client_id
+               LEFT JOIN f ON f.client_id = b.client_id
     """
-    launched = campaign.launched_at
     ids = list(client_ids or [])
     params = [campaign.pk, *ids, *CONTACTED_STATUSES, *delivered, ContactStatus.RESPONDED,
               *CONTACTED_STATUSES, ContactSource.CAMPAIGN, campaign.pk, *ids, CONTROL,
-              launched, launched, window, *product_ids]
+              window, *product_ids, window]
     return sql, params
 
 
 def _arm_rows(campaign: Campaign) -> list[tuple]:
-    """(arm, members, contacted, delivered, responded, converted, revenue) per arm, one query
+    """(arm, members, contacted, delivered, responded, converted, revenue, net inflow) per arm,
+    one query
     over _outcomes_sql."""
     sql, params = _outcomes_sql(campaign)
     with connection.cursor() as cursor:
         cursor.execute(f"""
             SELECT o.arm, COUNT(*), SUM(o.contacted), SUM(o.delivered), SUM(o.responded),
                    SUM(CASE WHEN o.converted_at IS NULL THEN 0 ELSE 1 END),
-                   COALESCE(SUM(o.revenue), 0)
+                   COALESCE(SUM(o.revenue), 0), COALESCE(SUM(o.net_inflow), 0)
             FROM ({sql}) o GROUP BY o.arm ORDER BY o.arm""", params)
         return cursor.fetchall()
 
@@ -193,8 +211,8 @@ def campaign_results(*, campaign: Campaign) -> dict:
     """shared/API.md "results": per arm the funnel and conversion, each variant's uplift
     against the holdout with an exact test and an interval, the sample-ratio check and the
     minimum detectable effect. Converted means the goal's event: bought an offered product in
-    the window (conversion; net inflow and AUM goals count any purchase until cash flows
-    arrive), first funding (funded), a response (response)."""
+    the window (conversion), money in (net inflow, AUM: a positive net inflow in the window,
+    converted on the first deposit), first funding (funded), a response (response)."""
     if campaign.launched_at is None:
         return {"arms": [], "uplift": [], "srm": {"p_value": None, "flagged": False},
                 "mde": None, "metric": (campaign.goal or {}).get("metric")}
@@ -202,13 +220,14 @@ def campaign_results(*, campaign: Campaign) -> dict:
     rows = _arm_rows(campaign)
     funded = _funded_rows(campaign) if metric == GoalMetric.FUNDED else {}
     arms = []
-    for arm, members, contacted, delivered, responded, bought, revenue in rows:
+    for arm, members, contacted, delivered, responded, bought, revenue, net_inflow in rows:
         converted = {GoalMetric.FUNDED: funded.get(arm, 0),
                      GoalMetric.RESPONSE: int(responded or 0)}.get(metric, int(bought or 0))
         arms.append({"arm": arm, "members": members, "contacted": int(contacted or 0),
                      "delivered": int(delivered or 0), "responded": int(responded or 0),
                      "converted": converted, "conversion_rate": stats.rate(converted, members),
-                     "revenue": round(float(revenue or 0), 2), "net_inflow": None})
+                     "revenue": round(float(revenue or 0), 2),
+                     "net_inflow": round(float(net_inflow or 0), 2)})
     by_arm = {a["arm"]: a for a in arms}
     control = by_arm.get(CONTROL)
     uplift = []
