@@ -119,6 +119,29 @@ def demo_extend(*, log: Callable[[str], None] = print) -> None:
     }, ops=ops, compliance=compliance, approve=False, launch=False)
     if waiting is not None:
         log(f"campaigns: demo campaign {WAITING} waiting for compliance")
+    _journeys(ops=ops, compliance=compliance, log=log)
+
+
+def _journeys(*, ops, compliance, log: Callable[[str], None]) -> None:
+    """The shipped onboarding journey approved and running (today's newcomers entered, their
+    SMS queued); the zombie-account journey submitted, waiting for compliance."""
+    from .journeys import journey_advance
+
+    onboarding = Campaign.objects.filter(code="journey-onboarding", status="draft").first()
+    if onboarding is not None:
+        services.campaign_submit(campaign=onboarding, actor=ops)
+        services.campaign_approve(campaign=onboarding, actor=compliance,
+                                  comment="新客旅程话术合规。")
+        with transaction.atomic():
+            job = services.campaign_launch(campaign=onboarding, actor=ops)
+        campaign_launch_run(launch_id=job.pk)
+        onboarding.refresh_from_db()
+        counts = journey_advance(campaign=onboarding, today=onboarding.launch_day)
+        log(f"campaigns: onboarding journey running ({counts['entered']} clients entered)")
+    zombie = Campaign.objects.filter(code="journey-zombie-reactivation", status="draft").first()
+    if zombie is not None:
+        services.campaign_submit(campaign=zombie, actor=ops)
+        log("campaigns: zombie-account journey waiting for compliance")
 
 
 def _finish(campaign: Campaign, product: Product) -> None:
