@@ -7,6 +7,8 @@ one transaction per campaign under the caps lock, all set-based:
 2. re-entry: a member whose journey is over (left, or past its last step) and whose last entry
    is at least `reentry_cooldown_days` old enters again if they are in the audience now (a new
    `round`, same arm); an excluded client is looked at afresh after the cooldown;
+   A holiday-greeting journey (scenario "holiday") enters and re-enters only on the last trading
+   day before the Spring Festival, Mid-Autumn or National Day (the official calendar).
 3. entry: the audience's clients who are not members yet enter today through the launch's own
    target list (campaigns.targeting.members_freeze: the same exclusions, suitability, caps and
    stratified arms -- the same code, not a copy);
@@ -29,7 +31,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from clients.models import CashFlow, Client, Product, Transaction
-from outreach.calendar import trading_days
+from outreach.calendar import greeting_holiday_ahead, trading_days
 from outreach.caps import caps_lock
 from outreach.models import Contact, ContactSource, ContactStatus
 from outreach.selectors import contact_policy_get
@@ -201,10 +203,12 @@ def journey_advance(*, campaign: Campaign, today: dt.date) -> dict:
             return counts
         caps_lock()
         counts["exited"] = _exit(locked, today=today, now=now)
-        counts["reentered"], _fresh = _reenter(locked, today=today, now=now)
-        before = CampaignMember.objects.filter(campaign=locked).count()
-        members_freeze(campaign=locked, day=today, policy=contact_policy_get(), now=now)
-        counts["entered"] = CampaignMember.objects.filter(campaign=locked).count() - before
+        # A holiday greeting enters its audience on the last trading day before the holiday.
+        if locked.scenario != Scenario.HOLIDAY or greeting_holiday_ahead(today):
+            counts["reentered"], _fresh = _reenter(locked, today=today, now=now)
+            before = CampaignMember.objects.filter(campaign=locked).count()
+            members_freeze(campaign=locked, day=today, policy=contact_policy_get(), now=now)
+            counts["entered"] = CampaignMember.objects.filter(campaign=locked).count() - before
         delay = 0
         rounds = list(CampaignMember.objects.filter(campaign=locked, exclusion_reason="",
                                                     exited_at=None)

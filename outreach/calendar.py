@@ -70,3 +70,26 @@ def trading_day_after(day: dt.date, count: int) -> dt.date:
         if len(days) > max(count - 1, 0):
             return days[max(count - 1, 0)]
         window *= 2
+
+
+# The holidays a greeting follows (shared/DOMAIN.md "Scenarios": holiday).
+GREETING_HOLIDAYS = (chinese_calendar.Holiday.spring_festival.value,
+                     chinese_calendar.Holiday.mid_autumn_festival.value,
+                     chinese_calendar.Holiday.national_day.value)
+
+
+def greeting_holiday_ahead(day: dt.date) -> str | None:
+    """The greeting holiday (Spring Festival, Mid-Autumn, National Day) that falls between
+    `day` and the next trading day -- so `day` is the last trading day before it -- by the
+    official schedule; None otherwise, or when the year's schedule is not published."""
+    following = trading_day_after(day, 1)
+    current = day + dt.timedelta(days=1)
+    while current < following:
+        try:
+            on_holiday, name = chinese_calendar.get_holiday_detail(current)
+        except NotImplementedError:
+            return None
+        if on_holiday and name in GREETING_HOLIDAYS:
+            return name
+        current += dt.timedelta(days=1)
+    return None

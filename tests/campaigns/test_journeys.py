@@ -186,3 +186,28 @@ def test_the_first_step_cannot_wait_for_a_previous_one(audience, bond, ops_autho
     with pytest.raises(ApplicationError) as refused:
         services.campaign_create(data=data, actor=ops_author)
     assert "reentry_cooldown_days" in refused.value.fields
+
+
+def test_a_holiday_greeting_enters_its_audience_on_the_eve_of_the_holiday_only(
+        audience_clients, bond, ops_author, compliance_user, settings):
+    from outreach.calendar import greeting_holiday_ahead
+
+    # 2026: Mid-Autumn 25-27 September, National Day 1-7 October.
+    assert greeting_holiday_ahead(dt.date(2026, 9, 24)) == "Mid-autumn Festival"
+    assert greeting_holiday_ahead(dt.date(2026, 9, 30)) == "National Day"
+    assert greeting_holiday_ahead(dt.date(2026, 9, 29)) is None
+    static_segment("journey_list", [])
+    campaign = services.campaign_create(data=journey_data(
+        code="greetings", scenario="holiday", products=[], reentry_cooldown_days=3,
+        goal={"metric": "response", "target": 0.1, "window_days": 7},
+        steps=[{"channel": "sms", "delay_trading_days": 0, "variants": [
+            {"code": "A", "share": 100, "body": "{name}您好，{rm_name}祝您节日快乐！回TD退订"}]}]),
+        actor=ops_author)
+    services.campaign_submit(campaign=campaign, actor=ops_author)
+    services.campaign_approve(campaign=campaign, actor=compliance_user)
+    campaign = launch_now(campaign, ops_author)
+    join(audience_clients[:6])
+    assert journey_advance(campaign=campaign, today=dt.date(2026, 9, 23))["entered"] == 0
+    assert journey_advance(campaign=campaign, today=dt.date(2026, 9, 24))["entered"] == 6
+    assert journey_advance(campaign=campaign, today=dt.date(2026, 9, 29))["reentered"] == 0
+    assert journey_advance(campaign=campaign, today=dt.date(2026, 9, 30))["reentered"] == 6
