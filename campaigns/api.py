@@ -77,6 +77,10 @@ class CampaignDoc(serializers.Serializer):
     reentry_cooldown_days = serializers.IntegerField(
         required=False, help_text="always on: days before a client whose journey is over may "
                                   "enter again (default 30)")
+    exposure_product_types = serializers.ListField(
+        child=serializers.CharField(), required=False,
+        help_text="market turbulence: the affected product types; RM calls go first to the "
+                  "clients with the most money in them")
     steps = _Step(many=True)
 
 
@@ -89,7 +93,8 @@ def campaign_json(campaign: Campaign) -> dict:
         "priority": campaign.priority, "holdout_pct": campaign.holdout_pct,
         "starts_at": campaign.starts_at, "ends_at": campaign.ends_at,
         "always_on": campaign.always_on,
-        "reentry_cooldown_days": campaign.reentry_cooldown_days, "journey_day":
+        "reentry_cooldown_days": campaign.reentry_cooldown_days,
+        "exposure_product_types": campaign.exposure_product_types, "journey_day":
             campaign.journey_day, "steps": campaign.steps, "arms": campaign.arms,
         "status": campaign.status, "content_version": campaign.content_version,
         "author": campaign.author.username if campaign.author_id else None,

@@ -21,6 +21,8 @@ def campaign_approval_snapshot(campaign: Campaign) -> dict:
         "holdout_pct": campaign.holdout_pct, "always_on": campaign.always_on,
         **({"reentry_cooldown_days": campaign.reentry_cooldown_days}
            if campaign.always_on else {}),
+        **({"exposure_product_types": campaign.exposure_product_types}
+           if campaign.exposure_product_types else {}),
         "schedule": {"starts_at": campaign.starts_at, "ends_at": campaign.ends_at},
         "products": {code: products.get(code) for code in campaign.products},
         "product_order": list(campaign.products),

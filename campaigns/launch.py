@@ -370,6 +370,14 @@ def _calls_create(*, campaign: Campaign, index: int, contacts: list[Contact],
     load = dict(((row["assignee_id"], row["due_on"]), row["n"]) for row in
                 RMTask.objects.filter(status="open", due_on__gte=day)
                 .values("assignee_id", "due_on").annotate(n=Count("id")).order_by())
+    exposure: dict[int, object] = {}
+    if campaign.exposure_product_types:  # market turbulence: the most exposed are called first
+        from .turbulence import exposures
+
+        exposure = exposures(product_types=campaign.exposure_product_types,
+                             client_ids=list(clients))
+        contacts = sorted(contacts, key=lambda c: (-(exposure.get(c.client_id) or 0),
+                                                   c.client_id))
     by_rm: dict[int | None, list[Contact]] = {}
     for contact in contacts:
         by_rm.setdefault(clients[contact.client_id].rm_id, []).append(contact)
@@ -387,10 +395,19 @@ def _calls_create(*, campaign: Campaign, index: int, contacts: list[Contact],
             tasks.append(RMTask(
                 client=client, assignee_id=rm_id, source=TaskSource.CAMPAIGN,
                 title=f"{campaign.name} · {title}"[:200],
-                detail=script_render(variant["body"], values), due_on=due,
+                detail=_exposure_line(exposure, client.pk)
+                + script_render(variant["body"], values), due_on=due,
                 origin_type=ORIGIN_CONTACT, origin_id=str(contact.pk)))
     RMTask.objects.bulk_create(tasks, ignore_conflicts=True)
     return len(tasks)
+
+
+def _exposure_line(exposure: dict, client_id: int) -> str:
+    if not exposure:
+        return ""
+    amount = exposure.get(client_id) or 0
+    return _("Exposure to the affected products: %(amount)s CNY") % {
+        "amount": f"{amount:,.2f}"} + "\n"
 
 
 def _step_run(campaign: Campaign, index: int, *, today: dt.date) -> dict:

@@ -93,6 +93,10 @@ class Campaign(TimeStampedModel):
     reentry_cooldown_days = models.PositiveSmallIntegerField(_("re-entry cooldown (days)"),
                                                              default=30)
     journey_day = models.DateField(_("journey advanced on"), null=True, blank=True)
+    # Market turbulence: the affected product types; RM calls go first to the clients with
+    # the most money in them (campaigns.launch._calls_create).
+    exposure_product_types = models.JSONField(_("affected product types"), default=list,
+                                              blank=True)
     steps = models.JSONField(_("steps"), default=list)
     status = models.CharField(_("status"), max_length=10, choices=CampaignStatus.choices,
                               default=CampaignStatus.DRAFT, db_index=True)

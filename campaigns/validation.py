@@ -12,7 +12,7 @@ import re
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 
-from clients.models import Product
+from clients.models import Product, ProductType
 from core.errors import ApplicationError
 from outreach.models import Channel
 from segments.models import Segment
@@ -21,9 +21,11 @@ from .models import CONTROL, Campaign, GoalMetric, Scenario
 from .scripts import PRODUCT_PLACEHOLDERS, placeholders_in
 
 FIELDS = ("code", "name", "scenario", "goal", "audience", "products", "priority", "holdout_pct",
-          "starts_at", "ends_at", "always_on", "reentry_cooldown_days", "steps")
+          "starts_at", "ends_at", "always_on", "reentry_cooldown_days", "exposure_product_types",
+          "steps")
 WHEN = ("always", "no_response")  # a later step: to everyone, or to whom the previous did not
 MAX_COOLDOWN_DAYS = 3660
+RESERVED_CODES = frozenset({"new", "preview", "turbulence"})  # paths beside /campaigns/<code>/
 MAX_STEPS = 8
 MAX_VARIANTS = 5
 MAX_DELAY = 250
@@ -221,6 +223,8 @@ def campaign_validate(data, *, instance: Campaign | None = None) -> dict:
     if not isinstance(code, str) or not _CODE.match(code):
         errors["code"] = [_("1-64 lower-case letters, digits, - or _, starting with a letter "
                             "or digit.")]
+    elif instance is None and code in RESERVED_CODES:
+        errors["code"] = [_("This code is reserved (a page of its own).")]
     elif instance is None and Campaign.objects.filter(code=code).exists():
         errors["code"] = [_("A campaign with this code exists.")]
     name = merged.get("name")
@@ -242,6 +246,10 @@ def campaign_validate(data, *, instance: Campaign | None = None) -> dict:
     if not _whole(cooldown, 0, MAX_COOLDOWN_DAYS):
         errors["reentry_cooldown_days"] = [_("A whole number of days from 0 to %(n)s.")
                                            % {"n": MAX_COOLDOWN_DAYS}]
+    exposure = merged.get("exposure_product_types") or []
+    if not isinstance(exposure, list) or any(t not in ProductType.values for t in exposure):
+        errors["exposure_product_types"] = [_one_of(ProductType.values)]
+        exposure = []
     starts_at = _when(merged.get("starts_at"), "starts_at", errors)
     ends_at = _when(merged.get("ends_at"), "ends_at", errors)
     if starts_at and ends_at and ends_at <= starts_at:
@@ -257,4 +265,5 @@ def campaign_validate(data, *, instance: Campaign | None = None) -> dict:
     return {"code": code, "name": name.strip(), "scenario": scenario, "goal": goal,
             "audience": audience, "products": products, "priority": priority,
             "holdout_pct": holdout, "starts_at": starts_at, "ends_at": ends_at,
-            "always_on": always_on, "reentry_cooldown_days": cooldown, "steps": steps}
+            "always_on": always_on, "reentry_cooldown_days": cooldown,
+            "exposure_product_types": list(dict.fromkeys(exposure)), "steps": steps}

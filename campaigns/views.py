@@ -14,7 +14,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, pgettext
 from django.views.decorators.http import require_POST
 
-from clients.models import Client, Product
+from clients.models import Client, Product, ProductType
 from clients.scoring.models import Tier
 from clients.suitability import suitable_products
 from core.access import client_scope_q
@@ -64,8 +64,26 @@ def campaign_list_view(request):
                      PAGE_SIZE).get_page(request.GET.get("page"))
     return render(request, "campaigns/campaign_list.html", {
         "page": page, "status": status, "statuses": CampaignStatus.choices,
-        "q": request.GET.get("q", "")[:100],
+        "q": request.GET.get("q", "")[:100], "product_types": ProductType.choices,
         "can_manage": user_can(request.user, "campaigns.manage")})
+
+
+@require_POST
+@capability_required("campaigns.manage")
+def campaign_turbulence(request):
+    """Market turbulence: the holders of the chosen product types and a draft response."""
+    from .turbulence import turbulence_start
+
+    try:
+        campaign = turbulence_start(product_types=request.POST.getlist("product_types"),
+                                    actor=request.user)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return redirect("campaigns:campaign_list")
+    messages.success(request, _("A draft response to the market turbulence was written for "
+                                "the holders; review its scripts, then submit it for "
+                                "approval."))
+    return redirect("campaigns:campaign_detail", code=campaign.code)
 
 
 def _choices() -> dict:
