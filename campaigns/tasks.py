@@ -20,9 +20,11 @@ def campaign_launch_task(launch_id: int) -> dict | None:
 
 
 @shared_task(name="campaigns.tasks.campaign_steps_task", acks_late=True)
-def campaign_steps_task() -> dict:
-    """Celery beat, every minute (a row in django_celery_beat): queued launches, due steps on
-    trading days, finished campaigns."""
+def campaign_steps_task(today: str | None = None) -> dict:
+    """Celery beat, every minute (a row in django_celery_beat): queued launches, due steps and
+    journeys on trading days, finished campaigns. `today` (ISO date) replays a given day."""
+    import datetime as dt
+
     from .launch import campaign_steps_run
 
-    return campaign_steps_run()
+    return campaign_steps_run(today=dt.date.fromisoformat(today) if today else None)
