@@ -2,13 +2,12 @@ from csp.decorators import csp_update
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
-from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from outreach import views as outreach_views
 
 urlpatterns = [
-    path("", RedirectView.as_view(pattern_name="clients:client_list", permanent=False)),
+    path("", include("analytics.urls")),
     path("accounts/", include("core.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),

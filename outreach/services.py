@@ -176,6 +176,32 @@ def task_reassign(*, task: RMTask, assignee, actor) -> RMTask:
     return task
 
 
+ORIGIN_TASK = "outreach.task"
+
+
+def task_follow_up_create(*, task: RMTask, actor, due_on: date, note: str = "") -> RMTask:
+    """The next follow-up the RM sets while logging a task's outcome: a new open task for the
+    same client and the same RM, due `due_on`, marked as the RM's own follow-up. Only the RM the
+    task is assigned to may set it (a branch manager hands tasks over instead). Once per task
+    and date, so a repeated post makes no second task."""
+    if actor is None or task.assignee_id is None or task.assignee_id != actor.pk:
+        raise ApplicationError(_("Only the RM the task is assigned to can set its next "
+                                 "follow-up."), code="forbidden", status=403)
+    if task.client_id is None:
+        raise ApplicationError(_("A follow-up needs a client."),
+                               fields={"follow_up_on": [_("this task has no client")]})
+    if due_on < timezone.localdate():
+        raise ApplicationError(_("The next follow-up cannot be in the past."),
+                               fields={"follow_up_on": [_("a date from today on")]})
+    client = task.client
+    return task_create(
+        assignee=task.assignee, client=client, due_on=due_on,
+        title=_("Follow up with %(name)s: %(title)s") % {"name": client.name,
+                                                          "title": task.title},
+        detail=note, source=TaskSource.FOLLOW_UP, origin_type=ORIGIN_TASK,
+        origin_id=f"{task.pk}@{due_on.isoformat()}")
+
+
 def task_from_follow_up(sender, *, interaction: Interaction, due_on: date, **kwargs) -> RMTask:
     """clients.signals.follow_up_requested: "follow up later" on a call puts a task, due that
     day, on the list of the RM who logged it."""

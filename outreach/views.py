@@ -7,14 +7,17 @@ clients; ops, compliance and admins all. Marking one done is a POST from the lis
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import messages
 from django.core.paginator import Paginator
+from django.db import transaction
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from clients.selectors import client_get
@@ -36,6 +39,7 @@ from .services import (
     contact_policy_set,
     task_complete,
     task_create,
+    task_follow_up_create,
     task_reassign,
     task_set_due,
     task_update,
@@ -43,6 +47,15 @@ from .services import (
 
 PAGE_SIZE = 50
 STATUS_FILTERS = ("open", "done", "all")
+
+
+def _local_next(request) -> str:
+    """The page to go back to, when the form named one on this site."""
+    back = request.POST.get("next", "")
+    if back and url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()},
+                                                require_https=request.is_secure()):
+        return back
+    return ""
 
 
 @capability_required("tasks.view")
@@ -82,7 +95,8 @@ def task_reassign_view(request, pk):
                          % {"rm": assignee, "title": task.title})
     except ApplicationError as exc:
         messages.error(request, exc.message)
-    return redirect(f"{reverse('outreach:task_list')}?{request.GET.urlencode()}")
+    return redirect(_local_next(request)
+                    or f"{reverse('outreach:task_list')}?{request.GET.urlencode()}")
 
 
 @capability_required("tasks.view")
@@ -151,28 +165,52 @@ def task_due(request, pk):
     return redirect("outreach:task_list")
 
 
+class TaskOutcomeFollowUpForm(TaskOutcomeForm):
+    """The outcome with, optionally, the date of the next follow-up (a new task)."""
+
+    follow_up_on = forms.DateField(label=gettext_lazy("Next follow-up on"), required=False,
+                                   widget=forms.DateInput(attrs={"type": "date"}))
+
+
 @require_POST
 @capability_required("tasks.view")
 def task_outcome(request, pk):
     """What came of it, in two clicks: an outcome (and a note) closes the task, except "no
-    answer", which keeps it open for another try; "do not call" also turns phone consent off."""
+    answer", which keeps it open for another try; "do not call" also turns phone consent off.
+    A "next follow-up on" date puts a new task for that day on the RM's list
+    (services.task_follow_up_create) and closes this one, whatever the outcome: the new task is
+    the next try. `next` (a page of this site, e.g. the home page's task panel) is where to go
+    afterwards."""
     task = task_get(user=request.user, pk=pk)
-    form = TaskOutcomeForm(request.POST)
+    form = TaskOutcomeFollowUpForm(request.POST)
+    back = _local_next(request) or reverse("outreach:task_list")
     if not form.is_valid():
-        messages.error(request, _("Choose an outcome (and keep the note under 2,000 "
-                                  "characters)."))
-        return redirect("outreach:task_list")
+        if "follow_up_on" in form.errors:
+            messages.error(request, _("Enter the next follow-up date written YYYY-MM-DD."))
+        else:
+            messages.error(request, _("Choose an outcome (and keep the note under 2,000 "
+                                      "characters)."))
+        return redirect(back)
     outcome = form.cleaned_data["outcome"]
-    status = TaskStatus.OPEN if outcome == TaskOutcome.NO_ANSWER else TaskStatus.DONE
+    follow_up_on = form.cleaned_data.get("follow_up_on")
+    status = TaskStatus.OPEN if outcome == TaskOutcome.NO_ANSWER and not follow_up_on \
+        else TaskStatus.DONE
     try:
-        task_update(task=task, actor=request.user, status=status, outcome=outcome,
-                    note=form.cleaned_data["note"])
+        with transaction.atomic():
+            task_update(task=task, actor=request.user, status=status, outcome=outcome,
+                        note=form.cleaned_data["note"])
+            if follow_up_on:
+                task_follow_up_create(task=task, actor=request.user, due_on=follow_up_on,
+                                      note=form.cleaned_data["note"])
     except ApplicationError as exc:
         messages.error(request, exc.message)
     else:
         messages.success(request, _("Outcome recorded for %(title)s: %(outcome)s")
                          % {"title": task.title, "outcome": TaskOutcome(outcome).label})
-    return redirect("outreach:task_list")
+        if follow_up_on:
+            messages.info(request, _("Next follow-up on %(date)s.")
+                          % {"date": follow_up_on.isoformat()})
+    return redirect(back)
 
 
 # --- the contact policy (ops) ---------------------------------------------------------------
