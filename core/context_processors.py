@@ -3,6 +3,7 @@ from dataclasses import dataclass
 from django.urls import reverse
 from django.utils.functional import SimpleLazyObject
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from .access import role_of
 from .permissions import user_can
@@ -19,6 +20,7 @@ class MenuEntry:
 
 # The navigation, in order; who sees an entry is the capability's row in core.permissions.
 MENU = (
+    MenuEntry("home.day", "analytics:home", pgettext_lazy("menu", "Today"), element_id="nav-home"),
     MenuEntry("clients.view", "clients:client_list", _("Clients")),
     MenuEntry("segments.view", "segments:segment_list", _("Segments")),
     MenuEntry("newsletters.read", "newsletters:publication_list", _("Newsletters")),
@@ -43,7 +45,8 @@ def menu_for(user, path: str = "") -> list[dict]:
             continue
         url = reverse(entry.url_name)
         items.append({"label": entry.label, "url": url, "id": entry.element_id,
-                      "active": entry.capability is not None and path.startswith(url),
+                      "active": entry.capability is not None and (
+                          path == url if url == "/" else path.startswith(url)),
                       "badge_url": reverse(entry.badge_url_name) if entry.badge_url_name
                       else ""})
     return items

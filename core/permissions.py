@@ -54,6 +54,9 @@ CAPABILITIES: dict[str, frozenset[str]] = {
     # managers and operations follow up on others' ("Follow-ups").
     "tasks.own": frozenset({Role.RM.value}),
     "tasks.oversee": frozenset({Role.BRANCH_MANAGER.value, *OPERATIONS}),
+    # The home page of the day's work (analytics.views.home_page): an RM's calls and scenario
+    # newcomers, a branch manager's team; where they land after logging in.
+    "home.day": frozenset({Role.RM.value, Role.BRANCH_MANAGER.value}),
 }
 
 # What a refusal names in the audit log, by the capability's area.

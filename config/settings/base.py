@@ -104,7 +104,8 @@ AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
 ]
 LOGIN_URL = "login"
-LOGIN_REDIRECT_URL = "clients:client_list"
+# The home page: an RM's day or a branch manager's team; the other roles go on to the clients.
+LOGIN_REDIRECT_URL = "analytics:home"
 LOGOUT_REDIRECT_URL = "login"
 
 # Password guessing (django-axes, core/lockout.py): after LOGIN_LOCKOUT_ACCOUNT_FAILURES failed

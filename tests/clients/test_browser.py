@@ -62,7 +62,8 @@ def test_an_rm_finds_a_client_by_phone_tail_and_logs_a_call(page, live_server, t
     page.fill("#id_username", "rm_a")
     page.fill("#id_password", PASSWORD)
     page.click("#login-submit")
-    page.wait_for_url("**/clients/")
+    page.wait_for_url(f"{live_server.url}/")  # an RM lands on the day's work
+    page.goto(f"{live_server.url}/clients/")
     assert labels["clients"] in page.locator("h1").inner_text()
 
     page.fill("#id_q", "5678")

@@ -11,8 +11,9 @@ from tests.factories import ClientFactory, UserFactory
 from tests.segments.test_segment_pages import refresh
 
 MENU = {
-    Role.RM: ["/clients/", "/segments/", "/campaigns/", "/tasks/", "/api/docs/"],
-    Role.BRANCH_MANAGER: ["/clients/", "/segments/", "/campaigns/", "/tasks/", "/api/docs/"],
+    Role.RM: ["/", "/clients/", "/segments/", "/campaigns/", "/tasks/", "/api/docs/"],
+    Role.BRANCH_MANAGER: ["/", "/clients/", "/segments/", "/campaigns/", "/tasks/",
+                          "/api/docs/"],
     Role.OPS: ["/clients/", "/segments/", "/newsletters/", "/campaigns/", "/tasks/", "/imports/",
                "/scoring/", "/api/docs/"],
     Role.COMPLIANCE: ["/clients/", "/segments/", "/newsletters/", "/campaigns/",

@@ -227,7 +227,7 @@ def test_the_rm_records_a_re_subscription_on_the_360_page(page, live_server, tra
     page.fill("#id_username", "rm_a")
     page.fill("#id_password", PASSWORD)
     page.click("#login-submit")
-    page.wait_for_url("**/clients/")
+    page.wait_for_url(f"{live_server.url}/")
     page.goto(f"{live_server.url}{detail_url(reader)}")
 
     card = page.locator("#email-consent")
