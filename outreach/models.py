@@ -84,7 +84,9 @@ class RMTask(TimeStampedModel):
         ordering = ["status", "-created_at"]
         verbose_name = _("RM task")
         verbose_name_plural = _("RM tasks")
+        # task_due: the home pages' calls due and the team's figures, by assignee and due day.
         indexes = [models.Index(fields=["assignee", "status", "-created_at"], name="task_inbox"),
+                   models.Index(fields=["assignee", "due_on"], name="task_due"),
                    models.Index(fields=["client", "-created_at"], name="task_client")]
         constraints = [
             models.UniqueConstraint(fields=["origin_type", "origin_id"],
