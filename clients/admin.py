@@ -5,7 +5,7 @@ from core.admin import PersonalDataAdminMixin
 from core.masking import mask_phone
 from core.paginators import EstimatedCountPaginator
 
-from .models import Client, Holding, ImportJob, Interaction, Product, Transaction
+from .models import CashFlow, Client, Holding, ImportJob, Interaction, Product, Transaction
 
 
 class LargeTableAdmin(admin.ModelAdmin):
@@ -45,14 +45,15 @@ class ClientAdmin(PersonalDataAdminMixin, LargeTableAdmin):
 
 @admin.register(Product)
 class ProductAdmin(admin.ModelAdmin):
-    list_display = ("product_code", "name", "product_type", "risk_level", "is_active")
+    list_display = ("product_code", "name", "product_type", "risk_level", "is_active",
+                    "maturity_date")
     list_filter = ("product_type", "risk_level", "is_active")
     search_fields = ("=product_code", "name")
 
 
 @admin.register(Holding)
 class HoldingAdmin(LargeTableAdmin):
-    list_display = ("client", "product", "as_of", "quantity", "market_value")
+    list_display = ("client", "product", "as_of", "quantity", "market_value", "maturity_date")
     raw_id_fields = ("client", "product")
     list_select_related = ("client", "product")
     search_fields = ("=client__client_no",)
@@ -64,6 +65,25 @@ class TransactionAdmin(LargeTableAdmin):
     raw_id_fields = ("client", "product")
     list_select_related = ("client", "product")
     search_fields = ("=txn_id", "=client__client_no")
+
+
+@admin.register(CashFlow)
+class CashFlowAdmin(LargeTableAdmin):
+    """Read-only: cash flows come from the core system (bulk API, import), which also keeps
+    the clients' first_funded_on; an edit here would bypass that."""
+
+    list_display = ("flow_id", "client", "at", "kind", "amount")
+    list_filter = ("kind",)
+    raw_id_fields = ("client",)
+    list_select_related = ("client",)
+    search_fields = ("=flow_id", "=client__client_no")
+    readonly_fields = ("flow_id", "client", "at", "amount", "kind")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(Interaction)

@@ -1,4 +1,5 @@
-"""Deterministic demo data: branches, staff, clients, products, holdings, 24 months of purchases.
+"""Deterministic demo data: branches, staff, clients, products, holdings, 24 months of purchases
+and of cash flows.
 
 Why a generator of its own rather than factories: the same code must seed a 3,000-client demo
 on SQLite in seconds and a 1,000,000-client / 20,000,000-purchase benchmark on PostgreSQL in
@@ -9,6 +10,11 @@ PostgreSQL, executemany on SQLite. The ORM is used only for the handful of staff
 
 Dates are relative to the as-of date (default: today in Asia/Shanghai): purchases fall in the
 ``months`` before it and end yesterday, risk assessments expire two years after they were taken.
+Cash flows: each funded client's first deposit on its first_funded_on, then a few deposits,
+withdrawals and transfers a year up to yesterday, netting to about the client's AUM; a few
+percent of clients made a large deposit in the last trading days (the cash-inflow scenario),
+and some fixed-income and wealth-management positions mature within two weeks (the
+product-maturity scenario).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, timedelta
 
+import chinese_calendar
 import numpy as np
 import pandas as pd
 from django.db import connection, transaction
@@ -35,10 +42,10 @@ from core.services import staff_user_upsert
 # references them, e.g. segment memberships and campaign targets, through CASCADE).
 # clients_clientscore has no database FK to clients (see its model), so it is named explicitly:
 # RESTART IDENTITY reuses client ids, and old scores must not attach to new clients.
-CLIENT_TABLES = ("clients_transaction", "clients_holding", "clients_clientscore",
-                 "clients_client", "clients_product")
+CLIENT_TABLES = ("clients_transaction", "clients_cashflow", "clients_holding",
+                 "clients_clientscore", "clients_client", "clients_product")
 # Tables whose secondary indexes and constraints are dropped during a big COPY and rebuilt after.
-BULK_TABLES = ("clients_client", "clients_holding", "clients_transaction")
+BULK_TABLES = ("clients_client", "clients_holding", "clients_transaction", "clients_cashflow")
 BULK_THRESHOLD_ROWS = 200_000
 RISK_VALID_DAYS = 730
 DEFAULT_TXN_PER_CLIENT = 20
@@ -46,6 +53,14 @@ CLIENTS_PER_RM = 350
 MAX_RMS = 1000
 TXN_CHUNK_ROWS = 2_000_000
 UTC_OFFSET_SECONDS = 8 * 3600  # Asia/Shanghai has no daylight saving time
+# Cash flows after the first deposit, per client and year (dormant and closed clients: fewer).
+CASH_FLOWS_PER_YEAR = {"active": 3.0, "dormant": 1.0}
+# Share of active funded clients with a large deposit (30-60% of AUM) in the last trading days.
+LARGE_INFLOW_SHARE = 0.03
+LARGE_INFLOW_TRADING_DAYS = 4  # inside "the last 5 trading days", whether today counts or not
+# A wealth-management position's holding period ends 1..POSITION_TERM_DAYS days after the
+# as-of date, so about one in thirteen matures within the next two weeks.
+POSITION_TERM_DAYS = 180
 
 # --- reference data -------------------------------------------------------------------------
 # (code, name, city, weight): flagship branches carry more clients.
@@ -163,6 +178,7 @@ class DemoReport:
     products: int = 0
     holdings: int = 0
     transactions: int = 0
+    cash_flows: int = 0
     rms: int = 0
     branches: int = 0
     timings: dict[str, float] = field(default_factory=dict)
@@ -178,20 +194,22 @@ class DemoDataExists(Exception):
 
 # --- public entry points --------------------------------------------------------------------
 def demo_is_empty() -> bool:
-    from clients.models import Client, Holding, Product, Transaction
+    from clients.models import CashFlow, Client, Holding, Product, Transaction
 
-    return not any(m.objects.exists() for m in (Client, Product, Holding, Transaction))
+    return not any(m.objects.exists() for m in (Client, Product, Holding, Transaction, CashFlow))
 
 
 def demo_wipe() -> None:
-    """Delete clients, products, holdings and purchases (and rows that depend on them)."""
-    from clients.models import Client, Holding, Product, Transaction
+    """Delete clients, products, holdings, purchases and cash flows (and rows that depend on
+    them)."""
+    from clients.models import CashFlow, Client, Holding, Product, Transaction
 
     if connection.vendor == "postgresql":
         with connection.cursor() as cur:
             cur.execute(f"TRUNCATE {', '.join(CLIENT_TABLES)} RESTART IDENTITY CASCADE")
         return
     with transaction.atomic():
+        CashFlow.objects.all().delete()
         Transaction.objects.all().delete()
         Holding.objects.all().delete()
         Client.objects.all().delete()
@@ -213,7 +231,7 @@ def demo_seed(*, spec: DemoSpec, reset: bool = False,
         branches, rm_ids, rm_branch = _staff_upsert(spec)
     report.branches, report.rms = len(branches), len(rm_ids)
     with timer("generate clients"):
-        products = _products()
+        products = _products(as_of)
         people = _clients(spec, as_of, branches, rm_ids, rm_branch)
         holdings = _holdings(spec, people, products, as_of)
     report.products, report.clients, report.holdings = (len(products), len(people.frame),
@@ -227,6 +245,9 @@ def demo_seed(*, spec: DemoSpec, reset: bool = False,
         with timer("generate+write transactions"):
             report.transactions = writer.write_chunks(
                 "clients_transaction", _transaction_chunks(spec, people, products, as_of))
+        with timer("generate+write cash flows"):
+            report.cash_flows = writer.write_chunks(
+                "clients_cashflow", _cash_flow_chunks(spec, people, as_of))
         with timer("indexes+constraints"):
             writer.finish()
     with timer("analyze"):
@@ -284,8 +305,16 @@ class _Products:
         return len(self.frame)
 
 
-def _products() -> _Products:
-    """About 300 products over every type and risk level, with plausible Chinese names."""
+# Days from the as-of date to the maturity of the products that mature: treasury bonds (G),
+# the firm's income certificates (Q) -- the first of each within two weeks -- and the contract
+# end of the collective asset-management plans (W).
+TREASURY_MATURITY_DAYS = (9, 45, 120, 250, 400, 560, 730, 900, 1100, 1400, 1800, 2500)
+CERTIFICATE_MATURITY_DAYS = (6, 12, 30, 60, 90, 120, 150, 180, 240, 270, 330, 365)
+
+
+def _products(as_of: date) -> _Products:
+    """About 300 products over every type and risk level, with plausible Chinese names; the
+    treasury bonds, income certificates and asset-management plans mature."""
     rows: list[tuple[str, str, str, str, float]] = []
 
     def add(code: str, name: str, ptype: str, risk: str, price: float) -> None:
@@ -334,6 +363,14 @@ def _products() -> _Products:
     now = _now_text()
     frame.insert(0, "id", np.arange(1, len(frame) + 1, dtype=np.int64))
     frame["is_active"] = True
+    series, number = frame["product_code"].str[0], frame["product_code"].str[1:].astype(int)
+    term = np.select(
+        [series == "G", series == "Q", series == "W"],
+        [np.take(TREASURY_MATURITY_DAYS, number.clip(upper=len(TREASURY_MATURITY_DAYS) - 1)),
+         np.take(CERTIFICATE_MATURITY_DAYS,
+                 number.clip(upper=len(CERTIFICATE_MATURITY_DAYS) - 1)),
+         365 + 37 * number], -1)
+    frame["maturity_date"] = _nullable_dates(_days(as_of) + term, term > 0)
     frame["created_at"] = now
     frame["updated_at"] = now
     risk = frame["risk_level"].str[1].astype(int).to_numpy()
@@ -355,6 +392,9 @@ class _People:
     txn_end: np.ndarray
     txn_count: np.ndarray
     last_day: np.ndarray  # last purchase day for clients with purchases
+    first_funded: np.ndarray  # day number of the first deposit (0 when never funded)
+    status: np.ndarray
+    window_start: int  # first day of the purchase (and cash-flow) history
 
 
 def _days(d: date) -> int:
@@ -579,7 +619,8 @@ def _clients(spec: DemoSpec, as_of: date, branches: list[Branch], rm_ids: np.nda
             np.where(asked, consent_at, 0).astype("datetime64[s]")).where(asked),
     })
     return _People(frame=frame, funded=funded, risk=risk, aum_cents=aum_cents, txn_start=start,
-                   txn_end=end, txn_count=count, last_day=last)
+                   txn_end=end, txn_count=count, last_day=last, first_funded=first_funded,
+                   status=status.astype(str), window_start=window_start)
 
 
 def _nullable_dates(days: np.ndarray, present: np.ndarray) -> pd.Series:
@@ -617,11 +658,18 @@ def _holdings(spec: DemoSpec, people: _People, products: _Products, as_of: date)
     shortfall = people.aum_cents[holders] - np.add.reduceat(cents, np.cumsum(k) - k)
     cents[is_first] += shortfall
     price = products.price[product_idx]
+    # A bond or certificate matures with its product; a position in an asset-management plan
+    # at the end of its own holding period (up to POSITION_TERM_DAYS after today).
+    maturity = products.frame["maturity_date"].to_numpy(dtype="datetime64[D]")[product_idx]
+    own_term = products.frame["product_type"].to_numpy()[product_idx] == "wealth_management"
+    term = np.random.default_rng([spec.seed, 6]).integers(1, POSITION_TERM_DAYS + 1, len(owner))
+    maturity[own_term] = _as_dates(_days(as_of) + term[own_term])
     return pd.DataFrame({
         "id": np.arange(1, len(owner) + 1, dtype=np.int64),
         "as_of": np.datetime64(as_of - timedelta(days=1), "D"),
         "quantity": np.round(cents / 100 / price, 4),
         "market_value": cents / 100,
+        "maturity_date": pd.Series(maturity),
         "client_id": people.frame["id"].to_numpy()[owner],
         "product_id": products.frame["id"].to_numpy()[product_idx],
     })
@@ -678,6 +726,146 @@ def _transaction_chunks(spec: DemoSpec, people: _People, products: _Products,
         })
 
 
+# --- cash flows -----------------------------------------------------------------------------
+_DEPOSIT, _WITHDRAWAL, _TRANSFER = "deposit", "withdrawal", "transfer"
+_BANK_HOURS = (9 * 3600, 16 * 3600)  # bank-securities transfers: 9:00-16:00 Beijing time
+
+
+@dataclass
+class _TradingDays:
+    """The official trading days from day number `first` on (weekdays that are not public
+    holidays; a year the calendar does not know yet: its weekdays), as day numbers."""
+
+    first: int
+    days: np.ndarray  # the trading days, ascending
+    through: np.ndarray  # through[i]: how many trading days there are up to day first + i
+
+    @classmethod
+    def between(cls, first: int, last: int) -> _TradingDays:
+        span = np.arange(first, last + 1)
+        trading = (span + 3) % 7 < 5  # day 0, 1970-01-01, was a Thursday
+        epoch = date(1970, 1, 1)
+        for i in np.flatnonzero(trading):
+            try:
+                trading[i] = not chinese_calendar.is_holiday(epoch + timedelta(days=int(span[i])))
+            except NotImplementedError:
+                pass
+        return cls(first, span[trading], np.cumsum(trading))
+
+    def last_before(self, day: int, count: int) -> np.ndarray:
+        """The (at most) `count` trading days before `day`, latest first."""
+        known = self.days[self.days < day]
+        return known[::-1][:count]
+
+    def pick(self, lo: np.ndarray, hi: np.ndarray, u: np.ndarray) -> np.ndarray:
+        """For each lo..hi, the trading day at quantile u (0 <= u < 1) among its trading days;
+        a range without one keeps the calendar day at u."""
+        before = np.where(lo > self.first, self.through[np.maximum(lo - 1 - self.first, 0)], 0)
+        upto = self.through[hi - self.first]
+        count = upto - before
+        chosen = self.days[np.minimum(before + np.floor(u * count).astype(np.int64),
+                                      len(self.days) - 1)]
+        return np.where(count > 0, chosen,
+                        lo + np.floor(u * (hi - lo + 1)).astype(np.int64))
+
+
+def _cash_flow_chunks(spec: DemoSpec, people: _People, as_of: date) -> Iterator[pd.DataFrame]:
+    """Deposits, withdrawals and transfers in chunks of whole clients (~txn_chunk_rows rows).
+
+    Every funded client's first deposit is on its first_funded_on; then CASH_FLOWS_PER_YEAR
+    flows at random trading days of the purchase window, sized to the client's AUM; the first
+    deposit is what makes the flows net to 80-105% of the AUM (the rest is market movement).
+    LARGE_INFLOW_SHARE of active clients also deposited 30-60% of their AUM on one of the last
+    LARGE_INFLOW_TRADING_DAYS trading days; a closed account's money went out when it closed.
+    """
+    n = len(people.funded)
+    today = _days(as_of)
+    rng = np.random.default_rng([spec.seed, 4])
+    status, first = people.status, people.first_funded
+    funded = people.funded
+    closed = funded & (status == "closed")
+    still_open = funded & ~closed
+    aum = people.aum_cents / 100
+    base = np.where(closed, np.exp(rng.normal(np.log(60_000), 1.2, n)).clip(1_000, 5e7), aum)
+    lo = np.maximum(first + 1, people.window_start)
+    hi = np.minimum(people.txn_end, today - 1)
+    span = np.clip(hi - lo + 1, 0, None)
+    rate = np.select([status == "active", status == "dormant"],
+                     [CASH_FLOWS_PER_YEAR["active"], CASH_FLOWS_PER_YEAR["dormant"]], 0.0)
+    extra = np.where(still_open, rng.poisson(rate * span / 365.2425), 0).astype(np.int64)
+    target = np.where(still_open, aum * rng.uniform(0.8, 1.05, n), 0.0)
+
+    calendar = _TradingDays.between(people.window_start - 15, today)
+    recent = calendar.last_before(today, LARGE_INFLOW_TRADING_DAYS)
+    large = still_open & (status == "active") & (rng.random(n) < LARGE_INFLOW_SHARE)
+    large_day = np.maximum(recent[rng.integers(0, len(recent), n)], first)
+    large_amount = np.where(large, np.ceil(base * rng.uniform(0.3, 0.6, n) / 100) * 100, 0.0)
+    closing_day = np.minimum(np.maximum(people.txn_end, first + 1), today - 1)
+    closed_amount = np.maximum(np.round(base, -2), 1_000)
+
+    counts = funded.astype(np.int64) + extra + large + closed
+    cum = np.cumsum(counts)
+    total = int(cum[-1]) if n else 0
+    bounds = np.searchsorted(cum, np.arange(spec.txn_chunk_rows, total, spec.txn_chunk_rows),
+                             side="left") + 1
+    edges = [0, *sorted(set(bounds.tolist())), n]
+    client_ids = people.frame["id"].to_numpy()
+    next_id = 1
+    for chunk_no, (c0, c1) in enumerate(zip(edges[:-1], edges[1:], strict=True)):
+        m = int(counts[c0:c1].sum())
+        if m == 0:
+            continue
+        crng = np.random.default_rng([spec.seed, 5, chunk_no])
+        k = c1 - c0
+        # the flows after the first deposit
+        owner = np.repeat(np.arange(c0, c1), extra[c0:c1])
+        local = owner - c0
+        day = calendar.pick(lo[owner], hi[owner], crng.random(len(owner)))
+        u = crng.random(len(owner))
+        kind = np.where(u < 0.52, _DEPOSIT, np.where(u < 0.92, _WITHDRAWAL, _TRANSFER))
+        inflow = (kind == _DEPOSIT) | ((kind == _TRANSFER) & (crng.random(len(owner)) < 0.5))
+        size = np.minimum(base[owner] * crng.lognormal(np.log(0.08), 0.9, len(owner)),
+                          base[owner])
+        size = np.maximum(np.where(size >= 1_000, np.round(size, -2), np.round(size)), 100.0)
+        ins = np.bincount(local, weights=np.where(inflow, size, 0.0), minlength=k)
+        outs = np.bincount(local, weights=np.where(inflow, 0.0, size), minlength=k)
+        # The first deposit makes up the difference to the target; where later deposits alone
+        # overshoot it, they are scaled down so the first stays at least a tenth of it.
+        t, big = target[c0:c1], large_amount[c0:c1]
+        floor = np.maximum(0.1 * t, 100.0)
+        over = (ins > 0) & (t - ins + outs - big < floor)
+        scale = np.where(over, np.clip((t + outs - big - floor) / np.maximum(ins, 1.0), 0.05, 1),
+                         1.0)
+        size = np.where(inflow, np.maximum(np.round(size * scale[local], 2), 1.0), size)
+        ins = np.bincount(local, weights=np.where(inflow, size, 0.0), minlength=k)
+        first_amount = np.where(closed[c0:c1], closed_amount[c0:c1],
+                                np.round(np.maximum(t - ins + outs - big, 100.0), 2))
+
+        who = np.arange(c0, c1)
+        f_owner = who[funded[c0:c1]]
+        g_owner = who[large[c0:c1]]
+        x_owner = who[closed[c0:c1]]
+        owners = np.concatenate([f_owner, owner, g_owner, x_owner])
+        days = np.concatenate([first[f_owner], day, large_day[g_owner], closing_day[x_owner]])
+        amounts = np.concatenate([first_amount[f_owner - c0], np.where(inflow, size, -size),
+                                  large_amount[g_owner], -closed_amount[x_owner]])
+        kinds = np.concatenate([np.full(len(f_owner), _DEPOSIT), kind,
+                                np.full(len(g_owner), _DEPOSIT),
+                                np.full(len(x_owner), _WITHDRAWAL)])
+        seconds = crng.integers(*_BANK_HOURS, len(owners))
+        order = np.argsort(owners, kind="stable")
+        ids = np.arange(next_id, next_id + m, dtype=np.int64)
+        next_id += m
+        yield pd.DataFrame({
+            "id": ids,
+            "flow_id": 8_000_000_000_000 + ids,
+            "at": ((days * 86400 + seconds - UTC_OFFSET_SECONDS)[order]).astype("datetime64[s]"),
+            "amount": amounts[order],
+            "kind": kinds[order],
+            "client_id": client_ids[owners[order]],
+        })
+
+
 # --- writers --------------------------------------------------------------------------------
 class _Timer:
     def __init__(self, report: DemoReport, log: Callable[[str], None]):
@@ -727,7 +915,7 @@ class _SqliteWriter(_Writer):
         for col in cols:
             s = frame[col]
             if pd.api.types.is_datetime64_any_dtype(s):
-                fmt = "%Y-%m-%d" if col.endswith("_on") or col in ("birth_date", "as_of") \
+                fmt = "%Y-%m-%d" if col.endswith(("_on", "_date")) or col == "as_of" \
                     else "%Y-%m-%d %H:%M:%S"
                 data[col] = s.dt.strftime(fmt).astype(object).where(s.notna(), None)
             elif s.dtype == object:
@@ -871,7 +1059,7 @@ class _PostgresWriter(_Writer):
 _TEXT_COLUMNS = {
     "client_no", "name", "gender", "phone", "phone_tail", "email", "id_number", "city",
     "occupation", "industry", "employer", "education", "status", "source_channel", "risk_level",
-    "investor_type", "product_code", "product_type", "txn_id", "channel",
+    "investor_type", "product_code", "product_type", "txn_id", "channel", "flow_id", "kind",
 }
 
 
@@ -935,7 +1123,8 @@ def _demo_import(log: Callable[[str], None]) -> None:
     rows = [spec.names]
     for p in Product.objects.order_by("product_code")[:40]:
         values = {"product_code": p.product_code, "name": p.name, "product_type": p.product_type,
-                  "risk_level": p.risk_level, "is_active": "yes" if p.is_active else "no"}
+                  "risk_level": p.risk_level, "is_active": "yes" if p.is_active else "no",
+                  "maturity_date": p.maturity_date.isoformat() if p.maturity_date else ""}
         rows.append([values.get(name, "") for name in spec.names])
     ops = User.objects.filter(username="ops").first()
     job = import_job_create(kind=ImportKind.PRODUCTS, file=ContentFile(csv_bytes(rows)),

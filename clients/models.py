@@ -439,6 +439,7 @@ class ImportKind(models.TextChoices):
     PRODUCTS = "products", _("Products")
     HOLDINGS = "holdings", _("Holdings")
     TRANSACTIONS = "transactions", _("Transactions")
+    CASH_FLOWS = "cash_flows", _("Cash flows")
 
 
 

@@ -120,8 +120,12 @@ def client_upsert(*, client_no: str, data: dict[str, Any], branch_code: Any = _U
 
 @transaction.atomic
 def product_upsert(*, product_code: str, name: str, product_type: str, risk_level: str,
-                   is_active: bool | None = None) -> tuple[Product, bool]:
-    """Create or update a product by the core system's `product_code` (idempotent)."""
+                   is_active: bool | None = None,
+                   maturity_date: Any = _UNSET) -> tuple[Product, bool]:
+    """Create or update a product by the core system's `product_code` (idempotent).
+
+    `is_active` None and `maturity_date` not given keep their values (`maturity_date=None`
+    clears it)."""
     product_code = (product_code or "").strip()
     if not product_code:
         raise ApplicationError("Product code is required.",
@@ -130,6 +134,8 @@ def product_upsert(*, product_code: str, name: str, product_type: str, risk_leve
                               "risk_level": risk_level}
     if is_active is not None:
         values["is_active"] = is_active
+    if maturity_date is not _UNSET:
+        values["maturity_date"] = maturity_date
     product = Product.objects.select_for_update().filter(product_code=product_code).first()
     created = product is None
     if created:
@@ -157,8 +163,9 @@ def holdings_replace(*, client: Client, as_of: date, holdings: list[dict[str, An
     from .ingest import ingest_records
 
     if holdings:
-        records = [{**row, "client_no": client.client_no, "as_of": as_of.isoformat()}
-                   for row in holdings]
+        # The list is the whole truth on `as_of`: a position sent without a maturity has none.
+        records = [{"maturity_date": None, **row, "client_no": client.client_no,
+                    "as_of": as_of.isoformat()} for row in holdings]
         ingest_records(kind="holdings", records=records, actor=actor, holdings_replace=True)
     else:
         Holding.objects.filter(client=client, as_of=as_of).delete()

@@ -16,6 +16,7 @@ from campaigns.api import (
     CampaignResumeView,
     CampaignSubmitView,
 )
+from clients.api.cash_flows import CashFlowBulkView
 from clients.api.clients import ClientDetailView, ClientListView
 from clients.api.holdings import ClientHoldingsView, ClientTransactionsView
 from clients.api.products import (
@@ -61,6 +62,7 @@ app_name = "api"
 urlpatterns = [
     path("branches/<str:code>/", BranchDetailView.as_view(), name="branch-detail"),
     path("calendar/trading-days/", TradingDaysView.as_view(), name="calendar-trading-days"),
+    path("cash-flows/bulk/", CashFlowBulkView.as_view(), name="cash-flow-bulk"),
     path("contact-policy/", ContactPolicyView.as_view(), name="contact-policy"),
     path("campaigns/", CampaignListView.as_view(), name="campaign-list"),
     path("campaigns/<str:code>/", CampaignDetailView.as_view(), name="campaign-detail"),

@@ -37,7 +37,7 @@ class HoldingOutput(OutputModelSerializer):
     class Meta:
         model = Holding
         fields = ["product_code", "product_name", "product_type", "product_risk_level",
-                  "quantity", "market_value"]
+                  "quantity", "market_value", "maturity_date"]
         read_only_fields = fields
 
 
@@ -56,7 +56,10 @@ class HoldingRowInput(serializers.ModelSerializer):
 
     class Meta:
         model = Holding
-        fields = ["product_code", "quantity", "market_value"]
+        fields = ["product_code", "quantity", "market_value", "maturity_date"]
+        extra_kwargs = {"maturity_date": {
+            "help_text": "When this position matures (optional; null or not sent: none of its "
+                         "own, the product's maturity_date applies)."}}
 
 
 class HoldingsReplaceInput(serializers.Serializer):

@@ -13,6 +13,7 @@ from core.services import audit_record, branch_upsert
 
 from ..models import Product, ProductRiskLevel, ProductType, Transaction
 from ..services import product_upsert
+from ..validators import validate_plausible_date
 from .common import (
     CanRead,
     CanWrite,
@@ -40,8 +41,12 @@ class ProductSerializer(OutputModelSerializer):
     class Meta:
         model = Product
         fields = ["product_code", "name", "product_type", "risk_level", "is_active",
-                  "updated_at"]
+                  "maturity_date", "updated_at"]
         read_only_fields = ["updated_at"]
+        extra_kwargs = {"maturity_date": {
+            "validators": [validate_plausible_date],
+            "help_text": "When the product matures (fixed income, wealth management); null "
+                         "for none. Optional in a PUT: not sent keeps the current value."}}
 
 
 class ProductFilter(django_filters.FilterSet):
@@ -89,10 +94,11 @@ class ProductDetailView(ReadOrWrite, APIView):
         serializer = ProductSerializer(data=body)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
+        extra = {"maturity_date": data["maturity_date"]} if "maturity_date" in data else {}
         product, created = product_upsert(product_code=product_code, name=data["name"],
                                           product_type=data["product_type"],
                                           risk_level=data["risk_level"],
-                                          is_active=data.get("is_active"))
+                                          is_active=data.get("is_active"), **extra)
         return Response(ProductSerializer(product).data,
                         status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 

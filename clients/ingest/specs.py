@@ -4,16 +4,20 @@ Choices and maximum lengths come from the model fields (`Model._meta`), so a rul
 place: change a model's choices or max_length and the import follows.
 """
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 
+import numpy as np
+import pandas as pd
 from django.core.exceptions import FieldDoesNotExist
 from django.db import models
+from django.utils.translation import gettext as _
 
 from core.errors import ApplicationError
 from core.models import Branch, User
 
-from ..models import Client, Holding, ImportKind, Product, Transaction
+from ..models import CashFlow, CashFlowKind, Client, Holding, ImportKind, Product, Transaction
 
 # How a column is parsed and checked.
 TEXT, CHOICE, DATE, DATETIME, DECIMAL, BOOL, REF = (
@@ -42,6 +46,7 @@ class Column:
     type: str
     required: bool = False
     reference: Reference | None = None
+    signed: bool = False  # a decimal that may be negative (a cash flow's amount)
 
     @property
     def attname(self) -> str:
@@ -57,6 +62,14 @@ class Column:
         return tuple(str(value) for value, _ in (self.field.choices or ()))
 
 
+# A rule across the columns of a row, checked once every column parsed:
+# check(values, usable) yields (rows at fault, column named, message). `values` maps a column's
+# name to its parsed values; `usable[name]` marks the rows whose value in that column is
+# present and passed its own checks (a row already wrong there is not reported twice).
+RowCheck = Callable[[dict[str, pd.Series], dict[str, np.ndarray]],
+                    Iterator[tuple[np.ndarray, str, str]]]
+
+
 @dataclass(frozen=True)
 class KindSpec:
     kind: str
@@ -64,6 +77,7 @@ class KindSpec:
     columns: tuple[Column, ...]
     keys: tuple[str, ...]  # column names forming the upsert key
     example: dict[str, str] = field(default_factory=dict)
+    checks: tuple[RowCheck, ...] = ()
 
     @property
     def names(self) -> list[str]:
@@ -111,6 +125,8 @@ def _spec(
     required: list[str],
     keys: list[str],
     example: dict[str, str],
+    signed: tuple[str, ...] = (),
+    checks: tuple[RowCheck, ...] = (),
 ) -> KindSpec:
     columns = []
     for name in names:
@@ -126,11 +142,41 @@ def _spec(
                 type=type_,
                 required=name in required,
                 reference=_REFERENCES.get(name) if type_ == REF else None,
+                signed=name in signed,
             )
         )
     return KindSpec(
-        kind=kind, model=model, columns=tuple(columns), keys=tuple(keys), example=example
+        kind=kind,
+        model=model,
+        columns=tuple(columns),
+        keys=tuple(keys),
+        example=example,
+        checks=checks,
     )
+
+
+# Half a fen rounds to zero or to one fen depending on the database; anything smaller than
+# this is refused as zero rather than left to the rounding (and the non-zero constraint).
+_LESS_THAN_A_FEN = 0.00501
+
+
+def cash_flow_amount_check(
+    values: dict[str, pd.Series], usable: dict[str, np.ndarray]
+) -> Iterator[tuple[np.ndarray, str, str]]:
+    """The sign of a cash flow is its direction (CashFlow's constraints): never zero, a
+    deposit in (> 0), a withdrawal out (< 0), a transfer either way."""
+    amount = pd.to_numeric(values["amount"], errors="coerce").to_numpy(dtype=float)
+    kind = values["kind"].to_numpy(dtype=object)
+    has_amount = usable["amount"] & np.isfinite(amount)
+    with np.errstate(invalid="ignore"):
+        zero = has_amount & (np.abs(amount) < _LESS_THAN_A_FEN)
+        signed = has_amount & ~zero & usable["kind"]
+        yield (zero, "amount",
+               _("Must not be zero: positive for money in, negative for money out."))
+        yield (signed & (kind == CashFlowKind.DEPOSIT) & (amount < 0), "amount",
+               _("A deposit is money in: its amount must be positive."))
+        yield (signed & (kind == CashFlowKind.WITHDRAWAL) & (amount > 0), "amount",
+               _("A withdrawal is money out: its amount must be negative."))
 
 
 SPECS: dict[str, KindSpec] = {
@@ -199,7 +245,7 @@ SPECS: dict[str, KindSpec] = {
     ImportKind.PRODUCTS: _spec(
         ImportKind.PRODUCTS,
         Product,
-        ["product_code", "name", "product_type", "risk_level", "is_active"],
+        ["product_code", "name", "product_type", "risk_level", "is_active", "maturity_date"],
         required=["product_code", "name", "product_type", "risk_level"],
         keys=["product_code"],
         example={
@@ -208,12 +254,13 @@ SPECS: dict[str, KindSpec] = {
             "product_type": "fixed_income",
             "risk_level": "R2",
             "is_active": "yes",
+            "maturity_date": "2028-06-30",
         },
     ),
     ImportKind.HOLDINGS: _spec(
         ImportKind.HOLDINGS,
         Holding,
-        ["client_no", "product_code", "as_of", "quantity", "market_value"],
+        ["client_no", "product_code", "as_of", "quantity", "market_value", "maturity_date"],
         required=["client_no", "product_code", "as_of", "quantity", "market_value"],
         keys=["client_no", "product_code", "as_of"],
         example={
@@ -222,6 +269,7 @@ SPECS: dict[str, KindSpec] = {
             "as_of": "2026-10-31",
             "quantity": "1000",
             "market_value": "10500.00",
+            "maturity_date": "2026-11-20",
         },
     ),
     ImportKind.TRANSACTIONS: _spec(
@@ -238,6 +286,22 @@ SPECS: dict[str, KindSpec] = {
             "amount": "20000.00",
             "revenue": "100.00",
             "channel": "app",
+        },
+    ),
+    ImportKind.CASH_FLOWS: _spec(
+        ImportKind.CASH_FLOWS,
+        CashFlow,
+        ["flow_id", "client_no", "at", "amount", "kind"],
+        required=["flow_id", "client_no", "at", "amount", "kind"],
+        keys=["flow_id"],
+        signed=("amount",),
+        checks=(cash_flow_amount_check,),
+        example={
+            "flow_id": "CF0000000001",
+            "client_no": "C00000001",
+            "at": "2026-10-15 09:45:00",
+            "amount": "200000.00",
+            "kind": "deposit",
         },
     ),
 }

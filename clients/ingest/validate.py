@@ -75,11 +75,17 @@ class _Collector:
         self.row_offset = row_offset
         self.found: list[tuple[np.ndarray, str, str]] = []
         self.header: list[RowError] = []
+        self.failed: dict[str, np.ndarray] = {}  # column -> rows with an error in it
 
     def add(self, mask, column: str, message: str) -> None:
-        rows = np.flatnonzero(np.asarray(mask, dtype=bool))
+        mask = np.asarray(mask, dtype=bool)
+        rows = np.flatnonzero(mask)
         if len(rows):
             self.found.append((rows, column, message))
+            self.failed[column] = self.failed.get(column, np.zeros(len(mask), bool)) | mask
+
+    def ok(self, column: str, n: int) -> np.ndarray:
+        return ~self.failed.get(column, np.zeros(n, bool))
 
     @property
     def count(self) -> int:
@@ -173,14 +179,21 @@ def validate_frame(
     present = [c for c in spec.columns if c.name in frame.columns]
     clean: dict[str, pd.Series | np.ndarray] = {}
     stripped: dict[str, pd.Series] = {}
+    empties: dict[str, np.ndarray] = {}
     for i, column in enumerate(present):
         s = frame[column.name].astype(str).str.strip()
         stripped[column.name] = s
-        empty = (s == "").to_numpy()
+        empty = empties[column.name] = (s == "").to_numpy()
         if column.required:
             errors.add(empty, column.name, _("A value is required."))
         clean[column.attname] = _check_column(column, s, empty, errors)
         progress(n * (i + 1) // (len(present) + 1), n)
+    if spec.checks:
+        values = {c.name: pd.Series(clean[c.attname], index=frame.index) for c in present}
+        usable = {c.name: errors.ok(c.name, n) & ~empties[c.name] for c in present}
+        for check in spec.checks:
+            for mask, name, message in check(values, usable):
+                errors.add(mask, name, message)
 
     keys = list(spec.keys)
     key_frame = pd.DataFrame(
@@ -242,7 +255,7 @@ def _check_column(column: Column, s: pd.Series, empty: np.ndarray, errors: _Coll
         plain = s.str.fullmatch(PLAIN_NUMBER).fillna(False).to_numpy(dtype=bool) | empty
         with np.errstate(invalid="ignore"):
             not_number = (~np.isfinite(numbers) & ~empty) | ~plain
-            negative = (numbers < 0) & ~not_number
+            negative = (numbers < 0) & ~not_number & (not column.signed)
             limit = 10.0 ** (column.field.max_digits - column.field.decimal_places)
             too_big = (np.abs(numbers) >= limit) & ~not_number & ~negative
         errors.add(not_number, name, plain_number_message())

@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db import connection
 from django.db.models import Model
 
-from ..models import Client, Holding, Transaction
+from ..models import CashFlow, CashFlowKind, Client, Holding, Transaction
 from .specs import KindSpec
 
 Progress = Callable[[int, int], None]
@@ -105,9 +105,10 @@ def _write_postgresql(
             )
         else:
             conflict = "DO NOTHING"
-        # Transactions go in in the order of their (client, traded_at DESC) index: that index
-        # and the deferred foreign-key checks on clients then walk their pages in order.
-        order = "ORDER BY s.client_id, s.traded_at DESC" if model is Transaction else ""
+        # Transactions (cash flows) go in in the order of their (client, time DESC) index: that
+        # index and the deferred foreign-key checks on clients then walk their pages in order.
+        order = {Transaction: "ORDER BY s.client_id, s.traded_at DESC",
+                 CashFlow: "ORDER BY s.client_id, s.at DESC"}.get(model, "")
         cursor.execute(
             f"WITH up AS (INSERT INTO {_q(table)} AS t ({', '.join(insert_cols)}) "
             f"SELECT {', '.join(select_exprs)} FROM {STAGE} s {order} "
@@ -122,6 +123,8 @@ def _write_postgresql(
         deleted = 0
         if model is Transaction:
             _purchase_dates_postgresql(cursor)
+        if model is CashFlow:
+            _funding_dates_postgresql(cursor)
         if model is Holding and holdings_replace:
             cursor.execute(
                 f"DELETE FROM {_q(table)} h USING (SELECT DISTINCT client_id, as_of FROM {STAGE}) d"
@@ -188,6 +191,19 @@ def _purchase_dates_postgresql(cursor) -> None:
         f" WHERE c.id = x.client_id AND (c.first_funded_on IS NULL"
         f" OR c.last_purchase_on IS NULL OR c.last_purchase_on < x.last_on)",
         [settings.TIME_ZONE, settings.TIME_ZONE],
+    )
+
+
+def _funding_dates_postgresql(cursor) -> None:
+    """A deposit funds the account: first_funded_on moves back to the earliest deposit day."""
+    clients = _q(Client._meta.db_table)
+    cursor.execute(
+        f"UPDATE {clients} c SET first_funded_on = x.first_on"
+        f" FROM (SELECT client_id, min((at AT TIME ZONE %s)::date) AS first_on FROM {STAGE}"
+        f" WHERE kind = %s GROUP BY client_id) x"
+        f" WHERE c.id = x.client_id"
+        f" AND (c.first_funded_on IS NULL OR c.first_funded_on > x.first_on)",
+        [settings.TIME_ZONE, CashFlowKind.DEPOSIT.value],
     )
 
 
@@ -278,6 +294,8 @@ def _write_generic(
     deleted = 0
     if model is Transaction:
         _purchase_dates_generic(clean)
+    if model is CashFlow:
+        _funding_dates_generic(clean)
     if model is Holding and holdings_replace:
         deleted = _holdings_replace_generic(rows)
     progress(n, n)
@@ -302,6 +320,24 @@ def _purchase_dates_generic(clean: pd.DataFrame) -> None:
         if client.last_purchase_on is None or client.last_purchase_on < last:
             client.last_purchase_on = last
     Client.objects.bulk_update(clients, ["first_funded_on", "last_purchase_on"], batch_size=500)
+
+
+def _funding_dates_generic(clean: pd.DataFrame) -> None:
+    deposits = clean[clean["kind"] == CashFlowKind.DEPOSIT.value]
+    if deposits.empty:
+        return
+    local = deposits["at"].dt.tz_localize("UTC").dt.tz_convert(settings.TIME_ZONE).dt.date
+    first = (pd.DataFrame({"client_id": deposits["client_id"].astype("int64"), "day": local})
+             .groupby("client_id")["day"].min())
+    clients = list(Client.objects.filter(pk__in=[int(i) for i in first.index])
+                   .only("id", "first_funded_on"))
+    changed = []
+    for client in clients:
+        day = first.loc[client.pk]
+        if client.first_funded_on is None or client.first_funded_on > day:
+            client.first_funded_on = day
+            changed.append(client)
+    Client.objects.bulk_update(changed, ["first_funded_on"], batch_size=500)
 
 
 def _holdings_replace_generic(rows: list[dict]) -> int:

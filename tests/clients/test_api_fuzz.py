@@ -1,4 +1,5 @@
-"""Schema-driven fuzzing of the client and product operations: no input may cause a 5xx.
+"""Schema-driven fuzzing of the client, product and cash-flow operations: no input may cause a
+5xx.
 
 Schemathesis reads /api/schema/ from the WSGI app and sends generated requests (valid and
 invalid) with an ops token, so writes are exercised too. Bounded to finish in well under 60s.
@@ -14,7 +15,7 @@ from tests.factories import ClientFactory, ProductFactory
 
 # Loading the schema needs no database (anonymous request, no session written).
 schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", application).include(
-    path_regex=r"^/api/v1/(clients|products)/")
+    path_regex=r"^/api/v1/(clients|products|cash-flows)/")
 
 
 

@@ -357,3 +357,94 @@ def test_links_in_demo_emails_follow_the_port_unless_site_url_is_set(tmp_path):
     fixed = _shell(code, env=_local_env(tmp_path, PORT="8101", SITE_URL="https://crm.example"))
     assert fixed.split() == ["https://crm.example", "https://crm.example/n/u/x/"]
 
+
+
+# --- scenario data: cash flows and maturities ------------------------------------------------
+
+def _flows() -> list:
+    from clients.models import CashFlow
+
+    return list(CashFlow.objects.order_by("id").values_list(
+        "flow_id", "client__client_no", "at", "amount", "kind"))
+
+
+def test_cash_flows_are_deterministic_and_begin_with_the_first_deposit(seeded):
+    from clients.models import CashFlow
+
+    first = _flows()
+    demo_seed(spec=SPEC, reset=True)
+
+    assert _flows() == first
+    assert seeded.cash_flows == len(first) > N
+    funded = Client.objects.filter(first_funded_on__isnull=False)
+    earliest = dict(CashFlow.objects.values("client_id").annotate(at=Min("at"))
+                    .values_list("client_id", "at"))
+    assert set(earliest) == set(funded.values_list("id", flat=True))
+    for client in funded:
+        assert timezone.localtime(earliest[client.pk]).date() == client.first_funded_on
+        assert CashFlow.objects.filter(client=client, kind="deposit",
+                                       at=earliest[client.pk]).exists()
+    assert max(timezone.localtime(a).date() for a in CashFlow.objects.values_list(
+        "at", flat=True)) <= timezone.localdate() - timedelta(days=1)
+
+
+def test_cash_flows_net_to_about_the_aum_and_closed_accounts_to_nothing(seeded):
+    from clients.models import CashFlow
+
+    net = dict(CashFlow.objects.values("client_id").annotate(s=Sum("amount"))
+               .values_list("client_id", "s"))
+    for client in Client.objects.filter(first_funded_on__isnull=False):
+        if client.status == "closed":
+            assert net[client.pk] == 0
+        else:
+            assert 0.79 * float(client.aum) <= float(net[client.pk]) <= 1.06 * float(client.aum)
+    kinds = dict(CashFlow.objects.values("kind").annotate(n=Count("id")).values_list("kind", "n"))
+    assert kinds["deposit"] > kinds["withdrawal"] > kinds["transfer"] > 0
+
+
+def test_active_clients_move_money_a_few_times_a_year(seeded):
+    from clients.models import CashFlow
+
+    today = timezone.localdate()
+    since = today - timedelta(days=365)
+    active = Client.objects.filter(status="active", first_funded_on__lt=since - timedelta(days=1))
+    later = CashFlow.objects.filter(client__in=active, at__date__gte=since).count()
+
+    assert 1 <= later / active.count() <= 6
+
+
+def test_a_few_percent_deposited_a_lot_in_the_last_five_trading_days(seeded):
+    from clients.models import CashFlow
+    from outreach.calendar import trading_days
+
+    today = timezone.localdate()
+    # The four trading days before today lie in "the last 5 trading days" whether or not the
+    # scenario counts today as one of them.
+    days = trading_days(today - timedelta(days=30), today - timedelta(days=1))[-4:]
+    deposits = (CashFlow.objects.filter(kind="deposit", at__date__gte=days[0])
+                .values("client_id").annotate(s=Sum("amount")).values_list("client_id", "s"))
+    aum = dict(Client.objects.values_list("id", "aum"))
+    large = {c for c, s in deposits if s >= 100_000 or s >= aum[c] * 3 / 10}
+    on_trading_days = {c for c, at in CashFlow.objects.filter(
+        kind="deposit", client_id__in=large).values_list("client_id", "at")
+        if timezone.localtime(at).date() in days}
+
+    assert 0.01 * N <= len(large) <= 0.12 * N
+    assert len(on_trading_days) >= 0.01 * N
+
+
+def test_fixed_income_and_wealth_management_holdings_mature_some_within_two_weeks(seeded):
+    today = timezone.localdate()
+    dated = Product.objects.filter(maturity_date__isnull=False)
+    effective = [(h.maturity_date or h.product.maturity_date, h.product.product_type)
+                 for h in Holding.objects.select_related("product")]
+    maturing = [d for d, _t in effective if d is not None]
+    soon = [d for d in maturing if today < d <= today + timedelta(days=14)]
+
+    assert set(dated.values_list("product_type", flat=True)) == {"fixed_income",
+                                                                  "wealth_management"}
+    assert dated.filter(maturity_date__lte=today + timedelta(days=14)).exists()
+    assert all(d > today for d in maturing)
+    assert {t for d, t in effective if d is not None} <= {"fixed_income", "wealth_management"}
+    assert 0 < len(soon) < len(maturing)
+    assert len({h.client_id for h in Holding.objects.filter(maturity_date__in=soon)}) >= 2

@@ -96,4 +96,4 @@ def test_the_example_file_has_the_kinds_columns(ops_user, logged_in):
     response = logged_in(ops_user).get(reverse("imports:import_template", args=["holdings"]))
 
     assert response.content.decode("utf-8-sig").splitlines()[0] == (
-        "client_no,product_code,as_of,quantity,market_value")
+        "client_no,product_code,as_of,quantity,market_value,maturity_date")

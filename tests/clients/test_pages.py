@@ -275,3 +275,33 @@ def test_a_list_pages_only_through_its_first_ten_thousand_rows(logged_in, ops_us
     page = response.context["page"]
     assert page.number == 2 and not page.has_next and page.at_depth_limit
     assert 'id="depth-limit"' in response.content.decode()
+
+
+# --- Client 360: cash flows ------------------------------------------------------------------
+
+def test_the_360_shows_the_latest_ten_cash_flows_newest_first(logged_in, rm_a, client_of_a,
+                                                              clients_of_b):
+    from clients.models import CashFlow
+
+    start = dt.datetime(2026, 9, 1, 2, 0, tzinfo=dt.UTC)
+    CashFlow.objects.bulk_create(
+        [CashFlow(flow_id=f"CF{i:02d}", client=client_of_a, at=start + dt.timedelta(days=i),
+                  amount=Decimal(1000 + i) if i % 2 else Decimal(-(1000 + i)),
+                  kind="deposit" if i % 2 else "withdrawal") for i in range(12)]
+        + [CashFlow(flow_id="OTHER", client=clients_of_b[0], at=start, amount=Decimal("777777"),
+                    kind="deposit")])
+
+    body = logged_in(rm_a).get(detail_url(client_of_a)).content.decode()
+
+    card = body[body.index('id="cash-flows"'):]
+    card = card[:card.index("</section>")]
+    days = re.findall(r"2026-09-\d\d", card)
+    assert days == [f"2026-09-{d:02d}" for d in range(12, 2, -1)]
+    assert "+¥1,011.00" in card and "−¥1,010.00" in card and "777,777" not in card
+
+
+def test_the_360_says_when_there_are_no_cash_flows(logged_in, rm_a, client_of_a):
+    body = logged_in(rm_a).get(detail_url(client_of_a)).content.decode()
+
+    card = body[body.index('id="cash-flows"'):]
+    assert "No cash flows on record." in card or "暂无资金流水" in card
