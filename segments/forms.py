@@ -107,7 +107,7 @@ FIELD_SPECS = [
               tuple(NUMBER_OPS[:-1])),
     FieldSpec("inflow_5d", gettext_lazy("Deposits in the last 5 trading days (CNY)"), "number",
               ("lt", "lte", "gt", "gte", "between")),
-    FieldSpec("inflow_5d_pct_aum", gettext_lazy("Deposits in the last 5 trading days (% of AUM)"),
+    FieldSpec("inflow_5d_pct_aum", gettext_lazy("Deposits in the last 5 trading days (percentage of AUM)"),
               "number", ("gt", "gte")),
     FieldSpec("days_to_maturity", gettext_lazy("Trading days to the nearest maturity"), "number",
               ("eq", "ne", "lt", "lte", "gt", "gte", "between", "is_null")),

@@ -138,7 +138,7 @@ FIELDS: dict[str, FieldSpec] = {s.name: s for s in (
     _spec("inflow_5d", "number", ("lt", "lte", "gt", "gte", "between"), minimum=0,
           maximum=10**15, label="Deposits in the last 5 trading days (CNY)"),
     _spec("inflow_5d_pct_aum", "number", ("gt", "gte"), minimum=0, maximum=1_000_000,
-          label="Deposits in the last 5 trading days (% of AUM)"),
+          label="Deposits in the last 5 trading days (percentage of AUM)"),
     _spec("days_to_maturity", "integer", ("eq", "ne", "lt", "lte", "gt", "gte", "between",
                                           "is_null"), minimum=0, maximum=10_000,
           label="Trading days to the nearest maturing holding"),
