@@ -7,12 +7,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.models import AuditAction
-from core.services import audit_record
-
 from ..models import CashFlow
 from .clients import CLIENT_NO_MAX
-from .common import CanWrite, row_errors_response, rows_or_400
+from .common import CanWrite, bulk_ingest
 from .schemas import RowErrorsEnvelope, errors
 
 MAX_BULK_ROWS = 10_000
@@ -50,18 +47,4 @@ class CashFlowBulkView(APIView):
         responses={200: CashFlowBulkResult, 400: RowErrorsEnvelope, **errors(401, 403)},
     )
     def post(self, request: Request) -> Response:
-        from ..ingest import IngestRejected, ingest_records  # pandas: loaded on first use
-
-        rows = rows_or_400(request.data, max_rows=MAX_BULK_ROWS)
-        if not rows:
-            return Response({"created": 0, "updated": 0, "unchanged": 0})
-        try:
-            result = ingest_records(kind="cash_flows", records=rows, actor=request.user)
-        except IngestRejected as exc:
-            return row_errors_response(exc)
-        counts = {"created": result.created, "updated": result.updated,
-                  "unchanged": result.rows - result.created - result.updated}
-        audit_record(action=AuditAction.IMPORT, actor=request.user, object_type="cash_flows",
-                     object_id="api", detail={"rows": result.rows, **counts},
-                     request=request._request)
-        return Response(counts)
+        return bulk_ingest(request, kind="cash_flows", max_rows=MAX_BULK_ROWS)

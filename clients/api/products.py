@@ -8,8 +8,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.api import OutputModelSerializer
-from core.models import AuditAction, Branch
-from core.services import audit_record, branch_upsert
+from core.models import Branch
+from core.services import branch_upsert
 
 from ..models import Product, ProductRiskLevel, ProductType, Transaction
 from ..services import product_upsert
@@ -18,12 +18,11 @@ from .common import (
     CanRead,
     CanWrite,
     ReadOrWrite,
+    bulk_ingest,
     check_body_key,
     key_or_400,
     key_or_404,
     require_object,
-    row_errors_response,
-    rows_or_400,
 )
 from .schemas import RowErrorsEnvelope, errors
 
@@ -160,18 +159,4 @@ class TransactionBulkView(APIView):
         responses={200: BulkResult, 400: RowErrorsEnvelope, **errors(401, 403)},
     )
     def post(self, request: Request) -> Response:
-        from ..ingest import IngestRejected, ingest_records  # pandas: loaded on first use
-
-        rows = rows_or_400(request.data, max_rows=MAX_BULK_ROWS)
-        if not rows:
-            return Response({"created": 0, "updated": 0, "unchanged": 0})
-        try:
-            result = ingest_records(kind="transactions", records=rows, actor=request.user)
-        except IngestRejected as exc:
-            return row_errors_response(exc)
-        counts = {"created": result.created, "updated": result.updated,
-                  "unchanged": result.rows - result.created - result.updated}
-        audit_record(action=AuditAction.IMPORT, actor=request.user, object_type="transactions",
-                     object_id="api", detail={"rows": result.rows, **counts},
-                     request=request._request)
-        return Response(counts)
+        return bulk_ingest(request, kind="transactions", max_rows=MAX_BULK_ROWS)
