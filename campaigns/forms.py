@@ -59,9 +59,13 @@ def designer_data(post, *, code: str | None = None) -> dict:
                              "subject": subject, "body": body})
         if not channel and not variants:
             continue
-        steps.append({"channel": channel,
-                      "delay_trading_days": _int(post.get(f"step-{i}-delay"), 0),
-                      "variants": variants})
+        step = {"channel": channel,
+                "delay_trading_days": _int(post.get(f"step-{i}-delay"), 0),
+                "variants": variants}
+        when = post.get(f"step-{i}-when", "").strip()
+        if when and when != "always":  # "always" is the default and is left out, as in the API
+            step["when"] = when
+        steps.append(step)
     data = {
         "name": post.get("name", ""), "scenario": post.get("scenario", Scenario.AD_HOC),
         "goal": {"metric": post.get("goal_metric", GoalMetric.CONVERSION),
@@ -73,6 +77,8 @@ def designer_data(post, *, code: str | None = None) -> dict:
         "holdout_pct": _int(post.get("holdout_pct"), 10),
         "starts_at": _when(post.get("starts_at")), "ends_at": _when(post.get("ends_at")),
         "always_on": post.get("always_on") in ("on", "true", "1"),
+        "reentry_cooldown_days": _int(post.get("reentry_cooldown_days"), 30),
+        "exposure_product_types": post.getlist("exposure_product_types"),
         "steps": steps,
     }
     data["code"] = code if code is not None else post.get("code", "").strip()
@@ -85,12 +91,15 @@ def designer_initial(campaign: Campaign | None) -> dict:
                 "goal": {"metric": GoalMetric.CONVERSION, "target": 0.05, "window_days": 30},
                 "audience": {"include": [], "exclude": []}, "products": [], "priority": 5,
                 "holdout_pct": 10, "starts_at": None, "ends_at": None, "always_on": False,
+                "reentry_cooldown_days": 30, "exposure_product_types": [],
                 "steps": [{"channel": Channel.PHONE, "delay_trading_days": 0,
                            "variants": [{"code": "A", "share": 100, "subject": "",
                                          "body": ""}]}]}
     return {f: getattr(campaign, f) for f in ("code", "name", "scenario", "goal", "audience",
                                                "products", "priority", "holdout_pct",
-                                               "starts_at", "ends_at", "always_on", "steps")}
+                                               "starts_at", "ends_at", "always_on",
+                                               "reentry_cooldown_days",
+                                               "exposure_product_types", "steps")}
 
 
 def _local_input(value) -> str:
@@ -124,9 +133,10 @@ def designer_rows(data: dict, errors: dict[str, list[str]]) -> list[dict]:
         where = f"steps[{i}]"
         rows.append({"index": i, "channel": step.get("channel", ""),
                      "delay": step.get("delay_trading_days", 0), "variants": slots,
+                     "when": step.get("when", "always"),
                      "used": bool(step),
                      "errors": [m for key, msgs in errors.items()
-                                if key in (where, f"{where}.channel",
+                                if key in (where, f"{where}.channel", f"{where}.when",
                                            f"{where}.delay_trading_days", f"{where}.variants")
                                 for m in msgs]})
     return rows
@@ -137,6 +147,7 @@ def designer_context(data: dict, errors: dict[str, list[str]]) -> dict:
     audience = data.get("audience") or {}
     return {"data": data, "goal": goal, "include": audience.get("include") or [],
             "exclude": audience.get("exclude") or [], "products": data.get("products") or [],
+            "exposure": data.get("exposure_product_types") or [],
             "starts_at": _local_input(data.get("starts_at")),
             "ends_at": _local_input(data.get("ends_at")),
             "step_rows": designer_rows(data, errors), "errors": errors,

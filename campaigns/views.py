@@ -91,7 +91,7 @@ def _choices() -> dict:
             "product_choices": list(Product.objects.filter(is_active=True).order_by(
                 "product_code").values_list("product_code", "name", "risk_level")),
             "scenarios": Scenario.choices, "metrics": GoalMetric.choices,
-            "channels": Channel.choices}
+            "channels": Channel.choices, "product_types": ProductType.choices}
 
 
 def _designer(request, *, campaign: Campaign | None):
@@ -183,7 +183,9 @@ def campaign_detail(request, code: str):
         "can_approve": user_can(request.user, "campaigns.approve")
         and campaign.author_id != request.user.pk,
         "is_author": campaign.author_id == request.user.pk,
-        "reasons": dict(ExclusionReason.choices), "channels": dict(Channel.choices)})
+        "reasons": dict(ExclusionReason.choices), "channels": dict(Channel.choices),
+        "exposure_labels": [ProductType(t).label for t in campaign.exposure_product_types
+                            if t in ProductType.values]})
 
 
 @capability_required("campaigns.view")

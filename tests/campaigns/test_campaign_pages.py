@@ -1,6 +1,8 @@
 """The campaign pages: designer with its live preview, review, workflow, target list, results
 and their export, and who may open what."""
 
+from html.parser import HTMLParser
+
 import pytest
 
 from campaigns.launch import campaign_launch_run, campaign_steps_run
@@ -130,3 +132,81 @@ def test_the_review_page_names_each_steps_channel_in_the_users_language(draft, o
         label = str(Channel.PHONE.label)
     assert f'data-channel="phone">{label}</span>'.encode() in html
     assert label != "phone"
+
+
+class _FormValues(HTMLParser):
+    """What a browser would post from the designer's form as rendered: inputs, checked boxes,
+    selected options and textareas (no JavaScript involved)."""
+
+    def __init__(self):
+        super().__init__()
+        self.values: dict[str, list[str]] = {}
+        self._select = self._textarea = None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "input" and a.get("name"):
+            if a.get("type") == "checkbox":
+                if "checked" in a:
+                    self.values.setdefault(a["name"], []).append(a.get("value") or "on")
+            else:
+                self.values.setdefault(a["name"], []).append(a.get("value") or "")
+        elif tag == "select":
+            self._select = a.get("name")
+        elif tag == "option" and self._select and "selected" in a:
+            self.values.setdefault(self._select, []).append(a.get("value", ""))
+        elif tag == "textarea":
+            self._textarea = a.get("name")
+            self.values.setdefault(self._textarea, []).append("")
+
+    def handle_endtag(self, tag):
+        if tag == "select":
+            self._select = None
+        elif tag == "textarea":
+            self._textarea = None
+
+    def handle_data(self, data):
+        if self._textarea:
+            self.values[self._textarea][-1] += data
+
+
+def test_the_designer_builds_a_journey_with_a_cooldown_and_a_branch_on_no_response(
+        audience, bond, ops_author, logged_in):
+    response = logged_in(ops_author).post("/campaigns/new/", designer_post(**{
+        "always_on": "on", "reentry_cooldown_days": "14",
+        "step-0-channel": "sms", "step-1-channel": "phone", "step-1-delay": "3",
+        "step-1-when": "no_response", "step-1-v0-code": "A", "step-1-v0-share": "60",
+        "step-1-v0-body": "{name}您好，短信收到了吗？", "step-1-v1-code": "B",
+        "step-1-v1-share": "40", "step-1-v1-body": "{name}您好，{产品}了解一下？"}))
+    assert response.status_code == 302, response.content.decode()[:2000]
+    campaign = Campaign.objects.get(code="page-made")
+    assert campaign.always_on and campaign.reentry_cooldown_days == 14
+    assert campaign.steps[1]["when"] == "no_response" and "when" not in campaign.steps[0]
+    page = logged_in(ops_author).get("/campaigns/page-made/").content.decode()
+    assert 'data-when="no_response"' in page and 'id="journey-summary"' in page
+
+
+def test_the_designer_names_a_wrong_cooldown_and_saves_nothing(audience, bond, ops_author,
+                                                              logged_in):
+    response = logged_in(ops_author).post("/campaigns/new/", designer_post(**{
+        "always_on": "on", "reentry_cooldown_days": "-3"}))
+    assert response.status_code == 400
+    assert 'id="reentry_cooldown_days"' in response.content.decode()
+    assert "is-invalid" in response.content.decode().split('id="reentry_cooldown_days"')[0][-300:]
+    assert not Campaign.objects.filter(code="page-made").exists()
+
+
+@pytest.mark.parametrize("code", ["journey-zombie-reactivation", "journey-onboarding"])
+def test_saving_a_seeded_journey_unchanged_from_the_designer_keeps_all_of_it(code, ops_author,
+                                                                             logged_in):
+    before = Campaign.objects.get(code=code)
+    client = logged_in(ops_author)
+    form = _FormValues()
+    form.feed(client.get(f"/campaigns/{code}/edit/").content.decode())
+    response = client.post(f"/campaigns/{code}/edit/", form.values)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    after = Campaign.objects.get(code=code)
+    assert after.always_on and after.reentry_cooldown_days == before.reentry_cooldown_days
+    assert after.steps == before.steps
+    assert after.audience == before.audience and after.goal == before.goal
+    assert after.content_version == before.content_version  # nothing the client sees changed
