@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.db import transaction
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, serializers
 from rest_framework.request import Request
@@ -17,7 +18,7 @@ from core.permissions import HasCapability
 from .calendar import MAX_RANGE_DAYS, calendar_known, trading_days
 from .models import RMTask, TaskOutcome, TaskStatus
 from .selectors import contact_policy_get, task_get, task_queryset_for
-from .services import NOTE_MAX, contact_policy_set, task_update
+from .services import NOTE_MAX, contact_policy_set, task_follow_up_create, task_update
 
 CanSeeTasks = HasCapability.of("tasks.view")
 CanManagePolicy = HasCapability.of("contact_policy.manage")
@@ -98,6 +99,19 @@ class TaskInput(serializers.Serializer):
                                  trim_whitespace=True)
     due_on = serializers.DateField(required=False, allow_null=True,
                                    validators=[validate_plausible_date])
+    follow_up_on = serializers.DateField(
+        required=False, validators=[validate_plausible_date],
+        help_text="The next follow-up: a new open task for the same client on the RM's list, "
+                  "due that day (today or later; only the RM the task is assigned to). This "
+                  "task is then done unless `status` says otherwise.")
+
+
+class TaskPatchOutput(TaskOutput):
+    follow_up = TaskOutput(read_only=True, allow_null=True,
+                           help_text="The follow-up task created by `follow_up_on`, else null.")
+
+    class Meta(TaskOutput.Meta):
+        fields = [*TaskOutput.Meta.fields, "follow_up"]
 
 
 @extend_schema(tags=["tasks"])
@@ -133,14 +147,25 @@ class TaskDetailView(APIView):
     def get(self, request: Request, pk: int) -> Response:
         return Response(TaskOutput(task_get(user=request.user, pk=pk)).data)
 
-    @extend_schema(summary="Record what was done: status, outcome and note, due date",
-                   request=TaskInput, responses={200: TaskOutput, **errors(400, 401, 403, 404)})
+    @extend_schema(summary="Record what was done: status, outcome and note, due date, the next "
+                           "follow-up",
+                   request=TaskInput,
+                   responses={200: TaskPatchOutput, **errors(400, 401, 403, 404)})
     def patch(self, request: Request, pk: int) -> Response:
         task = task_get(user=request.user, pk=pk)
         data = TaskInput(data=require_object(request.data))
         data.is_valid(raise_exception=True)
-        task = task_update(task=task, actor=request.user, **data.validated_data)
-        return Response(TaskOutput(task).data)
+        values = dict(data.validated_data)
+        follow_up_on = values.pop("follow_up_on", None)
+        if follow_up_on is not None:
+            values.setdefault("status", TaskStatus.DONE)
+        with transaction.atomic():  # the outcome and its follow-up, or neither
+            task = task_update(task=task, actor=request.user, **values)
+            follow_up = (task_follow_up_create(task=task, actor=request.user,
+                                               due_on=follow_up_on, note=values.get("note", ""))
+                         if follow_up_on is not None else None)
+        task.follow_up = follow_up
+        return Response(TaskPatchOutput(task).data)
 
 
 # --- contact policy --------------------------------------------------------------------------

@@ -127,3 +127,49 @@ def test_a_body_that_is_not_an_object_is_a_400(rm_a, tasks):
 
 def test_tasks_need_a_login(db):
     assert_error(APIClient().get("/api/v1/tasks/"), 401)
+
+
+def test_an_outcome_with_the_next_follow_up_closes_the_task_and_puts_a_new_one_on_the_list(
+        rm_a, tasks):
+    from django.utils import timezone
+
+    task = tasks["due"]
+    tomorrow = timezone.localdate() + dt.timedelta(days=1)
+    body = {"outcome": "interested", "note": "回电讨论债券", "follow_up_on": tomorrow.isoformat()}
+    response = api_as(rm_a).patch(f"/api/v1/tasks/{task.pk}/", body, format="json")
+    assert response.status_code == 200, response.content
+    answer = response.json()
+    assert answer["status"] == "done" and answer["outcome"] == "interested"
+    follow_up = answer["follow_up"]
+    assert follow_up["status"] == "open" and follow_up["due_on"] == tomorrow.isoformat()
+    assert follow_up["client_no"] == task.client.client_no and follow_up["assignee"] == "rm_a"
+    assert follow_up["source"] == "follow_up" and follow_up["detail"] == "回电讨论债券"
+    again = api_as(rm_a).patch(f"/api/v1/tasks/{task.pk}/", body, format="json").json()
+    assert again["follow_up"]["id"] == follow_up["id"]  # a repeated post makes no second task
+    assert RMTask.objects.filter(client=task.client, source="follow_up").count() == 1
+    plain = api_as(rm_a).patch(f"/api/v1/tasks/{tasks['later'].pk}/", {"note": "x"},
+                               format="json").json()
+    assert plain["follow_up"] is None
+
+
+@pytest.mark.parametrize("who, follow_up_on, status, field", [
+    ("rm_a", "2020-01-02", 400, "follow_up_on"),  # in the past
+    ("rm_a", "not a date", 400, "follow_up_on"),
+    ("branch_manager", "tomorrow", 403, None),  # only the task's RM sets a follow-up
+])
+def test_a_wrong_follow_up_is_refused_and_the_outcome_is_not_written_either(
+        who, follow_up_on, status, field, request, tasks):
+    from django.utils import timezone
+
+    if follow_up_on == "tomorrow":
+        follow_up_on = (timezone.localdate() + dt.timedelta(days=1)).isoformat()
+    task = tasks["due"]
+    response = api_as(request.getfixturevalue(who)).patch(
+        f"/api/v1/tasks/{task.pk}/", {"outcome": "bought", "follow_up_on": follow_up_on},
+        format="json")
+    assert_error(response, status)
+    if field:
+        assert field in str(response.json())
+    task.refresh_from_db()
+    assert task.status == "open" and task.outcome == ""
+    assert not RMTask.objects.filter(source="follow_up").exists()
