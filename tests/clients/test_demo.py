@@ -448,3 +448,20 @@ def test_fixed_income_and_wealth_management_holdings_mature_some_within_two_week
     assert {t for d, t in effective if d is not None} <= {"fixed_income", "wealth_management"}
     assert 0 < len(soon) < len(maturing)
     assert len({h.client_id for h in Holding.objects.filter(maturity_date__in=soon)}) >= 2
+
+
+def test_the_demo_has_clients_in_every_scenario(seeded):
+    """make run shows each scenario with members: the generator's openings, fundings, deposits,
+    maturities, assessments and birthdays fall inside each scenario's window."""
+    from segments.models import Segment, SegmentKind
+    from segments.services import segment_refresh_run, segments_refresh_all
+
+    for refresh in segments_refresh_all(kinds=[SegmentKind.SCENARIO], queue=False):
+        segment_refresh_run(refresh_id=refresh.pk)
+    sizes = dict(Segment.objects.filter(kind=SegmentKind.SCENARIO).annotate(
+        n=Count("memberships")).values_list("code", "n"))
+    assert set(sizes) == {"scn_zombie_account", "scn_dormant", "scn_cash_inflow",
+                          "scn_product_maturity", "scn_risk_expiring", "scn_birthday",
+                          "scn_onboarding"}
+    assert all(n > 0 for n in sizes.values()), sizes
+    assert all(n < N / 2 for n in sizes.values()), sizes  # a scenario is a few, not everyone
