@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 
+from django.conf import settings
 from django.db import connection
-from django.db.models import Count, Prefetch, QuerySet
+from django.db.models import Count, Prefetch, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -14,6 +15,7 @@ from clients.models import CashFlow, Product, Transaction
 from core.access import client_scope_q
 from core.models import AuditAction
 from core.services import audit_record
+from outreach.calendar import trading_day_after
 from outreach.models import CONTACTED_STATUSES, Contact, ContactSource, ContactStatus
 from outreach.selectors import contact_policy_get
 
@@ -39,6 +41,30 @@ def campaign_get(*, code: str, user=None) -> Campaign:
                          object_id=str(code)[:128])
         raise Http404("No such campaign.")
     return campaign
+
+
+def journey_summary(*, campaign: Campaign) -> dict | None:
+    """Where an always-on campaign stands (the detail page): members in the journey now, who
+    entered on its last day (and who was kept out then), who left on their goal, re-entries,
+    and when it advances next. One aggregate over the campaign's members; None before launch
+    or for a one-off campaign. Counts over the whole list, like the results."""
+    if not campaign.always_on or campaign.launch_day is None:
+        return None
+    last = campaign.journey_day
+    eligible = Q(exclusion_reason="")
+    counts = CampaignMember.objects.filter(campaign=campaign).aggregate(
+        in_journey=Count("id", filter=eligible & Q(exited_at__isnull=True)),
+        left_on_goal=Count("id", filter=eligible & Q(exited_at__isnull=False)),
+        reentered=Count("id", filter=eligible & Q(round__gt=0)),
+        entered_last=Count("id", filter=eligible & Q(entry_day=last)),
+        kept_out_last=Count("id", filter=~eligible & Q(entry_day=last)))
+    today = timezone.localdate()
+    if last is None or last < today:
+        upcoming = trading_day_after(today, 0)
+    else:
+        upcoming = trading_day_after(last, 1)
+    return {**counts, "journey_day": last, "next_day": upcoming,
+            "hour": settings.JOURNEY_HOUR}
 
 
 def campaign_members(*, campaign: Campaign, user, arm: str = "",

@@ -44,6 +44,7 @@ from .selectors import (
     campaign_members,
     campaign_preview,
     campaign_results,
+    journey_summary,
 )
 from .services import campaign_compliance_issues
 from .targeting import audience_queryset, offered_products
@@ -184,6 +185,7 @@ def campaign_detail(request, code: str):
         and campaign.author_id != request.user.pk,
         "is_author": campaign.author_id == request.user.pk,
         "reasons": dict(ExclusionReason.choices), "channels": dict(Channel.choices),
+        "journey": journey_summary(campaign=campaign),
         "exposure_labels": [ProductType(t).label for t in campaign.exposure_product_types
                             if t in ProductType.values]})
 

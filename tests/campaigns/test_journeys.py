@@ -211,3 +211,24 @@ def test_a_holiday_greeting_enters_its_audience_on_the_eve_of_the_holiday_only(
     assert journey_advance(campaign=campaign, today=dt.date(2026, 9, 24))["entered"] == 6
     assert journey_advance(campaign=campaign, today=dt.date(2026, 9, 29))["reentered"] == 0
     assert journey_advance(campaign=campaign, today=dt.date(2026, 9, 30))["reentered"] == 6
+
+
+def test_the_detail_page_says_where_the_journey_stands(journey, audience_clients, bond,
+                                                       ops_author, logged_in):
+    from campaigns.selectors import journey_summary
+
+    join(audience_clients[:12])
+    journey_advance(campaign=journey, today=WED_30_SEP)
+    buyer = contacts(journey, 0).first().client
+    TransactionFactory(client=buyer, product=bond, traded_at=timezone.now()
+                       + dt.timedelta(seconds=1), amount=Decimal("50000"))
+    join(audience_clients[12:15])
+    journey_advance(campaign=journey, today=dt.date(2026, 10, 8))
+    journey.refresh_from_db()
+    summary = journey_summary(campaign=journey)
+    assert summary["journey_day"] == dt.date(2026, 10, 8)
+    assert summary["entered_last"] == 3 and summary["left_on_goal"] == 1
+    assert summary["in_journey"] == 14 and summary["reentered"] == 0
+    html = logged_in(ops_author).get(f"/campaigns/{journey.code}/").content.decode()
+    assert 'data-count="in_journey">14<' in html and 'data-count="left_on_goal">1<' in html
+    assert 'data-count="entered_last">3<' in html
