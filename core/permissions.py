@@ -57,13 +57,17 @@ CAPABILITIES: dict[str, frozenset[str]] = {
     # The home page of the day's work (analytics.views.home_page): an RM's calls and scenario
     # newcomers, a branch manager's team; where they land after logging in.
     "home.day": frozenset({Role.RM.value, Role.BRANCH_MANAGER.value}),
+    # Analytics pages and API: every role reads the figures of its own scope; operations bring
+    # the rollups up to date on demand (the nightly run does it otherwise).
+    "analytics.view": EVERY_ROLE,
+    "analytics.refresh": OPERATIONS,
 }
 
 # What a refusal names in the audit log, by the capability's area.
 AUDIT_OBJECT_TYPES = {
     "clients": "client", "segments": "segment", "tasks": "task", "newsletters": "newsletter",
     "imports": "import", "scoring": "scoring", "audit": "audit_log",
-    "contact_policy": "contact_policy", "campaigns": "campaign",
+    "contact_policy": "contact_policy", "campaigns": "campaign", "analytics": "analytics",
 }
 
 
