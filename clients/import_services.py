@@ -20,6 +20,7 @@ from core.spreadsheet import csv_bytes
 from .ingest import ALLOWED_EXTENSIONS, IngestRejected, RowError, ingest_frame, read_table
 from .ingest import spec_for as ingest_spec_for
 from .models import ImportJob, JobStatus
+from .signals import import_succeeded
 
 logger = logging.getLogger(__name__)
 
@@ -202,4 +203,7 @@ def _finish(job: ImportJob, errors: Sequence[RowError] = ()) -> ImportJob:
                  detail={"kind": job.kind, "file": job.original_name, "rows": job.rows_total,
                          "created": job.rows_created, "updated": job.rows_updated,
                          "errors": job.error_count, "status": job.status})
+    if job.status == JobStatus.SUCCEEDED:
+        transaction.on_commit(
+            lambda: import_succeeded.send(sender=ImportJob, job=job, trigger="import"))
     return job

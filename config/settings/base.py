@@ -261,6 +261,13 @@ SCORING_STAGING_KEEP_DAYS = env.int("SCORING_STAGING_KEEP_DAYS", default=7)
 # A segment refresh with no heartbeat (written after every chunk) for this long belongs to a
 # worker that died: the next start of that segment, or the nightly refresh, marks it failed.
 SEGMENT_REFRESH_STALE_SECONDS = env.int("SEGMENT_REFRESH_STALE_SECONDS", default=900)
+# Analytics rollups: clients per refresh chunk (one transaction each), when a running refresh
+# without a heartbeat counts as dead, and what one contact costs per channel (CNY) in the
+# campaign overview.
+ANALYTICS_REFRESH_CHUNK = env.int("ANALYTICS_REFRESH_CHUNK", default=50000)
+ANALYTICS_REFRESH_STALE_SECONDS = env.int("ANALYTICS_REFRESH_STALE_SECONDS", default=1800)
+ANALYTICS_CONTACT_COST = {"email": 0.01, "sms": 0.05, "app_push": 0.0, "wechat": 1.0,
+                          "phone": 5.0}
 # Always-on campaigns (journeys) advance once a trading day from this hour (Asia/Shanghai),
 # after the nightly scoring (02:00) and segment refresh (03:00) placed clients in scenarios.
 JOURNEY_HOUR = env.int("JOURNEY_HOUR", default=9)

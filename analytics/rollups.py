@@ -1,0 +1,259 @@
+"""The rollup engine: set-based SQL that (re)computes the per-client rows of a set of clients
+and moves their contribution in the aggregates (docs/architecture.md "Analytics").
+
+Refreshing a set of clients is one routine, whatever the set (a chunk of ids in a full
+rebuild, the clients touched since the last refresh): take the clients' stored contribution out
+of the aggregates (an upsert of negated sums), delete their per-client rows, recompute them
+from the base tables, add the new contribution back, drop aggregate rows that became zero. Run
+in one transaction per chunk, it is idempotent: a chunk redone after a killed worker takes out
+exactly what it put in. So an incremental refresh gives the same tables as a full rebuild.
+
+Every statement runs on PostgreSQL and SQLite (3.35+: window functions, UPDATE … FROM,
+INSERT … ON CONFLICT); the few expressions that differ come from `_Sql`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import connection
+
+from clients.models import ProductType
+
+from .models import UNKNOWN_OPENED
+
+FUNNEL = "analytics_clientfunnel"
+DAY = "analytics_clientday"
+MONTH = "analytics_clientmonthactivity"
+DAILY = "analytics_dailyfigures"
+COHORT = "analytics_cohortactivity"
+DAILY_BRANCH = "analytics_dailybranchfigures"
+COHORT_BRANCH = "analytics_cohortbranch"
+TOUCHED = "analytics_touchedclient"
+
+ACTIVE_WINDOW_DAYS = 30  # DOMAIN.md: active on d = a purchase in the 30 days ending on d
+
+
+class _Sql:
+    """The expressions that differ between PostgreSQL and SQLite."""
+
+    @staticmethod
+    def pg() -> bool:
+        return connection.vendor == "postgresql"
+
+    @classmethod
+    def add_days(cls, expr: str, days: int) -> str:
+        if cls.pg():
+            return f"({expr} + {int(days)})"
+        return f"date({expr}, '{int(days):+d} days')"
+
+    @classmethod
+    def month_of(cls, expr: str) -> str:
+        if cls.pg():
+            return f"CAST(date_trunc('month', {expr}) AS date)"
+        return f"date({expr}, 'start of month')"
+
+    @classmethod
+    def local_date(cls, expr: str) -> tuple[str, tuple]:
+        return connection.ops.datetime_cast_date_sql(expr, (), settings.TIME_ZONE)
+
+    @classmethod
+    def days_between(cls, later: str, earlier: str) -> str:
+        if cls.pg():
+            return f"({later} - {earlier})"
+        return f"CAST(julianday({later}) - julianday({earlier}) AS INTEGER)"
+
+    @classmethod
+    def distinct(cls, a: str, b: str) -> str:
+        return f"{a} IS DISTINCT FROM {b}" if cls.pg() else f"{a} IS NOT {b}"
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which clients a step works on: an id range, or the touched ids within a range."""
+
+    low: int
+    high: int
+    touched: bool = False
+
+    def on(self, column: str) -> tuple[str, list]:
+        if self.touched:
+            return (f"{column} IN (SELECT client_id FROM {TOUCHED} "
+                    f"WHERE client_id BETWEEN %s AND %s)", [self.low, self.high])
+        return f"{column} BETWEEN %s AND %s", [self.low, self.high]
+
+
+def _run(sql: str, params: list | tuple = ()) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, list(params))
+        return cursor.rowcount
+
+
+def _upsert(table: str, keys: list[str], measures: list[str], select_sql: str,
+            params: list) -> None:
+    columns = ", ".join(keys + measures)
+    updates = ", ".join(f"{m} = {table}.{m} + excluded.{m}" for m in measures)
+    _run(f"INSERT INTO {table} ({columns}) {select_sql} "
+         f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}", params)
+
+
+DAILY_KEYS = ["day", "branch_id", "rm_id", "tier"]
+DAILY_MEASURES = ["new_accounts", "new_funded", "new_aum", "purchases", "amount", "revenue",
+                  "active_delta"]
+COHORT_KEYS = ["cohort", "month", "branch_id", "rm_id", "tier"]
+
+
+def contribute(scope: Scope, sign: int) -> None:
+    """Add (+1) or take out (-1) the stored per-client rows of `scope` to the aggregates
+    (each figure twice: per branch, RM and tier, and per branch only)."""
+    s = int(sign)
+    for table, keys in ((DAILY, DAILY_KEYS), (DAILY_BRANCH, ["day", "branch_id"])):
+        dims = ", ".join(f"f.{k}" for k in keys[1:])
+        where, params = scope.on("f.client_id")
+        _upsert(table, keys, DAILY_MEASURES,
+                f"SELECT f.opened_on, {dims}, {s} * COUNT(*), "
+                f"{s} * SUM(CASE WHEN f.first_funded_on IS NOT NULL THEN 1 ELSE 0 END), "
+                f"{s} * SUM(f.aum), 0, 0, 0, 0 FROM {FUNNEL} f WHERE {where} "
+                f"GROUP BY f.opened_on, {dims}", params)
+        where, params = scope.on("d.client_id")
+        _upsert(table, keys, DAILY_MEASURES,
+                f"SELECT d.day, {dims}, 0, 0, 0, {s} * SUM(d.purchases), "
+                f"{s} * SUM(d.amount), {s} * SUM(d.revenue), {s} * SUM(d.active_delta) "
+                f"FROM {DAY} d JOIN {FUNNEL} f ON f.client_id = d.client_id WHERE {where} "
+                f"GROUP BY d.day, {dims}", params)
+    cohort = _Sql.month_of("f.opened_on")
+    for table, keys in ((COHORT, COHORT_KEYS), (COHORT_BRANCH, ["cohort", "month", "branch_id"])):
+        dims = ", ".join(f"f.{k}" for k in keys[2:])
+        where, params = scope.on("m.client_id")
+        _upsert(table, keys, ["clients"],
+                f"SELECT {cohort}, m.month, {dims}, {s} * COUNT(*) "
+                f"FROM {MONTH} m JOIN {FUNNEL} f ON f.client_id = m.client_id "
+                f"WHERE {where} AND f.opened_on > %s "
+                f"GROUP BY {cohort}, m.month, {dims}", params + [UNKNOWN_OPENED])
+
+
+def drop_zero_rows() -> None:
+    zero = " AND ".join(f"{m} = 0" for m in DAILY_MEASURES)
+    for table in (DAILY, DAILY_BRANCH):
+        _run(f"DELETE FROM {table} WHERE {zero}")
+    for table in (COHORT, COHORT_BRANCH):
+        _run(f"DELETE FROM {table} WHERE clients = 0")
+
+
+def delete_client_rows(scope: Scope) -> None:
+    for table in (DAY, MONTH, FUNNEL):
+        where, params = scope.on("client_id")
+        _run(f"DELETE FROM {table} WHERE {where}", params)
+
+
+def compute_client_rows(scope: Scope) -> None:
+    """The per-client rows of `scope` from clients, current scores and transactions."""
+    where, params = scope.on("c.id")
+    _run(f"INSERT INTO {FUNNEL} (client_id, branch_id, rm_id, tier, opened_on, first_funded_on,"
+         f" aum) SELECT c.id, COALESCE(c.branch_id, 0), COALESCE(c.rm_id, 0), "
+         f"COALESCE(cs.tier, ''), COALESCE(c.opened_on, %s), c.first_funded_on, c.aum "
+         f"FROM clients_client c LEFT JOIN clients_currentscore cs ON cs.client_id = c.id "
+         f"WHERE {where}", [UNKNOWN_OPENED, *params])
+
+    day_sql, day_params = _Sql.local_date("t.traded_at")
+    where, params = scope.on("t.client_id")
+    window = "PARTITION BY client_id ORDER BY day"
+    # A run of activity starts on a purchase more than 30 days after the previous one.
+    _run(f"INSERT INTO {DAY} (client_id, day, purchases, amount, revenue, active_delta) "
+         f"SELECT client_id, day, n, amount, revenue, CASE WHEN prev IS NULL OR "
+         f"day > {_Sql.add_days('prev', ACTIVE_WINDOW_DAYS)} THEN 1 ELSE 0 END FROM ("
+         f"SELECT client_id, day, n, amount, revenue, LAG(day) OVER ({window}) AS prev FROM ("
+         f"SELECT t.client_id AS client_id, {day_sql} AS day, COUNT(*) AS n, "
+         f"SUM(t.amount) AS amount, SUM(t.revenue) AS revenue FROM clients_transaction t "
+         f"WHERE {where} GROUP BY 1, 2) g) w",
+         [*day_params, *params])
+    # ... and ends (-1) on the 30th day after its last purchase.
+    where, params = scope.on("client_id")
+    end = _Sql.add_days("day", ACTIVE_WINDOW_DAYS)
+    _run(f"INSERT INTO {DAY} (client_id, day, purchases, amount, revenue, active_delta) "
+         f"SELECT client_id, {end}, 0, 0, 0, -1 FROM (SELECT client_id, day, "
+         f"LEAD(day) OVER ({window}) AS next FROM {DAY} WHERE {where} AND purchases > 0) w "
+         f"WHERE next IS NULL OR next > {end}", params)
+
+    _run(f"INSERT INTO {MONTH} (client_id, month, purchases, amount, revenue) "
+         f"SELECT client_id, {_Sql.month_of('day')}, SUM(purchases), SUM(amount), SUM(revenue) "
+         f"FROM {DAY} WHERE {where} AND purchases > 0 "
+         f"GROUP BY client_id, {_Sql.month_of('day')}", params)
+
+    _run(f"UPDATE {FUNNEL} SET first_purchase_on = s.first_day, repeat_on = s.second_day FROM ("
+         f"SELECT client_id, MIN(day) AS first_day, "
+         f"MIN(CASE WHEN bought >= 2 THEN day END) AS second_day FROM ("
+         f"SELECT client_id, day, SUM(purchases) OVER ({window}) AS bought FROM {DAY} "
+         f"WHERE {where} AND purchases > 0) w GROUP BY client_id) s "
+         f"WHERE {FUNNEL}.client_id = s.client_id", params)
+
+    where, params = scope.on("t.client_id")
+    _run(f"UPDATE {FUNNEL} SET repeat_on = CASE WHEN {FUNNEL}.repeat_on IS NULL "
+         f"OR s.day < {FUNNEL}.repeat_on THEN s.day ELSE {FUNNEL}.repeat_on END FROM ("
+         f"SELECT t.client_id AS client_id, MIN({day_sql}) AS day FROM clients_transaction t "
+         f"JOIN clients_product p ON p.id = t.product_id "
+         f"WHERE p.product_type = %s AND {where} GROUP BY t.client_id) s "
+         f"WHERE {FUNNEL}.client_id = s.client_id",
+         [*day_params, ProductType.ADVISORY_SERVICE.value, *params])
+
+
+def refresh_scope(scope: Scope) -> None:
+    """Bring the rows of `scope` up to date (call inside one transaction)."""
+    contribute(scope, -1)
+    delete_client_rows(scope)
+    compute_client_rows(scope)
+    contribute(scope, +1)
+    drop_zero_rows()
+
+
+def truncate_all() -> None:
+    for table in (DAILY, DAILY_BRANCH, COHORT, COHORT_BRANCH, MONTH, DAY, FUNNEL, TOUCHED):
+        _run(f"DELETE FROM {table}")
+
+
+def max_id(table: str) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT COALESCE(MAX(id), 0) FROM {table}")
+        return int(cursor.fetchone()[0])
+
+
+def client_id_bounds() -> tuple[int, int]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT COALESCE(MIN(id), 0), COALESCE(MAX(id), 0) FROM clients_client")
+        low, high = cursor.fetchone()
+        cursor.execute(f"SELECT COALESCE(MAX(client_id), 0) FROM {FUNNEL}")
+        return int(low), max(int(high), int(cursor.fetchone()[0]))
+
+
+def mark_touched(*, txn_after: int, txn_upto: int) -> list[int]:
+    """Fill the touched table: clients with transactions in (txn_after, txn_upto], new or
+    deleted clients, and clients whose branch, RM, tier, opening, funding or AUM differ from
+    the stored row. Returns the touched ids in order."""
+    _run(f"DELETE FROM {TOUCHED}")
+    different = " OR ".join([
+        "f.client_id IS NULL", "f.branch_id <> COALESCE(c.branch_id, 0)",
+        "f.rm_id <> COALESCE(c.rm_id, 0)", "f.tier <> COALESCE(cs.tier, '')",
+        "f.opened_on <> COALESCE(c.opened_on, %s)",
+        _Sql.distinct("f.first_funded_on", "c.first_funded_on"), "f.aum <> c.aum"])
+    _run(f"INSERT INTO {TOUCHED} (client_id) "
+         f"SELECT client_id FROM clients_transaction WHERE id > %s AND id <= %s "
+         f"UNION SELECT c.id FROM clients_client c "
+         f"LEFT JOIN {FUNNEL} f ON f.client_id = c.id "
+         f"LEFT JOIN clients_currentscore cs ON cs.client_id = c.id WHERE {different} "
+         f"UNION SELECT f.client_id FROM {FUNNEL} f "
+         f"LEFT JOIN clients_client c ON c.id = f.client_id WHERE c.id IS NULL",
+         [txn_after, txn_upto, UNKNOWN_OPENED])
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT client_id FROM {TOUCHED} ORDER BY client_id")
+        return [row[0] for row in cursor.fetchall()]
+
+
+def mark_clients(client_ids) -> list[int]:
+    """Fill the touched table with the given ids (e.g. clients whose transactions were
+    removed, which no watermark sees)."""
+    _run(f"DELETE FROM {TOUCHED}")
+    ids = sorted({int(i) for i in client_ids})
+    with connection.cursor() as cursor:
+        cursor.executemany(f"INSERT INTO {TOUCHED} (client_id) VALUES (%s)", [[i] for i in ids])
+    return ids
