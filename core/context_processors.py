@@ -25,6 +25,7 @@ MENU = (
     MenuEntry("segments.view", "segments:segment_list", _("Segments")),
     MenuEntry("newsletters.read", "newsletters:publication_list", _("Newsletters")),
     MenuEntry("campaigns.view", "campaigns:campaign_list", _("Campaigns")),
+    MenuEntry("analytics.view", "analytics:overview", _("Analytics"), element_id="nav-analytics"),
     MenuEntry("tasks.own", "outreach:task_list", _("My tasks"), element_id="nav-tasks",
               badge_url_name="outreach:task_badge"),
     MenuEntry("tasks.oversee", "outreach:task_list", _("Follow-ups")),

@@ -11,15 +11,17 @@ from tests.factories import ClientFactory, UserFactory
 from tests.segments.test_segment_pages import refresh
 
 MENU = {
-    Role.RM: ["/", "/clients/", "/segments/", "/campaigns/", "/tasks/", "/api/docs/"],
-    Role.BRANCH_MANAGER: ["/", "/clients/", "/segments/", "/campaigns/", "/tasks/",
-                          "/api/docs/"],
-    Role.OPS: ["/clients/", "/segments/", "/newsletters/", "/campaigns/", "/tasks/", "/imports/",
-               "/scoring/", "/api/docs/"],
-    Role.COMPLIANCE: ["/clients/", "/segments/", "/newsletters/", "/campaigns/",
+    Role.RM: ["/", "/clients/", "/segments/", "/campaigns/", "/analytics/", "/tasks/",
+              "/api/docs/"],
+    Role.BRANCH_MANAGER: ["/", "/clients/", "/segments/", "/campaigns/", "/analytics/",
+                          "/tasks/", "/api/docs/"],
+    Role.OPS: ["/clients/", "/segments/", "/newsletters/", "/campaigns/", "/analytics/",
+               "/tasks/", "/imports/", "/scoring/", "/api/docs/"],
+    Role.COMPLIANCE: ["/clients/", "/segments/", "/newsletters/", "/campaigns/", "/analytics/",
                       "/accounts/audit/", "/api/docs/"],
-    Role.ADMIN: ["/clients/", "/segments/", "/newsletters/", "/campaigns/", "/tasks/",
-                 "/imports/", "/scoring/", "/accounts/audit/", "/api/docs/", "/admin/"],
+    Role.ADMIN: ["/clients/", "/segments/", "/newsletters/", "/campaigns/", "/analytics/",
+                 "/tasks/", "/imports/", "/scoring/", "/accounts/audit/", "/api/docs/",
+                 "/admin/"],
 }
 
 

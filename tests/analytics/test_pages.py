@@ -1,0 +1,333 @@
+"""The analytics pages (issue 13): each page for each role in its scope, an RM's figures are
+their book's, bad filters explain themselves, tables download as CSV/XLSX (audited), a chart
+cell's clients are listed (scoped, masked) and saved as a static segment by those who may."""
+
+import csv
+import datetime as dt
+import io
+import re
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from analytics.models import AnalyticsRefresh
+from analytics.pages import kpi_cards
+from analytics.services import refresh_run, refresh_start
+from core.models import AuditAction, AuditLog, Role
+from segments.models import Segment, SegmentKind, SegmentMembership
+from segments.services import segment_create
+from tests.factories import ClientFactory, ProductFactory, TransactionFactory
+
+PAGES = ("/analytics/", "/analytics/retention/", "/analytics/funnel/", "/analytics/channels/",
+         "/analytics/campaigns/")
+
+
+def bought(client, day: dt.date, amount: str = "10000", revenue: str = "50") -> None:
+    TransactionFactory(client=client, product=ProductFactory(product_code="PA001"),
+                       traded_at=timezone.make_aware(dt.datetime.combine(day, dt.time(10))),
+                       amount=Decimal(amount), revenue=Decimal(revenue))
+
+
+@pytest.fixture
+def opened(today):
+    """The day the fixed book's accounts were opened: 60 days ago, inside the default range."""
+    return today - dt.timedelta(days=60)
+
+
+@pytest.fixture
+def book(rm_a, rm_b, opened, today):
+    """rm_a: A1 funded and bought twice, A2 funded and bought once, A3 neither — all opened 60
+    days ago. rm_b: B1 opened then, funded, bought once; B2 opened 100 days ago, nothing else.
+    Funnel of rm_a's book: opened 3, funded 2, first purchase 2, repeat 1; of all: 5, 3, 3, 1."""
+    days = dt.timedelta
+    a1 = ClientFactory(client_no="AN000001", name="安一", rm=rm_a, branch=rm_a.branch,
+                       opened_on=opened, first_funded_on=opened + days(2), phone="13800000001")
+    a2 = ClientFactory(client_no="AN000002", name="安二", rm=rm_a, branch=rm_a.branch,
+                       opened_on=opened, first_funded_on=opened + days(5), phone="13800000002")
+    a3 = ClientFactory(client_no="AN000003", name="安三", rm=rm_a, branch=rm_a.branch,
+                       opened_on=opened, phone="13800000003")
+    b1 = ClientFactory(client_no="BN000001", name="北一", rm=rm_b, branch=rm_b.branch,
+                       opened_on=opened, first_funded_on=opened + days(1), phone="13900000001")
+    b2 = ClientFactory(client_no="BN000002", name="北二", rm=rm_b, branch=rm_b.branch,
+                       opened_on=today - days(100), phone="13900000002")
+    bought(a1, opened + days(10))
+    bought(a1, opened + days(40))
+    bought(a2, opened + days(50))
+    bought(b1, opened + days(55))
+    return {"a1": a1, "a2": a2, "a3": a3, "b1": b1, "b2": b2}
+
+
+@pytest.fixture
+def rolled_up(book):
+    """The rollups rebuilt in full (synchronously: the test's transaction never commits)."""
+    refresh = refresh_run(refresh_id=refresh_start(full=True, trigger="test", queue=False).pk)
+    assert refresh.status == "succeeded", refresh.error
+    return refresh
+
+
+@pytest.fixture
+def users(rm_a, rm_b, branch_manager, ops_user, compliance_user, admin_user_):
+    return {Role.RM: rm_a, Role.BRANCH_MANAGER: branch_manager, Role.OPS: ops_user,
+            Role.COMPLIANCE: compliance_user, Role.ADMIN: admin_user_}
+
+
+def table_rows(html: str, key: str) -> list[list[str]]:
+    """The cells of the table `data-table="key"`, as the page shows them."""
+    start = html.index(f'data-table="{key}"')
+    body = html[html.index("<tbody>", start):html.index("</tbody>", start)]
+    return [[re.sub(r"<[^>]+>", "", cell).strip()
+             for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+            for row in re.findall(r"<tr>(.*?)</tr>", body, re.S)]
+
+
+def get(client, path: str, language: str = "en", **params):
+    return client.get(path, params, HTTP_ACCEPT_LANGUAGE=language)
+
+
+# --- every page, every role, in its scope ------------------------------------------------------
+@pytest.mark.parametrize("path", PAGES)
+@pytest.mark.parametrize("role", list(Role))
+def test_every_role_opens_every_analytics_page_in_both_languages(logged_in, users, rolled_up,
+                                                                  role, path):
+    client = logged_in(users[role])
+    body = get(client, path).content.decode()
+    assert get(client, path).status_code == 200
+    scope = {Role.RM: "Figures of your book", Role.BRANCH_MANAGER: "Figures of your branch"}
+    assert scope.get(role, "Figures of all clients") in body
+    assert 'id="analytics-data"' in body and "echarts.min.js" in body
+    zh = get(client, path, "zh-hans")
+    assert zh.status_code == 200 and 'lang="zh-hans"' in zh.content.decode()
+
+
+def test_the_pickers_offer_only_the_users_scope(logged_in, users, rm_b, rolled_up):
+    rm_page = get(logged_in(users[Role.RM]), "/analytics/").content.decode()
+    assert 'id="filter-branch"' not in rm_page and 'id="filter-rm"' not in rm_page
+    manager_page = get(logged_in(users[Role.BRANCH_MANAGER]), "/analytics/").content.decode()
+    assert 'id="filter-branch"' not in manager_page
+    assert '<option value="rm_a"' in manager_page and '<option value="rm_b"' not in manager_page
+    ops_page = get(logged_in(users[Role.OPS]), "/analytics/").content.decode()
+    assert '<option value="SH01"' in ops_page and '<option value="BJ01"' in ops_page
+    assert '<option value="rm_a"' in ops_page and '<option value="rm_b"' in ops_page
+
+
+@pytest.mark.parametrize("role, expected", [
+    (Role.RM, [["Opened", "3", "—"], ["Funded", "2", "66.7%"], ["First purchase", "2", "100.0%"],
+               ["Repeat purchase or advisory", "1", "50.0%"]]),
+    (Role.BRANCH_MANAGER, [["Opened", "3", "—"], ["Funded", "2", "66.7%"],
+                           ["First purchase", "2", "100.0%"],
+                           ["Repeat purchase or advisory", "1", "50.0%"]]),
+    (Role.OPS, [["Opened", "5", "—"], ["Funded", "3", "60.0%"], ["First purchase", "3", "100.0%"],
+                ["Repeat purchase or advisory", "1", "33.3%"]]),
+])
+def test_the_funnel_counts_only_the_clients_in_the_users_scope(logged_in, users, rolled_up,
+                                                                role, expected):
+    html = get(logged_in(users[role]), "/analytics/funnel/").content.decode()
+    assert [row[:3] for row in table_rows(html, "funnel")] == expected
+
+
+def test_the_funnel_medians_are_the_days_between_steps(logged_in, users, rolled_up):
+    """rm_a: funded after 2 and 5 days (median 3.5); first purchase 8 and 45 days after funding
+    (median 26.5); the repeat 30 days after the first."""
+    html = get(logged_in(users[Role.RM]), "/analytics/funnel/").content.decode()
+    assert [row[3] for row in table_rows(html, "funnel")] == ["—", "3.5", "26.5", "30"]
+
+
+def test_an_rms_overview_counts_their_new_accounts_and_ops_see_every_branch(
+        logged_in, users, rolled_up):
+    rm_html = get(logged_in(users[Role.RM]), "/analytics/").content.decode()
+    ops_html = get(logged_in(users[Role.OPS]), "/analytics/").content.decode()
+
+    def card(html, key):
+        part = html[html.index(f'data-kpi="{key}"'):]
+        return re.search(r"data-value>([^<]*)<", part).group(1)
+
+    assert card(rm_html, "new_accounts") == "3" and card(ops_html, "new_accounts") == "5"
+    assert card(rm_html, "clients") == "3" and card(ops_html, "clients") == "5"
+    assert sum(int(r[5].replace(",", "")) for r in table_rows(rm_html, "kpis")) == 3
+
+
+def test_a_branch_filter_narrows_ops_figures_to_that_branch(logged_in, users, rolled_up):
+    html = get(logged_in(users[Role.OPS]), "/analytics/funnel/", branch="BJ01").content.decode()
+    assert [row[1] for row in table_rows(html, "funnel")] == ["2", "1", "1", "0"]
+
+
+def test_retention_shows_each_cohort_of_the_users_scope(logged_in, users, rolled_up, opened):
+    html = get(logged_in(users[Role.RM]), "/analytics/retention/").content.decode()
+    rows = table_rows(html, "retention")
+    assert [(r[0], r[1]) for r in rows] == [(f"{opened:%Y-%m}", "3")]
+
+
+# --- bad filters -------------------------------------------------------------------------------
+@pytest.mark.parametrize("path, params, field", [
+    ("/analytics/", {"from": "2026-13-01"}, "from"),
+    ("/analytics/", {"branch": "NOPE"}, "branch"),
+    ("/analytics/funnel/", {"tier": "gold"}, "tier"),
+    ("/analytics/funnel/", {"segment": "no-such-segment"}, "segment"),
+    ("/analytics/", {"interval": "year"}, "interval"),
+    ("/analytics/retention/", {"months": "99"}, "months"),
+    ("/analytics/retention/", {"months": "many"}, "months"),
+])
+def test_a_bad_filter_names_the_field_and_the_page_still_renders(logged_in, users, rolled_up,
+                                                                  path, params, field):
+    response = get(logged_in(users[Role.OPS]), path, **params)
+    body = response.content.decode()
+    assert response.status_code == 400
+    assert 'id="analytics-error"' in body and f'data-field="{field}"' in body
+    assert 'id="analytics-filters"' in body and 'id="analytics-data"' not in body
+
+
+def test_an_rm_cannot_filter_on_another_rm_or_branch(logged_in, users, rolled_up):
+    client = logged_in(users[Role.RM])
+    for params, field in (({"rm": "rm_b"}, "rm"), ({"branch": "BJ01"}, "branch")):
+        response = get(client, "/analytics/funnel/", **params)
+        body = response.content.decode()
+        assert response.status_code == 403
+        assert f'data-field="{field}"' in body and 'data-table="funnel"' not in body
+
+
+# --- exports -----------------------------------------------------------------------------------
+def test_a_table_downloads_as_csv_with_the_pages_figures_and_is_audited(logged_in, users,
+                                                                          rolled_up):
+    response = get(logged_in(users[Role.RM]), "/analytics/funnel/", format="csv", table="funnel")
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
+    assert "attachment;" in response["Content-Disposition"]
+    text = b"".join(response.streaming_content).decode("utf-8-sig")
+    rows = list(csv.reader(io.StringIO(text)))
+    assert rows[0] == ["Step", "Clients", "Conversion from previous step",
+                       "Median days from previous step"]
+    assert [r[:2] for r in rows[1:]] == [["Opened", "3"], ["Funded", "2"],
+                                         ["First purchase", "2"],
+                                         ["Repeat purchase or advisory", "1"]]
+    log = AuditLog.objects.get(action=AuditAction.EXPORT)
+    assert (log.actor, log.object_type, log.object_id) == (users[Role.RM], "analytics", "funnel")
+    assert log.detail["format"] == "csv"
+
+
+def test_the_overview_tables_download_as_xlsx(logged_in, users, rolled_up):
+    from openpyxl import load_workbook
+
+    response = get(logged_in(users[Role.OPS]), "/analytics/", format="xlsx", table="kpis")
+    assert response.status_code == 200
+    sheet = load_workbook(io.BytesIO(response.content)).active
+    rows = list(sheet.iter_rows(values_only=True))
+    assert rows[0][0] == "Period" and rows[0][5] == "New accounts"
+    assert sum(r[5] or 0 for r in rows[1:]) == 5
+    assert AuditLog.objects.filter(action=AuditAction.EXPORT, object_id="kpis").count() == 1
+
+
+def test_an_unknown_table_is_a_400_not_a_download(logged_in, users, rolled_up):
+    response = get(logged_in(users[Role.OPS]), "/analytics/", format="csv", table="nope")
+    assert response.status_code == 400 and 'data-field="table"' in response.content.decode()
+    assert not AuditLog.objects.filter(action=AuditAction.EXPORT).exists()
+
+
+# --- drill-down --------------------------------------------------------------------------------
+def drilled(html: str) -> list[str]:
+    return re.findall(r'<td class="font-monospace"><a href="/clients/([^/]+)/"', html)
+
+
+def test_a_funnel_steps_clients_are_listed_in_the_users_scope_with_phones_masked(
+        logged_in, users, rolled_up):
+    rm_html = get(logged_in(users[Role.RM]), "/analytics/drill/", metric="funnel",
+                  c_step="funded").content.decode()
+    assert drilled(rm_html) == ["AN000001", "AN000002"]
+    ops_html = get(logged_in(users[Role.OPS]), "/analytics/drill/", metric="funnel",
+                   c_step="funded").content.decode()
+    assert drilled(ops_html) == ["AN000001", "AN000002", "BN000001"]
+    assert "138****0001" in ops_html and "13800000001" not in ops_html
+    assert 'id="drill-save-form"' in ops_html and 'id="drill-save-form"' not in rm_html
+
+
+def test_a_segments_bar_lists_only_the_members_in_scope(logged_in, users, rolled_up, book):
+    segment_create(code="vip-list", kind=SegmentKind.STATIC, name_en="VIP", name_zh="贵宾",
+                   client_nos=["AN000003", "BN000002"])
+    html = get(logged_in(users[Role.RM]), "/analytics/drill/", metric="segment",
+               c_code="vip-list").content.decode()
+    assert drilled(html) == ["AN000003"]
+
+
+def test_a_bad_drill_down_names_the_metric_or_the_cell(logged_in, users, rolled_up):
+    client = logged_in(users[Role.OPS])
+    response = get(client, "/analytics/drill/", metric="nope")
+    assert response.status_code == 400 and 'data-field="metric"' in response.content.decode()
+    response = get(client, "/analytics/drill/", metric="funnel", c_step="bogus")
+    assert response.status_code == 400 and 'data-field="step"' in response.content.decode()
+
+
+def test_ops_save_a_drilled_list_as_a_static_segment_with_exactly_those_clients(
+        logged_in, users, rolled_up):
+    response = logged_in(users[Role.OPS]).post("/analytics/drill/save/", {
+        "metric": "funnel", "c_step": "funded", "name": "已入金新客"})
+    segment = Segment.objects.get(kind=SegmentKind.STATIC, name_zh="已入金新客")
+    assert response.status_code == 302 and response["Location"] == f"/segments/{segment.code}/"
+    members = SegmentMembership.objects.filter(segment=segment)
+    assert sorted(members.values_list("client__client_no", flat=True)) == [
+        "AN000001", "AN000002", "BN000001"]
+    assert segment.size == 3
+    assert AuditLog.objects.filter(action=AuditAction.SEGMENT_SAVED, object_id=segment.code,
+                                   actor=users[Role.OPS]).exists()
+
+
+def test_saving_keeps_the_filters_of_the_drill_down(logged_in, users, rolled_up):
+    logged_in(users[Role.OPS]).post("/analytics/drill/save/", {
+        "metric": "funnel", "c_step": "opened", "branch": "SH01", "name": "陆家嘴新开户"})
+    segment = Segment.objects.get(name_zh="陆家嘴新开户")
+    assert sorted(segment.memberships.values_list("client__client_no", flat=True)) == [
+        "AN000001", "AN000002", "AN000003"]
+
+
+@pytest.mark.parametrize("role", [Role.RM, Role.BRANCH_MANAGER, Role.COMPLIANCE])
+def test_roles_without_segments_manage_cannot_save_a_drilled_list(logged_in, users, rolled_up,
+                                                                    role):
+    before = Segment.objects.count()
+    response = logged_in(users[role]).post("/analytics/drill/save/", {
+        "metric": "funnel", "c_step": "funded", "name": "不该保存"})
+    assert response.status_code == 403 and Segment.objects.count() == before
+    assert AuditLog.objects.filter(action=AuditAction.ACCESS_DENIED,
+                                   actor=users[role]).exists()
+
+
+# --- freshness and refresh ---------------------------------------------------------------------
+def test_the_pages_say_how_fresh_the_figures_are(logged_in, users, rolled_up, today):
+    html = get(logged_in(users[Role.RM]), "/analytics/retention/").content.decode()
+    assert f"Figures as of {today:%Y-%m-%d}, refreshed" in html
+    assert 'id="refresh-now"' not in html
+
+
+def test_ops_refresh_now_queues_one_job_and_the_page_polls_its_progress(logged_in, users,
+                                                                          rolled_up):
+    client = logged_in(users[Role.OPS])
+    assert 'id="refresh-now"' in get(client, "/analytics/").content.decode()
+    response = client.post("/analytics/refresh/", HTTP_HX_REQUEST="true")
+    body = response.content.decode()
+    assert response.status_code == 200 and 'data-running="true"' in body
+    assert 'hx-trigger="every 2s"' in body and "progress-bar" in body
+    client.post("/analytics/refresh/", HTTP_HX_REQUEST="true")
+    assert AnalyticsRefresh.objects.filter(status="queued").count() == 1
+
+
+def test_an_rm_cannot_refresh(logged_in, users, rolled_up):
+    response = logged_in(users[Role.RM]).post("/analytics/refresh/")
+    assert response.status_code == 403
+    assert not AnalyticsRefresh.objects.filter(status="queued").exists()
+
+
+# --- the cards' period-on-period figures --------------------------------------------------------
+def test_cards_compare_levels_at_the_last_period_and_flows_summed():
+    def row(period, clients, active, aum, revenue, new, funded):
+        return {"period": period, "clients": clients, "active_clients": active, "aum": aum,
+                "revenue": revenue, "new_accounts": new, "funded_rate": funded}
+
+    series = [row("2026-10", 10, 4, 1000.0, 20.0, 4, 0.5), row("2026-11", 12, 6, 1500.0, 30.0, 2,
+                                                               1.0)]
+    previous = [row("2026-08", 6, 2, 800.0, 5.0, 0, None), row("2026-09", 8, 3, 1000.0, 5.0, 4,
+                                                               0.25)]
+    cards = {c["key"]: c for c in kpi_cards(series, previous)}
+    assert (cards["clients"]["value"], cards["clients"]["previous"]) == (12, 8)
+    assert cards["clients"]["change"] == pytest.approx(0.5) and cards["clients"]["up"]
+    assert (cards["revenue"]["value"], cards["revenue"]["previous"]) == (50.0, 10.0)
+    assert (cards["new_accounts"]["value"], cards["new_accounts"]["previous"]) == (6, 4)
+    # 4 × 0.5 + 2 × 1.0 funded of 6 opened, against 1 of 4
+    assert (cards["funded_rate"]["value"], cards["funded_rate"]["previous"]) == (0.6667, 0.25)
+    assert cards["aum"]["shown"] == "¥1,500.00" and cards["aum"]["change_shown"] == "50.0%"

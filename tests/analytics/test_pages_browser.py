@@ -1,0 +1,98 @@
+"""The analytics pages in a real browser: ops read the retention heatmap in Chinese, narrow it to
+a branch, click a funnel bar to list the clients behind it, save them as a static segment and
+download a table; an RM reads the overview in English. No page logs an error."""
+
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from playwright.sync_api import expect
+
+from segments.models import Segment, SegmentKind
+from tests.analytics.test_pages import book, opened, rolled_up  # noqa: F401 (fixtures)
+from tests.clients.test_scoring_browser import log_in
+
+SCREENSHOTS = Path(settings.BASE_DIR) / "var" / "screenshots"
+
+# The pixel of a chart's data point (category index, value), from ECharts itself.
+POINT = """([id, x, y]) => {
+  const chart = window.CRM.analyticsCharts[id];
+  const at = chart.convertToPixel({seriesIndex: 0}, [x, y]);
+  const box = document.getElementById(id).getBoundingClientRect();
+  return [box.left + at[0], box.top + at[1]];
+}"""
+
+
+def watch(page) -> list[str]:
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(f"{m.type}: {m.text}")
+            if m.type in ("error", "warning") else None)
+    page.on("pageerror", lambda e: problems.append(f"pageerror: {e}"))
+    return problems
+
+
+@pytest.mark.browser
+def test_ops_filter_drill_down_save_and_download_in_chinese(
+        page, live_server, transactional_db, ops_user, rm_a, rm_b, rolled_up, opened):  # noqa: F811
+    problems = watch(page)
+    log_in(page, live_server, "ops", "zh-hans")
+    page.locator("#nav-analytics").click()
+    expect(page.locator("#analytics-nav .active")).to_have_attribute("data-page", "overview")
+    expect(page.locator("#kpi-chart svg")).to_have_count(1)
+
+    page.locator('#analytics-nav [data-page="retention"]').click()
+    expect(page.locator("#analytics-nav .active")).to_have_attribute("data-page", "retention")
+    expect(page.locator("#retention-chart svg")).to_have_count(1)
+    page.select_option("#filter-branch", "SH01")
+    page.locator("#filter-apply").click()
+    page.wait_for_url("**/analytics/retention/?*branch=SH01*")
+    cells = page.locator('[data-table="retention"] tbody tr').first.locator("td")
+    expect(cells.nth(0)).to_have_text(f"{opened:%Y-%m}")
+    expect(cells.nth(1)).to_have_text("3")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "analytics_retention.png"), full_page=True)
+
+    page.locator('#analytics-nav [data-page="funnel"]').click()  # the tabs keep the filters
+    page.wait_for_url("**/analytics/funnel/?*branch=SH01*")
+    expect(page.locator("#funnel-chart svg")).to_have_count(1)
+    x, y = page.evaluate(POINT, ["funnel-chart", 0, 1])
+    page.mouse.click(x, y)
+    page.wait_for_url("**/analytics/drill/?*metric=funnel*")
+    numbers = page.locator("#client-table td.font-monospace a")
+    expect(numbers).to_have_text(["AN000001", "AN000002", "AN000003"])
+    expect(page.locator("#client-table")).to_contain_text("138****0001")
+    page.screenshot(path=str(SCREENSHOTS / "analytics_drill.png"), full_page=True)
+
+    page.fill("#drill-save-name", "陆家嘴新开户")
+    page.locator("#drill-save").click()
+    page.wait_for_url("**/segments/drill-*/")
+    segment = Segment.objects.get(name_zh="陆家嘴新开户")
+    assert segment.kind == SegmentKind.STATIC
+    assert sorted(segment.memberships.values_list("client__client_no", flat=True)) == [
+        "AN000001", "AN000002", "AN000003"]
+
+    page.goto(f"{live_server.url}/analytics/funnel/?branch=SH01")
+    with page.expect_download() as download:
+        page.locator('#table-funnel [data-export="csv"]').click()
+    assert download.value.suggested_filename.startswith("analytics-funnel-")
+    lines = Path(download.value.path()).read_text(encoding="utf-8-sig").splitlines()
+    assert [line.split(",")[1] for line in lines[1:]] == ["3", "2", "2", "1"]
+    assert problems == [], problems
+
+
+@pytest.mark.browser
+def test_an_rm_reads_the_overview_in_english_and_switches_the_figure(
+        page, live_server, transactional_db, rm_a, rm_b, rolled_up):  # noqa: F811
+    problems = watch(page)
+    log_in(page, live_server, "rm_a", "en")
+    page.goto(f"{live_server.url}/analytics/")
+    expect(page.locator("#analytics-title")).to_have_text("Overview")
+    expect(page.locator("#analytics-scope")).to_have_text("Figures of your book")
+    expect(page.locator("#filter-branch")).to_have_count(0)
+    expect(page.locator('[data-kpi="new_accounts"] [data-value]')).to_have_text("3")
+    page.select_option("#kpi-metric", "new_accounts")
+    expect(page.locator("#kpi-chart svg")).to_have_count(1)
+    for chart in ("kpi-chart", "tier-chart", "segment-chart"):
+        assert page.evaluate(f"!!window.CRM.analyticsCharts['{chart}']"), chart
+    page.screenshot(path=str(SCREENSHOTS / "analytics_overview_en.png"), full_page=True)
+    assert problems == [], problems
