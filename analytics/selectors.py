@@ -48,6 +48,8 @@ from .models import (
     ClientFunnel,
     ClientMonthActivity,
     CohortActivity,
+    CohortBranch,
+    DailyBranchFigures,
     DailyFigures,
 )
 
@@ -203,6 +205,17 @@ class _Dims:
     rm_id: int | None
     tier: str | None
     segment_id: int | None
+    # No RM or tier in play (neither filtered on nor the scope of an RM): the per-branch
+    # aggregates answer, a few rows a day instead of one per RM and tier.
+    coarse: bool = False
+
+    @property
+    def daily(self):
+        return DailyBranchFigures if self.coarse else DailyFigures
+
+    @property
+    def cohorts(self):
+        return CohortBranch if self.coarse else CohortActivity
 
     def q(self, prefix: str = "") -> Q:
         """On a rollup table (columns branch_id, rm_id, tier)."""
@@ -240,8 +253,9 @@ def _dims(user, filters: Filters) -> _Dims:
         segment_id = Segment.objects.filter(code=filters.segment).values_list(
             "pk", flat=True).first()
         segment_id = -1 if segment_id is None else segment_id
+    coarse = rm_id is None and filters.tier is None and role_of(user) != Role.RM
     return _Dims(scope=client_scope_q(user), branch_id=branch_id, rm_id=rm_id,
-                 tier=filters.tier, segment_id=segment_id)
+                 tier=filters.tier, segment_id=segment_id, coarse=coarse)
 
 
 def _money(value) -> float:
@@ -276,7 +290,7 @@ def _periods(date_from: dt.date, date_to: dt.date, interval: str) -> list[tuple[
 def _daily_rows(dims: _Dims, date_to: dt.date) -> dict[dt.date, dict]:
     """Per day up to `date_to`: new accounts, funded, their AUM, revenue, active change."""
     if dims.segment_id is None:
-        rows = (DailyFigures.objects.filter(dims.q(), day__lte=date_to).values("day")
+        rows = (dims.daily.objects.filter(dims.q(), day__lte=date_to).values("day")
                 .annotate(new_accounts=Sum("new_accounts"), new_funded=Sum("new_funded"),
                           new_aum=Sum("new_aum"), revenue=Sum("revenue"),
                           active_delta=Sum("active_delta")).order_by())
@@ -431,10 +445,10 @@ def retention(*, user, filters: Filters, months: int = 12) -> dict:
     sizes: dict[dt.date, int] = defaultdict(int)
     active: dict[tuple[dt.date, dt.date], int] = {}
     if dims.segment_id is None:
-        for r in (DailyFigures.objects.filter(dims.q(), day__gte=first, day__lt=cohort_end)
+        for r in (dims.daily.objects.filter(dims.q(), day__gte=first, day__lt=cohort_end)
                   .values("day").annotate(n=Sum("new_accounts")).order_by()):
             sizes[_month_start(r["day"])] += r["n"] or 0
-        for r in (CohortActivity.objects.filter(dims.q(), cohort__gte=first,
+        for r in (dims.cohorts.objects.filter(dims.q(), cohort__gte=first,
                                                 cohort__lt=cohort_end, month__lte=as_of)
                   .values("cohort", "month").annotate(n=Sum("clients")).order_by()):
             active[(r["cohort"], r["month"])] = r["n"] or 0
@@ -502,8 +516,9 @@ def funnel(*, user, filters: Filters) -> dict:
     second purchase or an advisory service). Each step counts the clients who reached it and
     every step before; days between steps are medians over the clients of the step."""
     rows = _funnel_rows(user, filters)
-    counts = rows.aggregate(**{step: Count("client_id", filter=_step_q(step))
-                               for step in FUNNEL_STEPS})
+    counts = rows.aggregate(opened=Count("client_id"),
+                            **{step: Count("client_id", filter=_step_q(step))
+                               for step in FUNNEL_STEPS[1:]})
     steps = []
     for i, step in enumerate(FUNNEL_STEPS):
         entry = {"step": step, "clients": counts[step], "conversion_from_previous": None,

@@ -2,6 +2,19 @@
 
 from django.urls import path
 
+from analytics.api import (
+    ChannelsView,
+    FunnelView,
+    KpisView,
+    NewslettersView,
+    RetentionView,
+)
+from analytics.api import (
+    RefreshDetailView as AnalyticsRefreshDetailView,
+)
+from analytics.api import (
+    RefreshView as AnalyticsRefreshView,
+)
 from campaigns.api import (
     CampaignApproveView,
     CampaignCancelView,
@@ -60,6 +73,14 @@ from segments.api import (
 
 app_name = "api"
 urlpatterns = [
+    path("analytics/kpis/", KpisView.as_view(), name="analytics-kpis"),
+    path("analytics/retention/", RetentionView.as_view(), name="analytics-retention"),
+    path("analytics/funnel/", FunnelView.as_view(), name="analytics-funnel"),
+    path("analytics/channels/", ChannelsView.as_view(), name="analytics-channels"),
+    path("analytics/newsletters/", NewslettersView.as_view(), name="analytics-newsletters"),
+    path("analytics/refresh/", AnalyticsRefreshView.as_view(), name="analytics-refresh"),
+    path("analytics/refresh/<int:pk>/", AnalyticsRefreshDetailView.as_view(),
+         name="analytics-refresh-detail"),
     path("branches/<str:code>/", BranchDetailView.as_view(), name="branch-detail"),
     path("calendar/trading-days/", TradingDaysView.as_view(), name="calendar-trading-days"),
     path("cash-flows/bulk/", CashFlowBulkView.as_view(), name="cash-flow-bulk"),

@@ -1,0 +1,420 @@
+"""Analytics figures on a small fixed book, each expected value counted by hand from the dates
+below (DOMAIN.md "Operations metrics"), on PostgreSQL and SQLite alike.
+
+The book, with M3..M0 the first days of the months three months ago .. this month, T today:
+  A1 (rm_a) opened M3+4, funded M3+6, bought M3+9 and M2+9; AUM 100,000; tier guiding
+  A2 (rm_a) opened M3+14, funded M3+19, bought an advisory service M3+24 (revenue 500); 50,000
+  A3 (rm_a) opened M2+0, never funded, never bought; AUM 0
+  A4 (rm_a) opened M2+9, funded M2+10, bought twice on M2+19 and once today; 200,000
+  B1 (rm_b, BJ01) opened M3+1, funded M3+2, bought M1+4; AUM 300,000; tier guiding
+  O1 (rm_a) opened 2020-01-01, bought today; AUM 10,000
+Every purchase brings revenue 100 unless said otherwise.
+"""
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from analytics import selectors
+from analytics.models import (
+    ClientDay,
+    ClientFunnel,
+    ClientMonthActivity,
+    CohortActivity,
+    CohortBranch,
+    DailyBranchFigures,
+    DailyFigures,
+)
+from analytics.selectors import Filters
+from analytics.services import refresh_run, refresh_start
+from clients.models import Client
+from clients.scoring.models import ClientScore, ScoringCurrent, ScoringScheme
+from core.errors import ApplicationError
+from segments.models import Segment, SegmentKind, SegmentMembership
+from tests.factories import ClientFactory, ProductFactory, TransactionFactory
+
+
+def month_start(day: dt.date, back: int) -> dt.date:
+    index = day.year * 12 + day.month - 1 - back
+    return dt.date(index // 12, index % 12 + 1, 1)
+
+
+def plus(day: dt.date, n: int) -> dt.date:
+    return day + dt.timedelta(days=n)
+
+
+def at(day: dt.date, hour: int = 10) -> dt.datetime:
+    return timezone.make_aware(dt.datetime.combine(day, dt.time(hour)))
+
+
+class Dates:
+    def __init__(self):
+        self.T = timezone.localdate()
+        self.M0, self.M1, self.M2, self.M3 = (month_start(self.T, k) for k in range(4))
+
+
+@pytest.fixture
+def d():
+    return Dates()
+
+
+def buy(client, day, *, revenue="100", product=None, hour=10):
+    return TransactionFactory(client=client, traded_at=at(day, hour), revenue=Decimal(revenue),
+                              **({"product": product} if product else {}))
+
+
+def score(client, *, as_of, tier, scheme):
+    return ClientScore.objects.create(
+        client=client, scheme=scheme, as_of=as_of, amount=0, purchases=0, frequency=0,
+        benefit=0, amount_score=1, frequency_score=1, benefit_score=1, total_score=3, tier=tier)
+
+
+@pytest.fixture
+def book(d, rm_a, rm_b):
+    a = {"rm": rm_a, "branch": rm_a.branch}
+    clients = {
+        "A1": ClientFactory(client_no="A1", opened_on=plus(d.M3, 4),
+                            first_funded_on=plus(d.M3, 6), aum=Decimal("100000"), **a),
+        "A2": ClientFactory(client_no="A2", opened_on=plus(d.M3, 14),
+                            first_funded_on=plus(d.M3, 19), aum=Decimal("50000"), **a),
+        "A3": ClientFactory(client_no="A3", opened_on=d.M2, first_funded_on=None,
+                            aum=Decimal("0"), **a),
+        "A4": ClientFactory(client_no="A4", opened_on=plus(d.M2, 9),
+                            first_funded_on=plus(d.M2, 10), aum=Decimal("200000"), **a),
+        "B1": ClientFactory(client_no="B1", opened_on=plus(d.M3, 1),
+                            first_funded_on=plus(d.M3, 2), aum=Decimal("300000"), rm=rm_b,
+                            branch=rm_b.branch),
+        "O1": ClientFactory(client_no="O1", opened_on=dt.date(2020, 1, 1),
+                            first_funded_on=dt.date(2020, 1, 2), aum=Decimal("10000"), **a),
+    }
+    advisory = ProductFactory(product_code="ADV1", product_type="advisory_service")
+    buy(clients["A1"], plus(d.M3, 9))
+    buy(clients["A1"], plus(d.M2, 9))
+    buy(clients["A2"], plus(d.M3, 24), revenue="500", product=advisory)
+    buy(clients["A4"], plus(d.M2, 19))
+    buy(clients["A4"], plus(d.M2, 19), hour=15)
+    buy(clients["A4"], d.T, hour=0)  # 00:xx local time is still today (UTC: yesterday)
+    buy(clients["B1"], plus(d.M1, 4))
+    buy(clients["O1"], d.T, hour=0)
+    scheme = ScoringScheme.objects.get(version=1)
+    scored_on = d.T - dt.timedelta(days=1)
+    for number in ("A1", "B1"):
+        score(clients[number], as_of=scored_on, tier="guiding", scheme=scheme)
+    ScoringCurrent.objects.update_or_create(pk=1, defaults={"as_of": scored_on,
+                                                            "scheme": scheme})
+    return clients
+
+
+def rebuild(full: bool = True):
+    refresh = refresh_start(full=full, queue=False, trigger="test")
+    refresh = refresh_run(refresh_id=refresh.pk, chunk_size=2)
+    assert refresh.status == "succeeded", refresh.error
+    return refresh
+
+
+@pytest.fixture
+def built(book):
+    rebuild()
+    return book
+
+
+def window(d: Dates, **extra) -> Filters:
+    return Filters(date_from=d.M3, date_to=d.T, **extra)
+
+
+def label(day: dt.date) -> str:
+    return f"{day.year}-{day.month:02d}"
+
+
+# --- retention -----------------------------------------------------------------------------------
+def test_retention_by_opening_month_for_operations(built, d, ops_user):
+    answer = selectors.retention(user=ops_user, filters=window(d))
+    assert answer["as_of"] == d.T.isoformat()
+    # M3: A1, A2, B1; bought in M3: A1, A2; M2: A1; M1: B1; M0: nobody.
+    # M2: A3, A4; bought in M2: A4; M1: nobody; M0: A4 (today).
+    assert answer["cohorts"] == [
+        {"cohort": label(d.M3), "size": 3, "retention": [0.6667, 0.3333, 0.3333, 0.0]},
+        {"cohort": label(d.M2), "size": 2, "retention": [0.5, 0.0, 0.5]},
+    ]
+
+
+def test_retention_of_an_rm_covers_their_book_only(built, d, rm_a, rm_b):
+    mine = selectors.retention(user=rm_a, filters=window(d))["cohorts"]
+    assert mine[0] == {"cohort": label(d.M3), "size": 2, "retention": [1.0, 0.5, 0.0, 0.0]}
+    theirs = selectors.retention(user=rm_b, filters=window(d))["cohorts"]
+    assert theirs == [{"cohort": label(d.M3), "size": 1, "retention": [0.0, 0.0, 1.0, 0.0]}]
+
+
+def test_retention_keeps_the_last_cohorts_and_checks_months(built, d, ops_user):
+    answer = selectors.retention(user=ops_user, filters=window(d), months=3)
+    assert [c["cohort"] for c in answer["cohorts"]] == [label(d.M2)]
+    for bad in (0, 25):
+        with pytest.raises(ApplicationError) as caught:
+            selectors.retention(user=ops_user, filters=window(d), months=bad)
+        assert "months" in caught.value.fields
+
+
+# --- funnel --------------------------------------------------------------------------------------
+def test_funnel_counts_conversion_and_median_days(built, d, ops_user):
+    steps = selectors.funnel(user=ops_user, filters=window(d))["steps"]
+    b1_days_to_buy = (plus(d.M1, 4) - plus(d.M3, 2)).days
+    a1_days_to_repeat = (plus(d.M2, 9) - plus(d.M3, 9)).days
+    assert b1_days_to_buy > 9
+    assert steps == [
+        {"step": "opened", "clients": 5, "conversion_from_previous": None,
+         "median_days_from_previous": None},
+        # funded after 2 (A1), 5 (A2), 1 (A4), 1 (B1) days: median 1.5
+        {"step": "funded", "clients": 4, "conversion_from_previous": 0.8,
+         "median_days_from_previous": 1.5},
+        # first purchase after 3 (A1), 5 (A2), 9 (A4) and b1_days_to_buy days: median 7
+        {"step": "first_purchase", "clients": 4, "conversion_from_previous": 1.0,
+         "median_days_from_previous": 7.0},
+        # repeat: A2 (advisory, same day), A4 (second purchase the same day), A1 a month on
+        {"step": "repeat_purchase", "clients": 3, "conversion_from_previous": 0.75,
+         "median_days_from_previous": 0.0},
+    ]
+    assert a1_days_to_repeat >= 28
+
+
+def test_funnel_by_tier_branch_and_segment(built, d, ops_user):
+    def opened(**extra):
+        return selectors.funnel(user=ops_user, filters=window(d, **extra))["steps"][0]["clients"]
+
+    assert opened(tier="guiding") == 2          # A1, B1
+    assert opened(branch="BJ01") == 1           # B1
+    assert opened(rm="rm_a") == 4
+    segment = Segment.objects.create(code="a2_a4", kind=SegmentKind.STATIC, name_en="A2 A4")
+    for number in ("A2", "A4", "O1"):
+        SegmentMembership.objects.create(segment=segment, client=built[number])
+    steps = selectors.funnel(user=ops_user, filters=window(d, segment="a2_a4"))["steps"]
+    assert [s["clients"] for s in steps] == [2, 2, 2, 2]
+    assert steps[3]["median_days_from_previous"] == 0.0
+
+
+# --- KPIs ----------------------------------------------------------------------------------------
+def active_today(d: Dates) -> int:
+    """A4 and O1 bought today; B1 on M1+4 counts if that is within the 30 days ending today."""
+    return 2 + (1 if (d.T - plus(d.M1, 4)).days <= 29 else 0)
+
+
+def test_monthly_kpis(built, d, ops_user):
+    answer = selectors.kpi_series(user=ops_user, filters=window(d), interval="month")
+    series = answer["series"]
+    assert [p["period"] for p in series] == [label(m) for m in (d.M3, d.M2, d.M1, d.M0)]
+    assert [p["new_accounts"] for p in series] == [3, 2, 0, 0]
+    assert [p["clients"] for p in series] == [4, 6, 6, 6]
+    assert [p["funded_rate"] for p in series] == [1.0, 0.5, None, None]
+    assert [p["aum"] for p in series] == [460000.0, 660000.0, 660000.0, 660000.0]
+    assert [p["revenue"] for p in series] == [600.0, 300.0, 100.0, 200.0]
+    # on the month's last day: A1 (M3+9), A2 (M3+24) | A1 (M2+9), A4 (M2+19) | B1 | today
+    assert [p["active_clients"] for p in series] == [2, 2, 1, active_today(d)]
+    previous = answer["previous"]
+    assert previous and all(p["clients"] == 1 and p["new_accounts"] == 0 and p["revenue"] == 0
+                            for p in previous)
+
+
+def test_kpis_by_branch_rm_and_for_an_rm(built, d, ops_user, rm_b, branch_manager):
+    bj = selectors.kpi_series(user=ops_user, filters=window(d, branch="BJ01"))["series"]
+    assert [p["new_accounts"] for p in bj] == [1, 0, 0, 0]
+    assert [p["revenue"] for p in bj] == [0.0, 0.0, 100.0, 0.0]
+    own = selectors.kpi_series(user=rm_b, filters=window(d))["series"]
+    assert own == bj
+    managed = selectors.kpi_series(user=branch_manager, filters=window(d))["series"]
+    assert [p["clients"] for p in managed] == [3, 5, 5, 5]
+    assert [p["revenue"] for p in managed] == [600.0, 300.0, 0.0, 200.0]
+
+
+def test_daily_and_weekly_kpis_add_up_to_the_months(built, d, ops_user):
+    days = selectors.kpi_series(user=ops_user, filters=window(d), interval="day")["series"]
+    assert len(days) == (d.T - d.M3).days + 1
+    assert sum(p["revenue"] for p in days) == 1200.0
+    assert days[-1]["active_clients"] == active_today(d)
+    by_day = {p["period"]: p for p in days}
+    assert by_day[plus(d.M3, 9).isoformat()]["active_clients"] == 1    # A1 alone
+    assert by_day[plus(d.M3, 24).isoformat()]["active_clients"] == 2   # A1 and A2
+    # A1's M3+9 purchase keeps them active up to M3+38 only
+    assert by_day[plus(d.M3, 38).isoformat()]["active_clients"] >= 1
+    weeks = selectors.kpi_series(user=ops_user, filters=window(d), interval="week")["series"]
+    assert sum(p["new_accounts"] for p in weeks) == 5
+    assert weeks[0]["period"] == "{}-W{:02d}".format(*d.M3.isocalendar()[:2])
+    with pytest.raises(ApplicationError) as caught:
+        selectors.kpi_series(user=ops_user, filters=window(d), interval="year")
+    assert "interval" in caught.value.fields
+
+
+def test_a_segment_of_everyone_gives_the_unfiltered_figures(built, d, ops_user):
+    """The segment path (per-client rows) and the aggregate path agree."""
+    segment = Segment.objects.create(code="all_of_them", kind=SegmentKind.STATIC,
+                                     name_en="Everyone")
+    for c in Client.objects.all():
+        SegmentMembership.objects.create(segment=segment, client=c)
+    for interval in ("day", "month"):
+        plain = selectors.kpi_series(user=ops_user, filters=window(d), interval=interval)
+        joined = selectors.kpi_series(user=ops_user, filters=window(d, segment="all_of_them"),
+                                      interval=interval)
+        assert joined == plain
+    assert (selectors.retention(user=ops_user, filters=window(d, segment="all_of_them"))
+            == selectors.retention(user=ops_user, filters=window(d)))
+
+
+# --- tier migration, segments, drill-down --------------------------------------------------------
+def test_tier_migration_between_two_scorings(built, d, ops_user):
+    scheme = ScoringScheme.objects.get(version=1)
+    before = d.M3
+    score(built["A1"], as_of=before, tier="potential", scheme=scheme)
+    score(built["B1"], as_of=before, tier="guiding", scheme=scheme)
+    score(built["A2"], as_of=before, tier="long_tail", scheme=scheme)  # no score later
+    answer = selectors.tier_migration(user=ops_user, filters=window(d))
+    assert answer["from_as_of"] == before.isoformat()
+    assert answer["to_as_of"] == (d.T - dt.timedelta(days=1)).isoformat()
+    moved = {(m["from"], m["to"]): m["clients"] for m in answer["matrix"] if m["clients"]}
+    assert moved == {("potential", "guiding"): 1, ("guiding", "guiding"): 1}
+    assert len(answer["matrix"]) == 16
+    drilled = selectors.drill_clients(user=ops_user, filters=window(d), metric="tier_migration",
+                                      cell={"from": "potential", "to": "guiding"})
+    assert [c.client_no for c in drilled] == ["A1"]
+
+
+def test_segment_comparison(built, d, ops_user, rm_a):
+    persona = Segment.objects.create(code="p_young", kind=SegmentKind.PERSONA,
+                                     name_en="Young")
+    for number in ("A1", "A4", "B1"):
+        SegmentMembership.objects.create(segment=persona, client=built[number])
+    rows = selectors.segment_comparison(user=ops_user, filters=window(d))["segments"]
+    row = next(r for r in rows if r["code"] == "p_young")
+    # revenue in the window: A1 200, A4 300, B1 100; active today: A4 (+ B1 if recent enough)
+    assert row == {"code": "p_young", "name": "Young", "clients": 3,
+                   "active_clients": 1 + (1 if (d.T - plus(d.M1, 4)).days <= 29 else 0),
+                   "aum": 600000.0, "revenue": 600.0, "funded_rate": 1.0}
+    mine = selectors.segment_comparison(user=rm_a, filters=window(d), codes=["p_young"])
+    assert mine["segments"][0]["clients"] == 2
+
+
+def test_drill_down_cells(built, d, ops_user, rm_a):
+    def numbers(user, metric, **cell):
+        return [c.client_no for c in selectors.drill_clients(
+            user=user, filters=window(d), metric=metric, cell=cell)]
+
+    assert numbers(ops_user, "new_accounts", period=label(d.M3)) == ["A1", "A2", "B1"]
+    assert numbers(ops_user, "retention", cohort=label(d.M3), month="2") == ["B1"]
+    assert numbers(ops_user, "funnel", step="repeat_purchase") == ["A1", "A2", "A4"]
+    assert numbers(rm_a, "funnel", step="funded") == ["A1", "A2", "A4"]
+    assert numbers(ops_user, "active", period=label(d.M2)) == ["A1", "A4"]
+    with pytest.raises(ApplicationError) as caught:
+        numbers(ops_user, "nonsense", period="x")
+    assert "metric" in caught.value.fields
+    with pytest.raises(ApplicationError) as caught:
+        numbers(ops_user, "funnel", step="flying")
+    assert "step" in caught.value.fields
+    with pytest.raises(ApplicationError) as caught:
+        numbers(ops_user, "retention", cohort=label(d.M3))
+    assert "month" in caught.value.fields
+
+
+# --- filters -------------------------------------------------------------------------------------
+def test_filters_name_what_is_wrong(book, rm_a, rm_b, branch_manager, ops_user):
+    def fields(params, user=ops_user):
+        with pytest.raises(ApplicationError) as caught:
+            selectors.filters_from(params, user=user)
+        return caught.value.status, set(caught.value.fields)
+
+    assert fields({"from": "2026-13-01", "to": "x"}) == (400, {"from", "to"})
+    assert fields({"from": "2026-05-02", "to": "2026-05-01"}) == (400, {"from"})
+    assert fields({"branch": "NOPE", "rm": "nobody", "segment": "nope", "tier": "gold"}) == (
+        400, {"branch", "rm", "segment", "tier"})
+    assert fields({"rm": "rm_b"}, user=rm_a) == (403, {"rm"})
+    assert fields({"branch": "BJ01"}, user=branch_manager) == (403, {"branch"})
+    assert fields({"rm": "rm_b"}, user=branch_manager) == (403, {"rm"})
+    ok = selectors.filters_from({"from": "2026-01-01", "rm": "rm_a", "tier": "guiding"},
+                                user=branch_manager)
+    assert ok == Filters(date_from=dt.date(2026, 1, 1), rm="rm_a", tier="guiding")
+
+
+# --- rollups: incremental equals full ------------------------------------------------------------
+def snapshot() -> dict:
+    tables = {
+        "funnel": ClientFunnel.objects.values_list(
+            "client_id", "branch_id", "rm_id", "tier", "opened_on", "first_funded_on", "aum",
+            "first_purchase_on", "repeat_on"),
+        "day": ClientDay.objects.values_list("client_id", "day", "purchases", "amount",
+                                             "revenue", "active_delta"),
+        "month": ClientMonthActivity.objects.values_list("client_id", "month", "purchases",
+                                                         "amount", "revenue"),
+        "daily": DailyFigures.objects.values_list(
+            "day", "branch_id", "rm_id", "tier", "new_accounts", "new_funded", "new_aum",
+            "purchases", "amount", "revenue", "active_delta"),
+        "daily_branch": DailyBranchFigures.objects.values_list(
+            "day", "branch_id", "new_accounts", "new_funded", "new_aum", "purchases", "amount",
+            "revenue", "active_delta"),
+        "cohort": CohortActivity.objects.values_list("cohort", "month", "branch_id", "rm_id",
+                                                     "tier", "clients"),
+        "cohort_branch": CohortBranch.objects.values_list("cohort", "month", "branch_id",
+                                                          "clients"),
+    }
+    return {name: sorted(rows) for name, rows in tables.items()}
+
+
+def test_an_incremental_refresh_gives_the_tables_of_a_full_rebuild(built, d, rm_a, rm_b):
+    before = snapshot()
+    assert len(before["funnel"]) == 6
+    assert rebuild(full=False).touched == 0
+    assert snapshot() == before
+    # a day of changes: purchases, a client moving to another RM, a new and a deleted client,
+    # a tier change, a first funding, an AUM change
+    buy(built["A3"], d.T)
+    buy(built["B1"], plus(d.M1, 20))
+    Client.objects.filter(pk=built["A2"].pk).update(rm=rm_b, branch=rm_b.branch)
+    newcomer = ClientFactory(client_no="N1", opened_on=d.T, rm=rm_a, branch=rm_a.branch)
+    buy(newcomer, d.T)
+    Client.objects.filter(pk=built["O1"].pk).delete()
+    ClientScore.objects.filter(client=built["A1"]).update(tier="potential")
+    Client.objects.filter(pk=built["A3"].pk).update(first_funded_on=d.T,
+                                                    aum=Decimal("5000"))
+    refresh = rebuild(full=False)
+    assert refresh.kind == "incremental"
+    assert refresh.touched == 6  # A1, A2, A3, B1, N1, O1
+    incremental = snapshot()
+    rebuild(full=True)
+    assert snapshot() == incremental
+    assert incremental != before
+
+
+def test_a_killed_full_rebuild_resumes_where_it_stopped(built, monkeypatch):
+    from analytics import services
+
+    expected = snapshot()
+    refresh = refresh_start(full=True, queue=False)
+    real = services._save_progress
+    calls = {"n": 0}
+
+    def dies_after_two_chunks(job, **fields):
+        real(job, **fields)
+        if "next_client_id" in fields and not fields.get("phase"):
+            calls["n"] += 1
+            if calls["n"] == 2:
+                raise KeyboardInterrupt  # the worker is killed: the row stays running
+
+    monkeypatch.setattr(services, "_save_progress", dies_after_two_chunks)
+    with pytest.raises(KeyboardInterrupt):
+        refresh_run(refresh_id=refresh.pk, chunk_size=2)
+    monkeypatch.setattr(services, "_save_progress", real)
+    refresh.refresh_from_db()
+    assert refresh.status == "running" and refresh.progress_done == 1  # chunk 2 rolled back
+    refresh = refresh_run(refresh_id=refresh.pk, chunk_size=2)
+    assert refresh.status == "succeeded"
+    assert snapshot() == expected
+
+
+def test_freshness_and_one_waiting_refresh(book, ops_user):
+    assert selectors.freshness()["as_of"] is None
+    first = refresh_start(user=ops_user, queue=False)
+    assert refresh_start(user=ops_user, queue=False).pk == first.pk  # debounced
+    fresh = selectors.freshness()
+    assert fresh["running"] is True and fresh["job"]["id"] == first.pk
+    refresh_run(refresh_id=first.pk)
+    fresh = selectors.freshness()
+    assert fresh["running"] is False
+    assert fresh["as_of"] == timezone.localdate().isoformat()
+    assert fresh["job"]["status"] == "succeeded" and fresh["job"]["percent"] == 100
