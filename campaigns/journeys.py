@@ -192,7 +192,7 @@ def journeys_due(now: dt.datetime | None = None) -> bool:
 
 def journey_advance(*, campaign: Campaign, today: dt.date) -> dict:
     """One trading day of one always-on campaign (see the module's docstring)."""
-    from .launch import step_dispatch
+    from .launch import bulk_transaction_tune, step_dispatch
 
     now = timezone.now()
     counts = {"exited": 0, "reentered": 0, "entered": 0, "queued": 0, "calls": 0}
@@ -202,6 +202,7 @@ def journey_advance(*, campaign: Campaign, today: dt.date) -> dict:
                 or (locked.journey_day is not None and locked.journey_day >= today):
             return counts
         caps_lock()
+        bulk_transaction_tune()
         counts["exited"] = _exit(locked, today=today, now=now)
         # A holiday greeting enters its audience on the last trading day before the holiday.
         if locked.scenario != Scenario.HOLIDAY or greeting_holiday_ahead(today):

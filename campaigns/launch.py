@@ -73,10 +73,19 @@ from .services import campaign_transition
 from .targeting import launch_day_for, members_freeze
 
 RM_CHANNELS = (Channel.PHONE, Channel.WECHAT)
-# The launch transaction's settings (PostgreSQL): JIT compiling its million-row statements
-# cost more than it saved (1.4-4.5 s of the freeze, bench/RESULTS.md "campaigns"), and the
-# arms' window and the client-order sort of a 1M-client list spill to disk at 4 MB.
-_LAUNCH_SETTINGS = ("SET LOCAL jit = off", "SET LOCAL work_mem = '256MB'")
+# The launch transaction's settings (PostgreSQL): the arms' window and the client-order sort
+# of a 1M-client list spill to disk at 4 MB. (JIT, which cost 1.4-4.5 s of the freeze, is off
+# for every connection: settings, DATABASES options.)
+_LAUNCH_SETTINGS = ("SET LOCAL work_mem = '256MB'",)
+
+
+def bulk_transaction_tune() -> None:
+    """The current transaction's settings for writing a target list (launch, a journey's
+    day): _LAUNCH_SETTINGS on PostgreSQL."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            for statement in _LAUNCH_SETTINGS:
+                cursor.execute(statement)
 # The launch's temporary tables: its treated members' clients, the contacts it takes back.
 _TREATED, _TAKE_BACK = "campaign_treated", "campaign_take_back"
 
@@ -235,10 +244,7 @@ def campaign_launch_run(*, launch_id: int) -> CampaignLaunch | None:
         if campaign.starts_at is not None and campaign.starts_at > timezone.now():
             return launch  # the minute beat launches it when its start comes
         caps_lock()
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                for statement in _LAUNCH_SETTINGS:
-                    cursor.execute(statement)
+        bulk_transaction_tune()
         timings, started = {}, time.monotonic()
         now = timezone.now()
         day = launch_day_for(timezone.localdate())

@@ -89,6 +89,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # No JIT on the product's connections (PostgreSQL): it bought nothing on any measured
+    # statement and cost from 0.25 s a live count to minutes -- a journey's entry of 100,000
+    # clients ran 2.9 s without it and over 6 minutes with it (bench/RESULTS.md "scenarios").
+    # One place for every statement, instead of a SET LOCAL beside each big one.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "options", f"-c jit={'on' if env.bool('DB_JIT', default=False) else 'off'}")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "core.User"
