@@ -136,8 +136,10 @@ def _journeys(*, ops, compliance, log: Callable[[str], None]) -> None:
             job = services.campaign_launch(campaign=onboarding, actor=ops)
         campaign_launch_run(launch_id=job.pk)
         onboarding.refresh_from_db()
-        counts = journey_advance(campaign=onboarding, today=onboarding.launch_day)
-        log(f"campaigns: onboarding journey running ({counts['entered']} clients entered)")
+        journey_advance(campaign=onboarding, today=onboarding.launch_day)
+        members = CampaignMember.objects.filter(campaign=onboarding)
+        log(f"campaigns: onboarding journey running ({members.count()} new clients on it, "
+            f"{members.filter(exclusion_reason='').count()} reachable)")
     zombie = Campaign.objects.filter(code="journey-zombie-reactivation", status="draft").first()
     if zombie is not None:
         services.campaign_submit(campaign=zombie, actor=ops)
