@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from urllib.parse import urlencode
 
+from django.utils.translation import gettext as _
+
 from clients.scoring.models import Tier
 from core.access import ALL_CLIENTS_ROLES, role_of
 from core.models import Branch, Role, User
@@ -39,6 +41,19 @@ def filter_choices(*, user) -> dict:
         "segments": segment_choices(),
         "tiers": [[value, str(label)] for value, label in Tier.choices],
     }
+
+
+def filter_pickers(*, user, values: Mapping[str, str]) -> list[dict]:
+    """The drop-downs of the filter bar, each with its choices and current value; a picker the
+    user's scope leaves no choice in (an RM's branch and RM) is left out."""
+    choices = filter_choices(user=user)
+    pickers = [("branch", _("Branch"), _("All branches"), choices["branches"]),
+               ("rm", _("RM"), _("All RMs"), choices["rms"]),
+               ("segment", _("Segment"), _("All clients"), choices["segments"]),
+               ("tier", _("Value tier"), _("All tiers"), choices["tiers"])]
+    return [{"name": name, "label": label, "empty": empty, "choices": options,
+             "value": values.get(name, "")} for name, label, empty, options in pickers
+            if options]
 
 
 def filter_params(params: Mapping[str, str], *, extra: tuple[str, ...] = ()) -> dict[str, str]:

@@ -40,7 +40,7 @@ from segments.models import SegmentKind
 from segments.services import segment_create
 
 from . import selectors
-from .filters import filter_choices, filter_params, filter_query
+from .filters import filter_choices, filter_params, filter_pickers, filter_query
 
 EXPORT_TYPES = {"csv": "text/csv; charset=utf-8",
                 "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
@@ -188,7 +188,8 @@ def _overview_tables(figures) -> list[Table]:
     names = _tier_labels()
     cells = {(m["from"], m["to"]): m["clients"] for m in tiers["matrix"]}
     migration = Table("tier_migration", _("Value-tier migration"), [
-        Column(_("From \\ to"), "text"), *[Column(names.get(t, t)) for t in tiers["tiers"]]],
+        Column(_("From (rows) → to (columns)"), "text"),
+        *[Column(names.get(t, t)) for t in tiers["tiers"]]],
         [[names.get(f, f), *[cells.get((f, t), 0) for t in tiers["tiers"]]]
          for f in tiers["tiers"]])
     segments = Table("segments", _("Persona and segment comparison"), [
@@ -392,10 +393,12 @@ def _nav(request) -> list[tuple[str, str, str]]:
 def _common_context(request, spec_key: str, extra: tuple[str, ...] = ()) -> dict:
     return {"page_key": spec_key, "nav": _nav(request),
             "choices": filter_choices(user=request.user),
+            "pickers": filter_pickers(user=request.user, values=request.GET),
             "values": {**{k: request.GET.get(k, "") for k in ("from", "to", "branch", "rm",
                                                                "segment", "tier")},
                        **{k: request.GET.get(k, "") for k in extra}},
-            "query": filter_query(request.GET, extra=extra),
+            "query": urlencode([*filter_params(request.GET, extra=extra).items(),
+                                *[("compare", c) for c in request.GET.getlist("compare") if c]]),
             "filter_query": filter_query(request.GET),
             "freshness": _freshness(),
             "can_refresh": user_can(request.user, "analytics.refresh"),

@@ -91,8 +91,9 @@ def get(client, path: str, language: str = "en", **params):
 def test_every_role_opens_every_analytics_page_in_both_languages(logged_in, users, rolled_up,
                                                                   role, path):
     client = logged_in(users[role])
-    body = get(client, path).content.decode()
-    assert get(client, path).status_code == 200
+    response = get(client, path)
+    body = response.content.decode()
+    assert response.status_code == 200
     scope = {Role.RM: "Figures of your book", Role.BRANCH_MANAGER: "Figures of your branch"}
     assert scope.get(role, "Figures of all clients") in body
     assert 'id="analytics-data"' in body and "echarts.min.js" in body
@@ -150,6 +151,13 @@ def test_an_rms_overview_counts_their_new_accounts_and_ops_see_every_branch(
 def test_a_branch_filter_narrows_ops_figures_to_that_branch(logged_in, users, rolled_up):
     html = get(logged_in(users[Role.OPS]), "/analytics/funnel/", branch="BJ01").content.decode()
     assert [row[1] for row in table_rows(html, "funnel")] == ["2", "1", "1", "0"]
+
+
+def test_a_segment_filter_counts_only_its_members(logged_in, users, rolled_up):
+    segment_create(code="two-new", kind=SegmentKind.STATIC, name_en="Two", name_zh="两位",
+                   client_nos=["AN000001", "BN000001"])
+    html = get(logged_in(users[Role.OPS]), "/analytics/funnel/", segment="two-new").content
+    assert [row[1] for row in table_rows(html.decode(), "funnel")] == ["2", "2", "2", "1"]
 
 
 def test_retention_shows_each_cohort_of_the_users_scope(logged_in, users, rolled_up, opened):
@@ -305,6 +313,18 @@ def test_ops_refresh_now_queues_one_job_and_the_page_polls_its_progress(logged_i
     assert 'hx-trigger="every 2s"' in body and "progress-bar" in body
     client.post("/analytics/refresh/", HTTP_HX_REQUEST="true")
     assert AnalyticsRefresh.objects.filter(status="queued").count() == 1
+
+
+def test_the_progress_poll_reloads_the_page_once_the_refresh_is_done(logged_in, users,
+                                                                      rolled_up):
+    client = logged_in(users[Role.OPS])
+    refresh_start(user=users[Role.OPS], trigger="test", queue=False)
+    polling = client.get("/analytics/freshness/", {"was_running": "1"})
+    assert 'data-running="true"' in polling.content.decode() and "HX-Refresh" not in polling
+    AnalyticsRefresh.objects.filter(status="queued").update(status="succeeded",
+                                                            finished_at=timezone.now())
+    done = client.get("/analytics/freshness/", {"was_running": "1"})
+    assert done["HX-Refresh"] == "true" and 'data-running="false"' in done.content.decode()
 
 
 def test_an_rm_cannot_refresh(logged_in, users, rolled_up):
