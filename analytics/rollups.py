@@ -213,14 +213,18 @@ def tune() -> None:
         _run("SET LOCAL jit = off")
 
 
-def refresh_scope(scope: Scope) -> None:
-    """Bring the rows of `scope` up to date (call inside one transaction)."""
+def refresh_scope(scope: Scope, *, fresh: bool = False) -> None:
+    """Bring the rows of `scope` up to date (call inside one transaction). `fresh`: the
+    tables hold nothing of these clients yet (a full rebuild after emptying them), so there is
+    nothing to take out."""
     tune()
-    contribute(scope, -1)
-    delete_client_rows(scope)
+    if not fresh:
+        contribute(scope, -1)
+        delete_client_rows(scope)
     compute_client_rows(scope)
     contribute(scope, +1)
-    drop_zero_rows()
+    if not fresh:
+        drop_zero_rows()
 
 
 def truncate_all() -> None:

@@ -143,7 +143,7 @@ def _run_full(refresh: AnalyticsRefresh, chunk_size: int) -> None:
     while refresh.next_client_id <= high:
         low = refresh.next_client_id
         with transaction.atomic():
-            rollups.refresh_scope(rollups.Scope(low, low + chunk_size - 1))
+            rollups.refresh_scope(rollups.Scope(low, low + chunk_size - 1), fresh=True)
             _save_progress(refresh, next_client_id=low + chunk_size,
                            progress_done=refresh.progress_done + 1,
                            progress_total=max(refresh.progress_total,

@@ -71,6 +71,14 @@ def score(client, *, as_of, tier, scheme):
         benefit=0, amount_score=1, frequency_score=1, benefit_score=1, total_score=3, tier=tier)
 
 
+def the_scheme() -> ScoringScheme:
+    """The seeded scheme (a transactional test elsewhere may have flushed it: then a copy)."""
+    return ScoringScheme.objects.order_by("version").first() or ScoringScheme.objects.create(
+        version=1, amount_bounds=[1, 2, 3, 4, 5], frequency_bounds=[1, 2, 3, 4, 5],
+        benefit_bounds=[1, 2, 3, 4, 5],
+        tier_precedence=["guiding", "development", "potential", "long_tail"])
+
+
 @pytest.fixture
 def book(d, rm_a, rm_b):
     a = {"rm": rm_a, "branch": rm_a.branch}
@@ -98,7 +106,7 @@ def book(d, rm_a, rm_b):
     buy(clients["A4"], d.T, hour=0)  # 00:xx local time is still today (UTC: yesterday)
     buy(clients["B1"], plus(d.M1, 4))
     buy(clients["O1"], d.T, hour=0)
-    scheme = ScoringScheme.objects.get(version=1)
+    scheme = the_scheme()
     scored_on = d.T - dt.timedelta(days=1)
     for number in ("A1", "B1"):
         score(clients[number], as_of=scored_on, tier="guiding", scheme=scheme)
@@ -261,7 +269,7 @@ def test_a_segment_of_everyone_gives_the_unfiltered_figures(built, d, ops_user):
 
 # --- tier migration, segments, drill-down --------------------------------------------------------
 def test_tier_migration_between_two_scorings(built, d, ops_user):
-    scheme = ScoringScheme.objects.get(version=1)
+    scheme = the_scheme()
     before = d.M3
     score(built["A1"], as_of=before, tier="potential", scheme=scheme)
     score(built["B1"], as_of=before, tier="guiding", scheme=scheme)

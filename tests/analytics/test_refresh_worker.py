@@ -24,7 +24,7 @@ def test_a_worker_refresh_matches_an_in_process_one(committed_book, settings):
     eager = refresh_start(full=True, queue=False)
     refresh_run(refresh_id=eager.pk)
     expected = snapshot()
-    with running_worker():
+    with running_worker(extra_env={"ANALYTICS_REFRESH_CHUNK": "2"}):
         queued = refresh_start(full=True, trigger="test")  # queued on commit (autocommit)
         wait_for(lambda: AnalyticsRefresh.objects.filter(pk=queued.pk,
                                                          status="succeeded").exists(),
