@@ -103,8 +103,10 @@ def _goal_met_sql(campaign: Campaign, today: dt.date) -> tuple[str, list] | None
                           f"m.client_id AND t.traded_at >= m.entered_at{products})")
         params += ids
     elif metric == GoalMetric.FUNDED:
+        # A first deposit on or after the day of entry (a date: the same day counts); a
+        # client funded before entering stays for the rest of the welcome.
         conditions.append(f"EXISTS (SELECT 1 FROM {_q(Client)} c WHERE c.id = m.client_id "
-                          f"AND c.first_funded_on IS NOT NULL)")
+                          f"AND c.first_funded_on >= m.entry_day)")
     elif metric in (GoalMetric.NET_INFLOW, GoalMetric.AUM):
         conditions.append(f"(SELECT COALESCE(SUM(f.amount), 0) FROM {_q(CashFlow)} f "
                           f"WHERE f.client_id = m.client_id AND f.at >= m.entered_at) > 0")

@@ -186,6 +186,7 @@ def campaign_detail(request, code: str):
         "is_author": campaign.author_id == request.user.pk,
         "reasons": dict(ExclusionReason.choices), "channels": dict(Channel.choices),
         "journey": journey_summary(campaign=campaign),
+        "goal_label": dict(GoalMetric.choices).get((campaign.goal or {}).get("metric"), ""),
         "exposure_labels": [ProductType(t).label for t in campaign.exposure_product_types
                             if t in ProductType.values]})
 

@@ -232,3 +232,34 @@ def test_the_detail_page_says_where_the_journey_stands(journey, audience_clients
     html = logged_in(ops_author).get(f"/campaigns/{journey.code}/").content.decode()
     assert 'data-count="in_journey">14<' in html and 'data-count="left_on_goal">1<' in html
     assert 'data-count="entered_last">3<' in html
+
+
+def test_a_funded_goal_exits_those_who_fund_after_entering_not_those_funded_before(
+        audience_clients, bond, ops_author, compliance_user, settings):
+    from clients.models import Client
+
+    settings.JOURNEY_HOUR = 0
+    static_segment("journey_list", [])
+    campaign = services.campaign_create(data=journey_data(
+        code="funding-journey", goal={"metric": "funded", "target": 0.3, "window_days": 30},
+        products=[], holdout_pct=0, steps=[
+            {"channel": "sms", "delay_trading_days": 0, "variants": [
+                {"code": "A", "share": 100, "body": "{name}您好，欢迎开户。回TD退订"}]},
+            {"channel": "phone", "delay_trading_days": 3, "variants": [
+                {"code": "A", "share": 100, "subject": "回访", "body": "{name}您好。"}]}]),
+        actor=ops_author)
+    services.campaign_submit(campaign=campaign, actor=ops_author)
+    services.campaign_approve(campaign=campaign, actor=compliance_user)
+    campaign = launch_now(campaign, ops_author)
+    early, late, never = audience_clients[:3], audience_clients[3:6], audience_clients[6:10]
+    Client.objects.filter(pk__in=[c.pk for c in early]).update(
+        first_funded_on=WED_30_SEP - dt.timedelta(days=20))
+    Client.objects.filter(pk__in=[c.pk for c in late + never]).update(first_funded_on=None)
+    join(early + late + never)
+    assert journey_advance(campaign=campaign, today=WED_30_SEP)["entered"] == 10
+    Client.objects.filter(pk__in=[c.pk for c in late]).update(
+        first_funded_on=dt.date(2026, 10, 8))
+    assert journey_advance(campaign=campaign, today=dt.date(2026, 10, 8))["exited"] == 3
+    left = set(CampaignMember.objects.filter(campaign=campaign, exited_at__isnull=False)
+               .values_list("client_id", flat=True))
+    assert left == {c.pk for c in late}
