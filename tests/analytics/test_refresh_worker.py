@@ -49,3 +49,24 @@ def test_events_queue_one_refresh_at_a_time(book,
 
 def uids(signal) -> set:
     return {key[0] for key, *_rest in signal.receivers}
+
+
+def test_an_import_that_succeeds_brings_the_figures_up_to_date(
+        book, tmp_path, django_capture_on_commit_callbacks):
+    from django.core.management import call_command
+
+    from analytics.models import ClientFunnel
+    from analytics.services import refresh_run as run
+
+    run(refresh_id=refresh_start(full=True, queue=False).pk)
+    assert ClientFunnel.objects.get(client_id=book["A3"].pk).first_funded_on is None
+    path = tmp_path / "flows.csv"
+    path.write_text("flow_id,client_no,at,amount,kind\nCFX1,A3,2026-10-09,1000,deposit\n",
+                    encoding="utf-8")
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("import_data", "cash_flows", str(path))
+    latest = AnalyticsRefresh.objects.order_by("-created_at").first()
+    assert (latest.trigger, latest.kind, latest.status) == ("import", "incremental", "succeeded")
+    assert latest.touched == 1
+    funnel = ClientFunnel.objects.get(client_id=book["A3"].pk)
+    assert funnel.first_funded_on is not None
