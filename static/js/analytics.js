@@ -32,13 +32,19 @@
     return n.toLocaleString();
   }
 
+  // Every chart: no animation (a screenshot or a test sees the final figure) and a "save as
+  // image" button.
+  function finish(id, option) {
+    option.animation = false;
+    option.toolbox = { right: 8, feature: { saveAsImage: { name: id } } };
+    return option;
+  }
+
   function make(id, option, onClick) {
     var box = document.getElementById(id);
     if (!box) { return null; }
     var chart = echarts.init(box, null, { renderer: "svg", locale: lang });
-    option.animation = false;
-    option.toolbox = { right: 8, feature: { saveAsImage: { name: id } } };
-    chart.setOption(option);
+    chart.setOption(finish(id, option));
     if (onClick) {
       chart.on("click", onClick);
       box.classList.add("chart-clickable");
@@ -74,7 +80,7 @@
           return CRM.tooltip(data.kpi_labels[key], rows);
         } },
         xAxis: { type: "category", data: series.map(function (r) { return r.period; }) },
-        yAxis: { type: "value", axisLabel: { formatter: function (v) {
+        yAxis: { type: "value", minInterval: kind === "int" ? 1 : 0, axisLabel: { formatter: function (v) {
           return kind === "share" ? (v * 100).toFixed(0) + "%" : Number(v).toLocaleString();
         } } },
         series: [
@@ -86,8 +92,7 @@
       };
       var chart = charts["kpi-chart"];
       if (chart) {
-        chart.setOption(option, true);
-        chart.setOption({ toolbox: { right: 8, feature: { saveAsImage: { name: "kpi-chart" } } } });
+        chart.setOption(finish("kpi-chart", option), true);
       } else {
         make("kpi-chart", option, function (p) {
           var current = select ? select.value : "active_clients";
@@ -117,12 +122,14 @@
       tooltip: { confine: true, formatter: function (p) {
         return CRM.tooltip(names[p.value[1]] + " → " + names[p.value[0]], [["", p.value[2]]]);
       } },
-      grid: { left: 150, right: 24, top: 36, bottom: 70 },
+      grid: { left: 150, right: 24, top: 48, bottom: 80 },
       xAxis: { type: "category", data: names, name: labels.to_tier, nameLocation: "middle",
-               nameGap: 40, axisLabel: { interval: 0, width: 90, overflow: "break" } },
-      yAxis: { type: "category", data: names, name: labels.from_tier, inverse: true },
+               nameGap: 56, axisLabel: { interval: 0, width: 90, overflow: "break" } },
+      yAxis: { type: "category", data: names, name: labels.from_tier, nameLocation: "start",
+               inverse: true },
       visualMap: { min: 0, max: max, show: false, inRange: { color: ["#f1f5fb", "#1f4e79"] } },
-      series: [{ type: "heatmap", data: cells, label: { show: true } }]
+      series: [{ type: "heatmap", data: cells, label: { show: true },
+                 itemStyle: { borderColor: "#fff", borderWidth: 1 } }]
     }, function (p) {
       drillTo("tier_migration", { from: data.tiers[p.value[1]].code, to: data.tiers[p.value[0]].code });
     });
@@ -172,11 +179,12 @@
       grid: { left: 80, right: 24, top: 36, bottom: 60 },
       xAxis: { type: "category", data: months, name: labels.month, nameLocation: "middle", nameGap: 30 },
       yAxis: { type: "category", data: cohorts.map(function (c) { return c.cohort; }),
-               name: labels.cohort, inverse: true },
+               name: labels.cohort, nameLocation: "start", inverse: true },
       visualMap: { min: 0, max: 100, show: false, inRange: { color: ["#f8f9fa", "#198754"] } },
-      series: [{ type: "heatmap", data: cells, label: { show: true, formatter: function (p) {
-        return p.value[2] === null ? "" : p.value[2] + "%";
-      } } }]
+      series: [{ type: "heatmap", data: cells, itemStyle: { borderColor: "#fff", borderWidth: 1 },
+                 label: { show: true, formatter: function (p) {
+                   return p.value[2] === null ? "" : p.value[2] + "%";
+                 } } }]
     }, function (p) {
       drillTo("retention", { cohort: cohorts[p.value[1]].cohort, month: p.value[0] });
     });
@@ -209,7 +217,7 @@
       tooltip: { trigger: "axis", axisPointer: { type: "shadow" }, confine: true, formatter: CRM.axisTooltip() },
       grid: { left: 60, right: 24, top: 36, bottom: 40 },
       xAxis: { type: "category", data: steps.map(function (s) { return s.name; }), axisLabel: { interval: 0 } },
-      yAxis: { type: "value", name: labels.median_days },
+      yAxis: { type: "value" },
       series: [{ type: "bar", name: labels.median_days, label: { show: true, position: "top" },
                  data: steps.map(function (s) { return s.median_days_from_previous; }) }]
     }, click);

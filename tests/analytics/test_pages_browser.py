@@ -39,6 +39,8 @@ def test_ops_filter_drill_down_save_and_download_in_chinese(
     page.locator("#nav-analytics").click()
     expect(page.locator("#analytics-nav .active")).to_have_attribute("data-page", "overview")
     expect(page.locator("#kpi-chart svg")).to_have_count(1)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "analytics_overview.png"), full_page=True)
 
     page.locator('#analytics-nav [data-page="retention"]').click()
     expect(page.locator("#analytics-nav .active")).to_have_attribute("data-page", "retention")
@@ -49,12 +51,12 @@ def test_ops_filter_drill_down_save_and_download_in_chinese(
     cells = page.locator('[data-table="retention"] tbody tr').first.locator("td")
     expect(cells.nth(0)).to_have_text(f"{opened:%Y-%m}")
     expect(cells.nth(1)).to_have_text("3")
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "analytics_retention.png"), full_page=True)
 
     page.locator('#analytics-nav [data-page="funnel"]').click()  # the tabs keep the filters
     page.wait_for_url("**/analytics/funnel/?*branch=SH01*")
     expect(page.locator("#funnel-chart svg")).to_have_count(1)
+    page.screenshot(path=str(SCREENSHOTS / "analytics_funnel.png"), full_page=True)
     x, y = page.evaluate(POINT, ["funnel-chart", 0, 1])
     page.mouse.click(x, y)
     page.wait_for_url("**/analytics/drill/?*metric=funnel*")
