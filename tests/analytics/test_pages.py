@@ -351,3 +351,64 @@ def test_cards_compare_levels_at_the_last_period_and_flows_summed():
     # 4 × 0.5 + 2 × 1.0 funded of 6 opened, against 1 of 4
     assert (cards["funded_rate"]["value"], cards["funded_rate"]["previous"]) == (0.6667, 0.25)
     assert cards["aum"]["shown"] == "¥1,500.00" and cards["aum"]["change_shown"] == "50.0%"
+
+
+# --- channels, and the other chart cells ------------------------------------------------------
+def test_the_channels_page_counts_the_contacts_of_the_users_book(logged_in, users, book, today):
+    from outreach.models import Contact
+
+    for client, status in ((book["a1"], "delivered"), (book["a2"], "failed"),
+                           (book["b1"], "responded")):
+        Contact.objects.create(client=client, source="campaign", source_id=1, step=1,
+                               channel="sms", status=status, planned_on=today - dt.timedelta(5),
+                               at=timezone.now() - dt.timedelta(days=5))
+    refresh_run(refresh_id=refresh_start(full=True, trigger="test", queue=False).pk)
+
+    def sms(role):
+        html = get(logged_in(users[role]), "/analytics/channels/").content.decode()
+        return next(r for r in table_rows(html, "channels") if r[0] == "SMS")[1:]
+
+    assert sms(Role.RM) == ["2", "1", "0", "0"]
+    assert sms(Role.OPS) == ["3", "2", "1", "0"]
+
+
+def month_of(day: dt.date, add: int = 0) -> str:
+    index = day.year * 12 + day.month - 1 + add
+    return f"{index // 12}-{index % 12 + 1:02d}"
+
+
+def test_the_active_and_retention_cells_list_their_clients(logged_in, users, rolled_up, opened,
+                                                           today):
+    client = logged_in(users[Role.RM])
+    # A1 bought 20 days ago and A2 10 days ago: both active today; A3 never bought.
+    html = get(client, "/analytics/drill/", metric="active", c_period=month_of(today)).content
+    assert drilled(html.decode()) == ["AN000001", "AN000002"]
+    purchases = {"AN000001": [opened + dt.timedelta(10), opened + dt.timedelta(40)],
+                 "AN000002": [opened + dt.timedelta(50)]}
+    for k in range(3):
+        month = month_of(opened, k)
+        expected = sorted(n for n, days in purchases.items()
+                          if any(month_of(d) == month for d in days))
+        html = get(client, "/analytics/drill/", metric="retention", c_cohort=month_of(opened),
+                   c_month=str(k)).content.decode()
+        assert drilled(html) == expected, k
+
+
+def test_a_tier_migration_cell_lists_the_clients_who_moved(logged_in, users, book, today):
+    from clients.scoring.models import ScoringScheme
+    from tests.analytics.conftest import score
+
+    scheme = ScoringScheme.objects.get(version=1)
+    long_ago, lately = today - dt.timedelta(days=400), today - dt.timedelta(days=1)
+    for key, before, after in (("a1", "long_tail", "potential"), ("a2", "guiding", "guiding"),
+                               ("b1", "long_tail", "potential")):
+        score(book[key], as_of=long_ago, tier=before, scheme=scheme)
+        score(book[key], as_of=lately, tier=after, scheme=scheme)
+    refresh_run(refresh_id=refresh_start(full=True, trigger="test", queue=False).pk)
+    client = logged_in(users[Role.RM])
+    html = get(client, "/analytics/").content.decode()
+    moved = next(r for r in table_rows(html, "tier_migration") if r[0] == "Long-tail client")
+    assert moved == ["Long-tail client", "0", "0", "1", "0"]
+    html = get(client, "/analytics/drill/", metric="tier_migration", c_from="long_tail",
+               c_to="potential").content.decode()
+    assert drilled(html) == ["AN000001"]
