@@ -550,7 +550,8 @@ def _client_filter(user, filters: Filters, prefix: str = "client__") -> Q:
 
 def channels(*, user, filters: Filters) -> dict:
     """Contacts planned in the window, per channel: attempted (sent, delivered, responded or
-    failed), delivered, responded, converted (the client bought within 30 days after)."""
+    failed), delivered, responded, converted (not failed, and the client bought within 30 days
+    after)."""
     as_of = _as_of()
     date_from, date_to = _window(filters, as_of)
     bought = Transaction.objects.filter(
@@ -562,7 +563,8 @@ def channels(*, user, filters: Filters) -> dict:
             .annotate(attempted=Count("id"),
                       delivered=Count("id", filter=Q(status__in=DELIVERED)),
                       responded=Count("id", filter=Q(status=ContactStatus.RESPONDED)),
-                      converted=Count("id", filter=Q(bought=True)))
+                      converted=Count("id", filter=Q(bought=True) & ~Q(
+                          status=ContactStatus.FAILED)))
             .order_by())
     by_channel = {r["channel"]: r for r in rows}
     out = []

@@ -426,3 +426,72 @@ def test_freshness_and_one_waiting_refresh(book, ops_user):
     assert fresh["running"] is False
     assert fresh["as_of"] == timezone.localdate().isoformat()
     assert fresh["job"]["status"] == "succeeded" and fresh["job"]["percent"] == 100
+
+
+# --- channels and newsletters (read from the ledger and the outbox) ------------------------------
+def contact(client, *, channel, status, day, step=1, source="campaign", source_id=1):
+    from outreach.models import Contact
+
+    return Contact.objects.create(client=client, source=source, source_id=source_id, step=step,
+                                  channel=channel, status=status, planned_on=day,
+                                  at=at(day, 9) if status != "planned" else None)
+
+
+def test_channels_count_reach_response_and_conversion(built, d, ops_user, rm_a):
+    contact(built["A1"], channel="sms", status="delivered", day=plus(d.M3, 8))   # bought M3+9
+    contact(built["A2"], channel="sms", status="failed", day=plus(d.M3, 8))     # failed: no
+    contact(built["A4"], channel="sms", status="responded", day=plus(d.M2, 1))   # M2+19: 18 d
+    contact(built["B1"], channel="sms", status="sent", day=plus(d.M3, 3))        # M1+4: > 30 d
+    contact(built["A3"], channel="sms", status="planned", day=d.T)               # not attempted
+    contact(built["A1"], channel="phone", status="responded", day=plus(d.M3, 20), step=2)
+    contact(built["A1"], channel="email", status="sent", day=d.M3 - dt.timedelta(days=1),
+            step=3)                                                              # before `from`
+    rows = {r["channel"]: r for r in selectors.channels(user=ops_user,
+                                                        filters=window(d))["channels"]}
+    assert rows["sms"] == {"channel": "sms", "attempted": 4, "delivered": 2, "responded": 1,
+                           "converted": 2}
+    assert rows["phone"] == {"channel": "phone", "attempted": 1, "delivered": 1,
+                             "responded": 1, "converted": 1}  # A1 bought M2+9
+    assert rows["email"]["attempted"] == 0
+    mine = {r["channel"]: r for r in selectors.channels(user=rm_a, filters=window(d))["channels"]}
+    assert mine["sms"]["attempted"] == 3
+
+
+def test_newsletter_engagement_per_edition_counts_the_viewers_clients(built, d, ops_user,
+                                                                      rm_b):
+    from newsletters.models import Edition, EditionStatus, Feedback, Publication, Suppression
+    from outreach.models import Delivery
+
+    audience = Segment.objects.create(code="readers", kind=SegmentKind.STATIC,
+                                      name_en="Readers")
+    publication = Publication.objects.create(name="Weekly", slug="weekly", from_name="Desk",
+                                             from_email="desk@broker.example",
+                                             audience=audience)
+    edition = Edition.objects.create(publication=publication, number=1, subject="本周观点",
+                                     status=EditionStatus.SENT, author=ops_user)
+    Edition.objects.filter(pk=edition.pk).update(sent_at=at(plus(d.M2, 3)))
+
+    def delivery(client, **extra):
+        return Delivery.objects.create(source="newsletter", source_id=edition.pk, client=client,
+                                       to_email="x@example.com", message_id=f"<{client.pk}@x>",
+                                       token=f"t{client.pk}", **extra)
+
+    opened = at(plus(d.M2, 4))
+    one = delivery(built["A1"], status="sent", opened_at=opened, clicked_at=opened, clicks=2)
+    two = delivery(built["A2"], status="sent", opened_at=opened)
+    delivery(built["A3"], status="excluded", exclusion_reason="no_consent")
+    three = delivery(built["B1"], status="sent")
+    Feedback.objects.create(delivery=one, rating=5, comment="很好")
+    Feedback.objects.create(delivery=two, rating=2)
+    Feedback.objects.create(delivery=three, rating=4, comment="谢谢", is_reply=True)
+    Suppression.objects.create(client=built["A2"], publication=publication,
+                               reason=Suppression.UNSUBSCRIBED, source_delivery=two)
+    editions = selectors.newsletters(user=ops_user, filters=window(d))["editions"]
+    assert editions == [{
+        "edition_id": edition.pk, "publication": "Weekly", "title": "本周观点",
+        "sent_at": Edition.objects.get(pk=edition.pk).sent_at.isoformat(),
+        "recipients": 3, "opened": 2, "clicked": 1, "rated": 3, "rating_avg": 3.67,
+        "comments": 2, "unsubscribes": 1}]
+    theirs = selectors.newsletters(user=rm_b, filters=window(d))["editions"][0]
+    assert (theirs["recipients"], theirs["opened"], theirs["rated"], theirs["rating_avg"]) == (
+        1, 0, 1, 4.0)
