@@ -91,7 +91,11 @@ def _shown(kind: str, value) -> str:
     if kind == "days":
         return f"{float(value):g}"
     if kind == "date":
-        return str(value)[:16].replace("T", " ")
+        try:
+            at = dt.datetime.fromisoformat(str(value))
+        except ValueError:
+            return str(value)
+        return f"{timezone.localtime(at) if timezone.is_aware(at) else at:%Y-%m-%d %H:%M}"
     return str(value)
 
 
@@ -374,13 +378,7 @@ def _errors(exc: ApplicationError) -> dict:
 def _freshness() -> dict:
     """freshness() with its refresh time in local time, for the page to show."""
     fresh = selectors.freshness()
-    shown = ""
-    if fresh.get("refreshed_at"):
-        try:
-            at = dt.datetime.fromisoformat(fresh["refreshed_at"])
-            shown = f"{timezone.localtime(at) if timezone.is_aware(at) else at:%Y-%m-%d %H:%M}"
-        except (TypeError, ValueError):
-            shown = str(fresh["refreshed_at"])
+    shown = _shown("date", fresh["refreshed_at"]) if fresh.get("refreshed_at") else ""
     return {**fresh, "refreshed_shown": shown}
 
 

@@ -17,6 +17,15 @@ from analytics.services import refresh_run, refresh_start
 from core.models import AuditAction, AuditLog, Role
 from segments.models import Segment, SegmentKind, SegmentMembership
 from segments.services import segment_create
+from tests.campaigns.conftest import (  # noqa: F401 (fixtures)
+    approved,
+    audience,
+    audience_clients,
+    bond,
+    draft,
+    launched,
+    ops_author,
+)
 from tests.factories import ClientFactory, ProductFactory, TransactionFactory
 
 PAGES = ("/analytics/", "/analytics/retention/", "/analytics/funnel/", "/analytics/channels/",
@@ -412,3 +421,15 @@ def test_a_tier_migration_cell_lists_the_clients_who_moved(logged_in, users, boo
     html = get(client, "/analytics/drill/", metric="tier_migration", c_from="long_tail",
                c_to="potential").content.decode()
     assert drilled(html) == ["AN000001"]
+
+
+def test_the_campaigns_page_shows_a_launched_campaign_with_its_members(
+        logged_in, users, launched):  # noqa: F811
+    html = get(logged_in(users[Role.OPS]), "/analytics/campaigns/").content.decode()
+    row = next(r for r in table_rows(html, "campaigns") if r[0] == "spring-bond")
+    launched_at = timezone.localtime(launched.launched_at)
+    assert row[:5] == ["spring-bond", "春季稳健理财", "Running", f"{launched_at:%Y-%m-%d %H:%M}",
+                       "40"]
+    rm_html = get(logged_in(users[Role.RM]), "/analytics/campaigns/").content.decode()
+    mine = next(r for r in table_rows(rm_html, "campaigns") if r[0] == "spring-bond")
+    assert mine[10:] == ["—", "—", "—", "—"]  # the uplift compares arms, not books
