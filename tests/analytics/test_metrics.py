@@ -495,3 +495,18 @@ def test_newsletter_engagement_per_edition_counts_the_viewers_clients(built, d, 
     theirs = selectors.newsletters(user=rm_b, filters=window(d))["editions"][0]
     assert (theirs["recipients"], theirs["opened"], theirs["rated"], theirs["rating_avg"]) == (
         1, 0, 1, 4.0)
+
+
+def test_selectors_read_in_a_handful_of_queries(built, d, ops_user, rm_a,
+                                                django_assert_max_num_queries):
+    for user in (ops_user, rm_a):
+        with django_assert_max_num_queries(6):
+            selectors.kpi_series(user=user, filters=window(d, tier="guiding"), interval="day")
+        with django_assert_max_num_queries(6):
+            selectors.retention(user=user, filters=window(d))
+        with django_assert_max_num_queries(8):
+            selectors.funnel(user=user, filters=window(d))
+
+
+def test_campaigns_overview_without_campaigns(built, d, ops_user):
+    assert selectors.campaigns_overview(user=ops_user, filters=window(d))["campaigns"] == []
