@@ -84,6 +84,8 @@ def _shown(kind: str, value) -> str:
         return f"{int(value):,}"
     if kind == "money":
         return f"¥{float(value):,.2f}"
+    if kind == "yuan":  # a card's big figure: whole yuan
+        return f"¥{float(value):,.0f}"
     if kind == "share":
         return f"{float(value) * 100:.1f}%"
     if kind == "rate":
@@ -148,12 +150,13 @@ def kpi_cards(series: list[dict], previous: list[dict]) -> list[dict]:
     cards = []
     for key, label in labels.items():
         now, before = value(series, key), value(previous, key)
+        kind = "yuan" if KPI_KINDS[key] == "money" else KPI_KINDS[key]
         change = None
         if now is not None and before not in (None, 0):
             change = (now - before) / before
         cards.append({"key": key, "label": label, "value": now,
-                      "shown": _shown(KPI_KINDS[key], now), "previous": before,
-                      "previous_shown": _shown(KPI_KINDS[key], before),
+                      "shown": _shown(kind, now), "previous": before,
+                      "previous_shown": _shown(kind, before),
                       "change": change, "change_shown": _shown("share", change)
                       if change is not None else "", "up": change is not None and change > 0,
                       "down": change is not None and change < 0})

@@ -143,9 +143,10 @@
       legend: { bottom: 0 },
       tooltip: { trigger: "axis", axisPointer: { type: "shadow" }, confine: true,
                  formatter: CRM.axisTooltip() },
-      grid: { left: 60, right: 24, top: 36, bottom: 70 },
+      grid: { left: 60, right: 24, top: 36, bottom: rows.length > 5 ? 110 : 70 },
       xAxis: { type: "category", data: rows.map(function (s) { return s.name; }),
-               axisLabel: { interval: 0, rotate: rows.length > 5 ? 30 : 0 } },
+               axisLabel: { interval: 0, rotate: rows.length > 5 ? 30 : 0, width: 110,
+                            overflow: "truncate" } },
       yAxis: { type: "value", minInterval: 1 },
       series: [
         { name: labels.clients, type: "bar", data: rows.map(function (s) { return s.clients; }) },

@@ -359,7 +359,7 @@ def test_cards_compare_levels_at_the_last_period_and_flows_summed():
     assert (cards["new_accounts"]["value"], cards["new_accounts"]["previous"]) == (6, 4)
     # 4 × 0.5 + 2 × 1.0 funded of 6 opened, against 1 of 4
     assert (cards["funded_rate"]["value"], cards["funded_rate"]["previous"]) == (0.6667, 0.25)
-    assert cards["aum"]["shown"] == "¥1,500.00" and cards["aum"]["change_shown"] == "50.0%"
+    assert cards["aum"]["shown"] == "¥1,500" and cards["aum"]["change_shown"] == "50.0%"
 
 
 # --- channels, and the other chart cells ------------------------------------------------------
