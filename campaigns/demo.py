@@ -125,10 +125,17 @@ def demo_extend(*, log: Callable[[str], None] = print) -> None:
 def _journeys(*, ops, compliance, log: Callable[[str], None]) -> None:
     """The shipped onboarding journey approved and running (today's newcomers entered, their
     SMS queued); the zombie-account journey submitted, waiting for compliance."""
+    from segments.models import SegmentKind
+    from segments.services import segment_refresh_run, segments_refresh_all
+
     from .journeys import journey_advance
 
     onboarding = Campaign.objects.filter(code="journey-onboarding", status="draft").first()
     if onboarding is not None:
+        # The scenarios filled now, not when a worker gets to the refresh queued after scoring:
+        # the launch freezes whoever is new today.
+        for refresh in segments_refresh_all(kinds=[SegmentKind.SCENARIO], queue=False):
+            segment_refresh_run(refresh_id=refresh.pk)
         services.campaign_submit(campaign=onboarding, actor=ops)
         services.campaign_approve(campaign=onboarding, actor=compliance,
                                   comment="新客旅程话术合规。")

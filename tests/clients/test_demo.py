@@ -296,6 +296,26 @@ def test_demo_tasks_are_open_overdue_and_done(demo_full):
     assert mine.filter(status="done").exists()
 
 
+def test_the_demo_home_pages_and_the_onboarding_journey_have_data(demo_full, client):
+    """make run: the RM's day (calls, scenario newcomers), the branch manager's team with a
+    completion and a conversion, and a running onboarding journey with members on it."""
+    from analytics.home import team_figures
+    from campaigns.models import Campaign, CampaignMember
+
+    manager = User.objects.get(username="manager")
+    totals = team_figures(user=manager)["totals"]
+    assert totals["due"] > 0 and totals["completion"] is not None
+    assert totals["outcomes"] > 0 and 0 < totals["conversion"] < 100  # percent
+    client.force_login(User.objects.get(username="rm"))
+    html = client.get("/", HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    assert "风险测评即将过期" in html and "建议话术" in html
+    journey = Campaign.objects.get(code="journey-onboarding")
+    assert journey.status == "running" and journey.journey_day is not None
+    on_it = CampaignMember.objects.filter(campaign=journey, exclusion_reason="",
+                                          exited_at__isnull=True)
+    assert on_it.exists()
+
+
 def test_the_demo_import_is_a_finished_job_with_its_file(demo_full):
     from clients.models import ImportJob
 
