@@ -14,6 +14,7 @@ INSERT … ON CONFLICT); the few expressions that differ come from `_Sql`.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -50,8 +51,8 @@ class _Sql:
 
     @classmethod
     def month_of(cls, expr: str) -> str:
-        if cls.pg():
-            return f"CAST(date_trunc('month', {expr}) AS date)"
+        if cls.pg():  # date arithmetic: date_trunc would go through timestamptz per row
+            return f"({expr} - CAST(EXTRACT(DAY FROM {expr}) AS integer) + 1)"
         return f"date({expr}, 'start of month')"
 
     @classmethod
@@ -76,8 +77,11 @@ class Scope:
     low: int
     high: int
     touched: bool = False
+    everyone: bool = False
 
     def on(self, column: str) -> tuple[str, list]:
+        if self.everyone:
+            return "1 = 1", []
         if self.touched:
             return (f"{column} IN (SELECT client_id FROM {TOUCHED} "
                     f"WHERE client_id BETWEEN %s AND %s)", [self.low, self.high])
@@ -115,20 +119,22 @@ def contribute(scope: Scope, sign: int) -> None:
     """Add (+1) or take out (-1) the stored per-client rows of `scope` to the aggregates
     (each figure twice: per branch, RM and tier, and per branch only)."""
     s = int(sign)
+    opened_where, opened_params = scope.on("f.client_id")
+    day_where, day_params = scope.on("d.client_id")
     for table, keys in ((DAILY, DAILY_KEYS), (DAILY_BRANCH, ["day", "branch_id"])):
-        dims = ", ".join(f"f.{k}" for k in keys[1:])
-        where, params = scope.on("f.client_id")
+        dims = ", ".join(keys[1:])
+        f_dims = ", ".join(f"f.{k}" for k in keys[1:])
+        sums = ", ".join(f"{s} * SUM({m})" for m in DAILY_MEASURES)
         _upsert(table, keys, DAILY_MEASURES,
-                f"SELECT f.opened_on, {dims}, {s} * COUNT(*), "
-                f"{s} * SUM(CASE WHEN f.first_funded_on IS NOT NULL THEN 1 ELSE 0 END), "
-                f"{s} * SUM(f.aum), 0, 0, 0, 0 FROM {FUNNEL} f WHERE {where} "
-                f"GROUP BY f.opened_on, {dims}", params)
-        where, params = scope.on("d.client_id")
-        _upsert(table, keys, DAILY_MEASURES,
-                f"SELECT d.day, {dims}, 0, 0, 0, {s} * SUM(d.purchases), "
-                f"{s} * SUM(d.amount), {s} * SUM(d.revenue), {s} * SUM(d.active_delta) "
-                f"FROM {DAY} d JOIN {FUNNEL} f ON f.client_id = d.client_id WHERE {where} "
-                f"GROUP BY d.day, {dims}", params)
+                f"SELECT day, {dims}, {sums} FROM ("
+                f"SELECT f.opened_on AS day, {f_dims}, 1 AS new_accounts, "
+                f"CASE WHEN f.first_funded_on IS NOT NULL THEN 1 ELSE 0 END AS new_funded, "
+                f"f.aum AS new_aum, 0 AS purchases, 0 AS amount, 0 AS revenue, "
+                f"0 AS active_delta FROM {FUNNEL} f WHERE {opened_where} "
+                f"UNION ALL SELECT d.day, {f_dims}, 0, 0, 0, d.purchases, d.amount, d.revenue, "
+                f"d.active_delta FROM {DAY} d JOIN {FUNNEL} f ON f.client_id = d.client_id "
+                f"WHERE {day_where}) u WHERE 1 = 1 GROUP BY day, {dims}",
+                opened_params + day_params)
     cohort = _Sql.month_of("f.opened_on")
     for table, keys in ((COHORT, COHORT_KEYS), (COHORT_BRANCH, ["cohort", "month", "branch_id"])):
         dims = ", ".join(f"f.{k}" for k in keys[2:])
@@ -138,6 +144,14 @@ def contribute(scope: Scope, sign: int) -> None:
                 f"FROM {MONTH} m JOIN {FUNNEL} f ON f.client_id = m.client_id "
                 f"WHERE {where} AND f.opened_on > %s "
                 f"GROUP BY {cohort}, m.month, {dims}", params + [UNKNOWN_OPENED])
+
+
+def aggregate_all() -> None:
+    """The aggregates from every client's rows at once (the end of a full rebuild): plain
+    inserts into emptied tables, no conflicts to resolve."""
+    for table in (DAILY, DAILY_BRANCH, COHORT, COHORT_BRANCH):
+        _run(f"DELETE FROM {table}")
+    contribute(Scope(0, 0, everyone=True), +1)
 
 
 def drop_zero_rows() -> None:
@@ -213,18 +227,28 @@ def tune() -> None:
         _run("SET LOCAL jit = off")
 
 
-def refresh_scope(scope: Scope, *, fresh: bool = False) -> None:
-    """Bring the rows of `scope` up to date (call inside one transaction). `fresh`: the
-    tables hold nothing of these clients yet (a full rebuild after emptying them), so there is
-    nothing to take out."""
-    tune()
+def refresh_scope(scope: Scope, *, fresh: bool = False,
+                  timings: dict[str, float] | None = None) -> None:
+    """Bring the rows of `scope` up to date (call inside one transaction). `fresh`: a full
+    rebuild's chunk, into emptied tables: only the per-client rows are computed (the
+    aggregates follow in one pass, `aggregate_all`). `timings` (seconds per step) is added to
+    when given."""
+    steps = [("tune", tune)]
     if not fresh:
-        contribute(scope, -1)
-        delete_client_rows(scope)
-    compute_client_rows(scope)
-    contribute(scope, +1)
+        steps += [("take_out", lambda: contribute(scope, -1)),
+                  ("delete", lambda: delete_client_rows(scope))]
+    steps.append(("compute", lambda: compute_client_rows(scope)))
     if not fresh:
-        drop_zero_rows()
+        steps += [("add", lambda: contribute(scope, +1)), ("drop_zero", drop_zero_rows)]
+    for name, step in steps:
+        timed(timings, name, step)
+
+
+def timed(timings: dict[str, float] | None, name: str, step) -> None:
+    started = time.perf_counter()
+    step()
+    if timings is not None:
+        timings[name] = round(timings.get(name, 0.0) + time.perf_counter() - started, 3)
 
 
 def truncate_all() -> None:

@@ -131,7 +131,7 @@ def _save_progress(refresh: AnalyticsRefresh, **fields: Any) -> None:
 
 
 def _run_full(refresh: AnalyticsRefresh, chunk_size: int) -> None:
-    if refresh.phase != "chunks":
+    if refresh.phase not in ("chunks", "aggregated"):
         with transaction.atomic():
             rollups.truncate_all()
             low, high = rollups.client_id_bounds()
@@ -140,11 +140,21 @@ def _run_full(refresh: AnalyticsRefresh, chunk_size: int) -> None:
                            txn_watermark=rollups.max_id("clients_transaction"),
                            progress_total=total, progress_done=0, kind=RefreshKind.FULL)
     _low, high = rollups.client_id_bounds()
+    if refresh.phase == "chunks":
+        _run_chunks(refresh, chunk_size, high)
+    with transaction.atomic():
+        rollups.tune()
+        rollups.timed(refresh.timings, "aggregate", rollups.aggregate_all)
+        _save_progress(refresh, phase="aggregated", timings=refresh.timings)
+
+
+def _run_chunks(refresh: AnalyticsRefresh, chunk_size: int, high: int) -> None:
     while refresh.next_client_id <= high:
         low = refresh.next_client_id
         with transaction.atomic():
-            rollups.refresh_scope(rollups.Scope(low, low + chunk_size - 1), fresh=True)
-            _save_progress(refresh, next_client_id=low + chunk_size,
+            rollups.refresh_scope(rollups.Scope(low, low + chunk_size - 1), fresh=True,
+                                  timings=refresh.timings)
+            _save_progress(refresh, next_client_id=low + chunk_size, timings=refresh.timings,
                            progress_done=refresh.progress_done + 1,
                            progress_total=max(refresh.progress_total,
                                               refresh.progress_done + 1))
@@ -153,9 +163,13 @@ def _run_full(refresh: AnalyticsRefresh, chunk_size: int) -> None:
 def _run_incremental(refresh: AnalyticsRefresh, chunk_size: int) -> None:
     after = _last_watermark()
     upto = rollups.max_id("clients_transaction")
+    started = time.monotonic()
     with transaction.atomic():
         ids = rollups.mark_touched(txn_after=after, txn_upto=upto)
+        refresh.timings = {**refresh.timings,
+                           "find_touched": round(time.monotonic() - started, 3)}
         _save_progress(refresh, phase="touched", txn_watermark=upto, touched=len(ids),
+                       timings=refresh.timings,
                        progress_total=(len(ids) + chunk_size - 1) // chunk_size,
                        progress_done=0)
     _refresh_ids(refresh, ids, chunk_size)
@@ -165,8 +179,10 @@ def _refresh_ids(refresh: AnalyticsRefresh, ids: list[int], chunk_size: int) -> 
     for start in range(0, len(ids), chunk_size):
         part = ids[start:start + chunk_size]
         with transaction.atomic():
-            rollups.refresh_scope(rollups.Scope(part[0], part[-1], touched=True))
-            _save_progress(refresh, progress_done=refresh.progress_done + 1)
+            rollups.refresh_scope(rollups.Scope(part[0], part[-1], touched=True),
+                                  timings=refresh.timings)
+            _save_progress(refresh, progress_done=refresh.progress_done + 1,
+                           timings=refresh.timings)
 
 
 def refresh_clients(*, client_ids) -> int:
