@@ -251,6 +251,13 @@ def timed(timings: dict[str, float] | None, name: str, step) -> None:
         timings[name] = round(timings.get(name, 0.0) + time.perf_counter() - started, 3)
 
 
+def analyze() -> None:
+    """Fresh planner statistics after a rebuild rewrote every table (PostgreSQL)."""
+    if _Sql.pg():
+        for table in (FUNNEL, DAY, MONTH, DAILY, DAILY_BRANCH, COHORT, COHORT_BRANCH):
+            _run(f"ANALYZE {table}")
+
+
 def truncate_all() -> None:
     for table in (DAILY, DAILY_BRANCH, COHORT, COHORT_BRANCH, MONTH, DAY, FUNNEL, TOUCHED):
         _run(f"DELETE FROM {table}")

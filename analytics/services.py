@@ -146,6 +146,7 @@ def _run_full(refresh: AnalyticsRefresh, chunk_size: int) -> None:
         rollups.tune()
         rollups.timed(refresh.timings, "aggregate", rollups.aggregate_all)
         _save_progress(refresh, phase="aggregated", timings=refresh.timings)
+    rollups.timed(refresh.timings, "analyze", rollups.analyze)
 
 
 def _run_chunks(refresh: AnalyticsRefresh, chunk_size: int, high: int) -> None:
