@@ -69,10 +69,6 @@ class Table:
         return [[(_shown(c.kind, v), c.kind not in ("text", "date"))
                  for c, v in zip(self.columns, row, strict=False)] for row in self.rows]
 
-    @property
-    def numeric(self) -> list[bool]:
-        return [c.kind not in ("text", "date") for c in self.columns]
-
     def export_rows(self) -> list[list]:
         return [[c.label for c in self.columns], *self.rows]
 

@@ -8,6 +8,7 @@ import pytest
 from django.conf import settings
 from playwright.sync_api import expect
 
+from analytics.models import AnalyticsRefresh
 from segments.models import Segment, SegmentKind
 from tests.analytics.test_pages import book, opened, rolled_up  # noqa: F401 (fixtures)
 from tests.clients.test_scoring_browser import log_in
@@ -79,6 +80,14 @@ def test_ops_filter_drill_down_save_and_download_in_chinese(
     assert download.value.suggested_filename.startswith("analytics-funnel-")
     lines = Path(download.value.path()).read_text(encoding="utf-8-sig").splitlines()
     assert [line.split(",")[1] for line in lines[1:]] == ["3", "2", "2", "1"]
+
+    with page.expect_response("**/analytics/refresh/") as answer:
+        page.locator("#refresh-now").click()  # htmx posts it; the eager task runs it at once
+    assert answer.value.status == 200
+    expect(page.locator('#analytics-freshness[data-running="false"]')).to_be_visible()
+    expect(page.locator("#refresh-error")).to_have_count(0)
+    assert list(AnalyticsRefresh.objects.values_list("status", flat=True)) == [
+        "succeeded", "succeeded"]
     assert problems == [], problems
 
 
