@@ -10,10 +10,12 @@ from playwright.sync_api import expect
 
 from analytics.models import AnalyticsRefresh
 from segments.models import Segment, SegmentKind
+from segments.services import segment_create
 from tests.analytics.test_pages import book, opened, rolled_up  # noqa: F401 (fixtures)
 from tests.clients.test_scoring_browser import log_in
 
 SCREENSHOTS = Path(settings.BASE_DIR) / "var" / "screenshots"
+PAYLOAD = '<img src=x onerror="window.__xss=1">'
 
 # The pixel of a chart's data point (category index, value), from ECharts itself.
 POINT = """([id, x, y]) => {
@@ -58,6 +60,7 @@ def test_ops_filter_drill_down_save_and_download_in_chinese(
     page.wait_for_url("**/analytics/funnel/?*branch=SH01*")
     expect(page.locator("#funnel-chart svg")).to_have_count(1)
     page.screenshot(path=str(SCREENSHOTS / "analytics_funnel.png"), full_page=True)
+    page.locator("#funnel-chart").scroll_into_view_if_needed()
     x, y = page.evaluate(POINT, ["funnel-chart", 0, 1])
     page.mouse.click(x, y)
     page.wait_for_url("**/analytics/drill/?*metric=funnel*")
@@ -106,4 +109,16 @@ def test_an_rm_reads_the_overview_in_english_and_switches_the_figure(
     for chart in ("kpi-chart", "tier-chart", "segment-chart"):
         assert page.evaluate(f"!!window.CRM.analyticsCharts['{chart}']"), chart
     page.screenshot(path=str(SCREENSHOTS / "analytics_overview_en.png"), full_page=True)
+
+    # A segment's name is data: in the chart and its tooltip it stays text.
+    segment_create(code="xss-probe", kind=SegmentKind.STATIC, client_nos=["AN000001"],
+                   name_en=PAYLOAD, name_zh=PAYLOAD)
+    page.goto(f"{live_server.url}/analytics/?compare=xss-probe")
+    page.locator("#segment-chart").scroll_into_view_if_needed()
+    x, y = page.evaluate(POINT, ["segment-chart", 0, 0.5])
+    page.mouse.move(x - 4, y - 4)
+    page.mouse.move(x, y)
+    tip = page.locator("#segment-chart .chart-tip-title")
+    expect(tip).to_have_text(PAYLOAD)  # the tooltip shows the name as text
+    assert page.evaluate("window.__xss") is None
     assert problems == [], problems
