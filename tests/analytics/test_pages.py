@@ -9,6 +9,8 @@ import re
 from decimal import Decimal
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from analytics.models import AnalyticsRefresh
@@ -433,3 +435,20 @@ def test_the_campaigns_page_shows_a_launched_campaign_with_its_members(
     rm_html = get(logged_in(users[Role.RM]), "/analytics/campaigns/").content.decode()
     mine = next(r for r in table_rows(rm_html, "campaigns") if r[0] == "spring-bond")
     assert mine[10:] == ["—", "—", "—", "—"]  # the uplift compares arms, not books
+
+
+def test_the_drilled_list_reads_in_the_same_number_of_queries_for_3_or_30_clients(
+        logged_in, users, book, opened):
+    client = logged_in(users[Role.OPS])
+    refresh_run(refresh_id=refresh_start(full=True, trigger="test", queue=False).pk)
+    with CaptureQueriesContext(connection) as few:
+        get(client, "/analytics/drill/", metric="funnel", c_step="opened", branch="SH01")
+    for i in range(27):
+        ClientFactory(client_no=f"AM{i:06d}", rm=users[Role.RM], branch=users[Role.RM].branch,
+                      opened_on=opened)
+    refresh_run(refresh_id=refresh_start(full=True, trigger="test", queue=False).pk)
+    with CaptureQueriesContext(connection) as many:
+        html = get(client, "/analytics/drill/", metric="funnel", c_step="opened",
+                   branch="SH01").content.decode()
+    assert len(drilled(html)) == 25 and "Page 1 of 2" in html
+    assert len(many.captured_queries) == len(few.captured_queries)
