@@ -115,35 +115,88 @@ DAILY_MEASURES = ["new_accounts", "new_funded", "new_aum", "purchases", "amount"
 COHORT_KEYS = ["cohort", "month", "branch_id", "rm_id", "tier"]
 
 
-def contribute(scope: Scope, sign: int) -> None:
-    """Add (+1) or take out (-1) the stored per-client rows of `scope` to the aggregates
-    (each figure twice: per branch, RM and tier, and per branch only)."""
+def _daily_select(scope: Scope, sign: int, keys: list[str]) -> tuple[str, list]:
     s = int(sign)
     opened_where, opened_params = scope.on("f.client_id")
     day_where, day_params = scope.on("d.client_id")
-    for table, keys in ((DAILY, DAILY_KEYS), (DAILY_BRANCH, ["day", "branch_id"])):
-        dims = ", ".join(keys[1:])
-        f_dims = ", ".join(f"f.{k}" for k in keys[1:])
-        sums = ", ".join(f"{s} * SUM({m})" for m in DAILY_MEASURES)
-        _upsert(table, keys, DAILY_MEASURES,
-                f"SELECT day, {dims}, {sums} FROM ("
-                f"SELECT f.opened_on AS day, {f_dims}, 1 AS new_accounts, "
-                f"CASE WHEN f.first_funded_on IS NOT NULL THEN 1 ELSE 0 END AS new_funded, "
-                f"f.aum AS new_aum, 0 AS purchases, 0 AS amount, 0 AS revenue, "
-                f"0 AS active_delta FROM {FUNNEL} f WHERE {opened_where} "
-                f"UNION ALL SELECT d.day, {f_dims}, 0, 0, 0, d.purchases, d.amount, d.revenue, "
-                f"d.active_delta FROM {DAY} d JOIN {FUNNEL} f ON f.client_id = d.client_id "
-                f"WHERE {day_where}) u WHERE 1 = 1 GROUP BY day, {dims}",
-                opened_params + day_params)
+    dims = ", ".join(keys[1:])
+    f_dims = ", ".join(f"f.{k}" for k in keys[1:])
+    sums = ", ".join(f"{s} * SUM({m})" for m in DAILY_MEASURES)
+    return (f"SELECT day, {dims}, {sums} FROM ("
+            f"SELECT f.opened_on AS day, {f_dims}, 1 AS new_accounts, "
+            f"CASE WHEN f.first_funded_on IS NOT NULL THEN 1 ELSE 0 END AS new_funded, "
+            f"f.aum AS new_aum, 0 AS purchases, 0 AS amount, 0 AS revenue, "
+            f"0 AS active_delta FROM {FUNNEL} f WHERE {opened_where} "
+            f"UNION ALL SELECT d.day, {f_dims}, 0, 0, 0, d.purchases, d.amount, d.revenue, "
+            f"d.active_delta FROM {DAY} d JOIN {FUNNEL} f ON f.client_id = d.client_id "
+            f"WHERE {day_where}) u WHERE 1 = 1 GROUP BY day, {dims}",
+            opened_params + day_params)
+
+
+def _cohort_select(scope: Scope, sign: int, keys: list[str]) -> tuple[str, list]:
     cohort = _Sql.month_of("f.opened_on")
-    for table, keys in ((COHORT, COHORT_KEYS), (COHORT_BRANCH, ["cohort", "month", "branch_id"])):
-        dims = ", ".join(f"f.{k}" for k in keys[2:])
-        where, params = scope.on("m.client_id")
+    dims = ", ".join(f"f.{k}" for k in keys[2:])
+    where, params = scope.on("m.client_id")
+    return (f"SELECT {cohort}, m.month, {dims}, {int(sign)} * COUNT(*) "
+            f"FROM {MONTH} m JOIN {FUNNEL} f ON f.client_id = m.client_id "
+            f"WHERE {where} AND f.opened_on > %s "
+            f"GROUP BY {cohort}, m.month, {dims}", params + [UNKNOWN_OPENED])
+
+
+DAILY_BRANCH_KEYS = ["day", "branch_id"]
+COHORT_BRANCH_KEYS = ["cohort", "month", "branch_id"]
+
+
+def contribute(scope: Scope, sign: int) -> None:
+    """Add (+1) or take out (-1) the stored per-client rows of `scope` to the aggregates
+    (each figure twice: per branch, RM and tier, and per branch only)."""
+    for table, keys in ((DAILY, DAILY_KEYS), (DAILY_BRANCH, DAILY_BRANCH_KEYS)):
+        _upsert(table, keys, DAILY_MEASURES, *_daily_select(scope, sign, keys))
+    for table, keys in ((COHORT, COHORT_KEYS), (COHORT_BRANCH, COHORT_BRANCH_KEYS)):
+        _upsert(table, keys, ["clients"], *_cohort_select(scope, sign, keys))
+
+
+STAGE_DAILY = "analytics_stage_daily"
+STAGE_COHORT = "analytics_stage_cohort"
+
+
+def stage_start() -> None:
+    """Temporary tables collecting a refresh's changes to the aggregates (old contributions
+    negated, new ones added), so that only the net change is written: a client's unchanged
+    history cancels out instead of being taken out and put back row by row."""
+    for table in (STAGE_DAILY, STAGE_COHORT):
+        _run(f"DROP TABLE IF EXISTS {table}")
+    _run(f"CREATE TEMPORARY TABLE {STAGE_DAILY} (day date, branch_id bigint, rm_id bigint, "
+         f"tier varchar(12), new_accounts integer, new_funded integer, new_aum numeric(22, 2), "
+         f"purchases integer, amount numeric(22, 2), revenue numeric(22, 2), "
+         f"active_delta integer)")
+    _run(f"CREATE TEMPORARY TABLE {STAGE_COHORT} (cohort date, month date, branch_id bigint, "
+         f"rm_id bigint, tier varchar(12), clients integer)")
+
+
+def stage(scope: Scope, sign: int) -> None:
+    sql, params = _daily_select(scope, sign, DAILY_KEYS)
+    _run(f"INSERT INTO {STAGE_DAILY} ({', '.join(DAILY_KEYS + DAILY_MEASURES)}) {sql}", params)
+    sql, params = _cohort_select(scope, sign, COHORT_KEYS)
+    _run(f"INSERT INTO {STAGE_COHORT} ({', '.join(COHORT_KEYS)}, clients) {sql}", params)
+
+
+def stage_apply() -> None:
+    """Write the net changes collected by `stage` into the aggregates."""
+    nonzero = " OR ".join(f"SUM({m}) <> 0" for m in DAILY_MEASURES)
+    sums = ", ".join(f"SUM({m})" for m in DAILY_MEASURES)
+    for table, keys in ((DAILY, DAILY_KEYS), (DAILY_BRANCH, DAILY_BRANCH_KEYS)):
+        key_list = ", ".join(keys)
+        _upsert(table, keys, DAILY_MEASURES,
+                f"SELECT {key_list}, {sums} FROM {STAGE_DAILY} WHERE 1 = 1 "
+                f"GROUP BY {key_list} HAVING {nonzero}", [])
+    for table, keys in ((COHORT, COHORT_KEYS), (COHORT_BRANCH, COHORT_BRANCH_KEYS)):
+        key_list = ", ".join(keys)
         _upsert(table, keys, ["clients"],
-                f"SELECT {cohort}, m.month, {dims}, {s} * COUNT(*) "
-                f"FROM {MONTH} m JOIN {FUNNEL} f ON f.client_id = m.client_id "
-                f"WHERE {where} AND f.opened_on > %s "
-                f"GROUP BY {cohort}, m.month, {dims}", params + [UNKNOWN_OPENED])
+                f"SELECT {key_list}, SUM(clients) FROM {STAGE_COHORT} WHERE 1 = 1 "
+                f"GROUP BY {key_list} HAVING SUM(clients) <> 0", [])
+    for table in (STAGE_DAILY, STAGE_COHORT):
+        _run(f"DROP TABLE {table}")
 
 
 def aggregate_all() -> None:
@@ -235,11 +288,12 @@ def refresh_scope(scope: Scope, *, fresh: bool = False,
     when given."""
     steps = [("tune", tune)]
     if not fresh:
-        steps += [("take_out", lambda: contribute(scope, -1)),
+        steps += [("take_out", lambda: (stage_start(), stage(scope, -1))),
                   ("delete", lambda: delete_client_rows(scope))]
     steps.append(("compute", lambda: compute_client_rows(scope)))
     if not fresh:
-        steps += [("add", lambda: contribute(scope, +1)), ("drop_zero", drop_zero_rows)]
+        steps += [("add", lambda: (stage(scope, +1), stage_apply())),
+                  ("drop_zero", drop_zero_rows)]
     for name, step in steps:
         timed(timings, name, step)
 

@@ -197,6 +197,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline-reps", type=int, default=3)
     parser.add_argument("--skip-full", action="store_true",
                         help="reuse the rollups of a previous run (no full rebuild timing)")
+    parser.add_argument("--full-seconds", type=float, default=None,
+                        help="with --skip-full: the full rebuild's time, for the ratio")
+    parser.add_argument("--skip-selectors", action="store_true")
     args = parser.parse_args(argv)
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
@@ -240,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
                                   f"'analytics_{table}')) FROM analytics_{table}")
             print(f"    analytics_{table}: {rows:,} rows, {size}")
     else:
-        full_s = None
+        full_s = args.full_seconds
 
     # (2) incremental after a day of purchases
     (per_day,), = fetch("SELECT COUNT(*) / 90 FROM clients_transaction "
@@ -280,6 +283,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"    cleanup: day's purchases deleted, {len(touched):,} clients refreshed",
               flush=True)
 
+    if args.skip_selectors:
+        return 0
     # (3) selectors vs hand-written SQL
     ops = User(username="bench-ops", is_active=True)
     ops._cached_role = "ops"  # in memory only: nothing is written
