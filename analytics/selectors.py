@@ -658,8 +658,9 @@ def campaigns_overview(*, user, filters: Filters) -> dict:
                 row["net_inflow"] = _money(row["net_inflow"] + arm["net_inflow"])
             if results["uplift"]:
                 first = results["uplift"][0]
-                row.update({k: first.get(k) for k in ("uplift", "ci_low", "ci_high",
-                                                      "p_value")})
+                # campaigns.selectors.campaign_results names the uplift "absolute"
+                row.update({"uplift": first.get("absolute"),
+                            **{k: first.get(k) for k in ("ci_low", "ci_high", "p_value")}})
         else:
             row["contacted"] = contacts.values("client_id").distinct().count()
         out.append(row)

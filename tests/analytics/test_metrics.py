@@ -510,3 +510,4 @@ def test_selectors_read_in_a_handful_of_queries(built, d, ops_user, rm_a,
 
 def test_campaigns_overview_without_campaigns(built, d, ops_user):
     assert selectors.campaigns_overview(user=ops_user, filters=window(d))["campaigns"] == []
+

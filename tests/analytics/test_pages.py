@@ -452,3 +452,15 @@ def test_the_drilled_list_reads_in_the_same_number_of_queries_for_3_or_30_client
                    branch="SH01").content.decode()
     assert len(drilled(html)) == 25 and "Page 1 of 2" in html
     assert len(many.captured_queries) == len(few.captured_queries)
+
+
+def test_the_campaigns_overview_carries_the_first_variants_uplift(users, launched):  # noqa: F811
+    from analytics.selectors import Filters, campaigns_overview
+    from campaigns.selectors import campaign_results
+
+    row = next(r for r in campaigns_overview(user=users[Role.OPS], filters=Filters())["campaigns"]
+               if r["code"] == launched.code)
+    first = campaign_results(campaign=launched)["uplift"][0]
+    assert row["uplift"] == first["absolute"] is not None
+    assert (row["ci_low"], row["ci_high"], row["p_value"]) == (
+        first["ci_low"], first["ci_high"], first["p_value"])
