@@ -371,6 +371,8 @@ SPECTACULAR_SETTINGS = {
         "SectionKindEnum": "newsletters.models.SectionKind",
         # Outreach: a call's outcome (tasks, campaign outcomes) and a contact channel.
         "CallOutcomeEnum": "outreach.models.TaskOutcome",
+        # A task's status (the task, and the follow-up task nested in a PATCH's answer).
+        "TaskStatusEnum": "outreach.models.TaskStatus",
         "ContactChannelEnum": "outreach.models.Channel",
         "SalesChannelEnum": "clients.models.SalesChannel",
     },
