@@ -366,10 +366,14 @@ def _score_date(on_or_before: dt.date) -> tuple[dt.date, int] | None:
 
 def tier_migration(*, user, filters: Filters) -> dict:
     """Clients by their tier at the last scoring on or before `from` against the last on or
-    before `to` (the scoped clients with both scores)."""
+    before `to` (the scoped clients with both scores). With no scoring that old, the first
+    scoring inside the range stands for its start (the answer names both dates)."""
     as_of = _as_of()
     date_from, date_to = _window(filters, as_of)
     start, end = _score_date(date_from), _score_date(date_to)
+    if start is None:
+        start = (ClientScore.objects.filter(as_of__gt=date_from, as_of__lte=date_to)
+                 .order_by("as_of", "scheme_id").values_list("as_of", "scheme_id").first())
     tiers = list(Tier.values)
     counts: dict[tuple[str, str], int] = {}
     if start and end:

@@ -285,6 +285,18 @@ def test_tier_migration_between_two_scorings(built, d, ops_user):
     assert [c.client_no for c in drilled] == ["A1"]
 
 
+def test_tier_migration_starts_at_the_first_scoring_in_the_range_when_none_is_older(
+        built, d, ops_user):
+    scheme = the_scheme()
+    first = d.M3 + dt.timedelta(days=5)
+    score(built["A1"], as_of=first, tier="potential", scheme=scheme)
+    score(built["B1"], as_of=first, tier="guiding", scheme=scheme)
+    answer = selectors.tier_migration(user=ops_user, filters=window(d))
+    assert answer["from_as_of"] == first.isoformat()
+    moved = {(m["from"], m["to"]): m["clients"] for m in answer["matrix"] if m["clients"]}
+    assert moved == {("potential", "guiding"): 1, ("guiding", "guiding"): 1}
+
+
 def test_segment_comparison(built, d, ops_user, rm_a):
     persona = Segment.objects.create(code="p_young", kind=SegmentKind.PERSONA,
                                      name_en="Young")
