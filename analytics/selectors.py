@@ -19,7 +19,20 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models import (
+    Aggregate,
+    Count,
+    Exists,
+    F,
+    FloatField,
+    Func,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+)
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -493,20 +506,45 @@ def _step_q(step: str) -> Q:
     return q
 
 
-def _median_days(rows: QuerySet[ClientFunnel], later: str, earlier: str) -> float | None:
-    if connection.vendor == "postgresql":
-        sql, params = rows.values("client_id").query.sql_with_params()
-        table = ClientFunnel._meta.db_table
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY f.{later} - f.{earlier}) "
-                f"FROM {table} f WHERE f.client_id IN ({sql})", params)
-            value = cursor.fetchone()[0]
-        return None if value is None else round(float(value), 1)
-    pairs = list(rows.values_list(later, earlier))
-    if not pairs:
-        return None
-    return round(float(statistics.median((a - b).days for a, b in pairs)), 1)
+class _DaysBetween(Func):
+    """later - earlier, in days (date minus date is an integer on PostgreSQL)."""
+
+    arg_joiner = " - "
+    template = "(%(expressions)s)"
+    output_field = IntegerField()
+
+
+class _Median(Aggregate):
+    """The median (PostgreSQL percentile_cont, FILTER-able like any aggregate)."""
+
+    function = "percentile_cont"
+    name = "Median"
+    template = "%(function)s(0.5) WITHIN GROUP (ORDER BY %(expressions)s)"
+    output_field = FloatField()
+
+
+def _funnel_figures(rows: QuerySet[ClientFunnel]) -> dict:
+    """Each step's clients and, from the second step on, the median days from the previous
+    one: one pass over the rows on PostgreSQL; SQLite (no percentile_cont) takes the medians
+    from the day pairs."""
+    aggregates = {"opened": Count("client_id"),
+                  **{step: Count("client_id", filter=_step_q(step)) for step in FUNNEL_STEPS[1:]}}
+    postgres = connection.vendor == "postgresql"
+    if postgres:
+        for previous, step in zip(FUNNEL_STEPS, FUNNEL_STEPS[1:], strict=False):
+            aggregates[f"median_{step}"] = _Median(
+                _DaysBetween(F(_STEP_DATES[step]), F(_STEP_DATES[previous])),
+                filter=_step_q(step))
+    figures = rows.aggregate(**aggregates)
+    for previous, step in zip(FUNNEL_STEPS, FUNNEL_STEPS[1:], strict=False):
+        if postgres:
+            value = figures[f"median_{step}"]
+        else:
+            days = [(later - earlier).days for later, earlier in rows.filter(
+                _step_q(step)).values_list(_STEP_DATES[step], _STEP_DATES[previous])]
+            value = statistics.median(days) if days else None
+        figures[f"median_{step}"] = None if value is None else round(float(value), 1)
+    return figures
 
 
 def _funnel_rows(user, filters: Filters) -> QuerySet[ClientFunnel]:
@@ -519,19 +557,15 @@ def funnel(*, user, filters: Filters) -> dict:
     """Accounts opened in the window: opened → funded → first purchase → repeat purchase (a
     second purchase or an advisory service). Each step counts the clients who reached it and
     every step before; days between steps are medians over the clients of the step."""
-    rows = _funnel_rows(user, filters)
-    counts = rows.aggregate(opened=Count("client_id"),
-                            **{step: Count("client_id", filter=_step_q(step))
-                               for step in FUNNEL_STEPS[1:]})
+    figures = _funnel_figures(_funnel_rows(user, filters))
     steps = []
     for i, step in enumerate(FUNNEL_STEPS):
-        entry = {"step": step, "clients": counts[step], "conversion_from_previous": None,
+        entry = {"step": step, "clients": figures[step], "conversion_from_previous": None,
                  "median_days_from_previous": None}
         if i:
-            previous = FUNNEL_STEPS[i - 1]
-            entry["conversion_from_previous"] = _share(counts[step], counts[previous])
-            entry["median_days_from_previous"] = _median_days(
-                rows.filter(_step_q(step)), _STEP_DATES[step], _STEP_DATES[previous])
+            entry["conversion_from_previous"] = _share(figures[step],
+                                                       figures[FUNNEL_STEPS[i - 1]])
+            entry["median_days_from_previous"] = figures[f"median_{step}"]
         steps.append(entry)
     return {"as_of": _as_of().isoformat(), "steps": steps}
 

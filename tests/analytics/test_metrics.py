@@ -33,7 +33,7 @@ from clients.models import Client
 from clients.scoring.models import ClientScore, ScoringCurrent, ScoringScheme
 from core.errors import ApplicationError
 from segments.models import Segment, SegmentKind, SegmentMembership
-from tests.factories import ClientFactory, ProductFactory, TransactionFactory
+from tests.factories import ClientFactory, ProductFactory, TransactionFactory, staff
 
 
 def month_start(day: dt.date, back: int) -> dt.date:
@@ -199,6 +199,15 @@ def test_funnel_by_tier_branch_and_segment(built, d, ops_user):
     steps = selectors.funnel(user=ops_user, filters=window(d, segment="a2_a4"))["steps"]
     assert [s["clients"] for s in steps] == [2, 2, 2, 2]
     assert steps[3]["median_days_from_previous"] == 0.0
+
+
+def test_funnel_of_a_user_who_sees_no_client_is_empty_not_an_error(built, d):
+    """A branch manager with no branch sees no client: the funnel says zero (its medians were
+    once built as SQL of an empty scope, which Django refuses to compile)."""
+    nobody = staff("branch_manager", username="bm_without_branch", branch=None)
+    steps = selectors.funnel(user=nobody, filters=window(d))["steps"]
+    assert [s["clients"] for s in steps] == [0, 0, 0, 0]
+    assert all(s["median_days_from_previous"] is None for s in steps)
 
 
 # --- KPIs ----------------------------------------------------------------------------------------
