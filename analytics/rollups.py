@@ -32,6 +32,7 @@ COHORT = "analytics_cohortactivity"
 DAILY_BRANCH = "analytics_dailybranchfigures"
 COHORT_BRANCH = "analytics_cohortbranch"
 TOUCHED = "analytics_touchedclient"
+NEW_DAYS = "analytics_new_days"  # temporary, inside compute_client_rows
 
 ACTIVE_WINDOW_DAYS = 30  # DOMAIN.md: active on d = a purchase in the 30 days ending on d
 
@@ -233,43 +234,49 @@ def compute_client_rows(scope: Scope) -> None:
     day_sql, day_params = _Sql.local_date("t.traded_at")
     where, params = scope.on("t.client_id")
     window = "PARTITION BY client_id ORDER BY day"
+    # The scope's day rows are built in a temporary table that the month rows and the funnel
+    # dates then read (not the big day table, where the scope's rows lie scattered), and go
+    # into the day table in one insert at the end.
+    _run(f"DROP TABLE IF EXISTS {NEW_DAYS}")
     # A run of activity starts on a purchase more than 30 days after the previous one.
-    _run(f"INSERT INTO {DAY} (client_id, day, purchases, amount, revenue, active_delta) "
-         f"SELECT client_id, day, n, amount, revenue, CASE WHEN prev_day IS NULL OR "
-         f"day > {_Sql.add_days('prev_day', ACTIVE_WINDOW_DAYS)} THEN 1 ELSE 0 END FROM ("
-         f"SELECT client_id, day, n, amount, revenue, LAG(day) OVER ({window}) AS prev_day FROM ("
-         f"SELECT t.client_id AS client_id, {day_sql} AS day, COUNT(*) AS n, "
-         f"SUM(t.amount) AS amount, SUM(t.revenue) AS revenue FROM clients_transaction t "
+    _run(f"CREATE TEMPORARY TABLE {NEW_DAYS} AS "
+         f"SELECT client_id, day, n AS purchases, amount, revenue, CASE WHEN prev_day IS NULL OR "
+         f"day > {_Sql.add_days('prev_day', ACTIVE_WINDOW_DAYS)} THEN 1 ELSE 0 END "
+         f"AS active_delta, advisory FROM (SELECT client_id, day, n, amount, revenue, advisory, "
+         f"LAG(day) OVER ({window}) AS prev_day "
+         f"FROM (SELECT t.client_id AS client_id, {day_sql} AS day, COUNT(*) AS n, "
+         f"SUM(t.amount) AS amount, SUM(t.revenue) AS revenue, "
+         f"SUM(CASE WHEN p.product_type = %s THEN 1 ELSE 0 END) AS advisory "
+         f"FROM clients_transaction t LEFT JOIN clients_product p ON p.id = t.product_id "
          f"WHERE {where} GROUP BY 1, 2) g) w",
-         [*day_params, *params])
+         [*day_params, ProductType.ADVISORY_SERVICE.value, *params])
     # ... and ends (-1) on the 30th day after its last purchase.
-    where, params = scope.on("client_id")
     end = _Sql.add_days("day", ACTIVE_WINDOW_DAYS)
-    _run(f"INSERT INTO {DAY} (client_id, day, purchases, amount, revenue, active_delta) "
+    _run(f"INSERT INTO {NEW_DAYS} (client_id, day, purchases, amount, revenue, active_delta) "
          f"SELECT client_id, {end}, 0, 0, 0, -1 FROM (SELECT client_id, day, "
-         f"LEAD(day) OVER ({window}) AS next_day FROM {DAY} WHERE {where} AND purchases > 0) w "
-         f"WHERE next_day IS NULL OR next_day > {end}", params)
+         f"LEAD(day) OVER ({window}) AS next_day FROM {NEW_DAYS} WHERE purchases > 0) w "
+         f"WHERE next_day IS NULL OR next_day > {end}")
 
     _run(f"INSERT INTO {MONTH} (client_id, month, purchases, amount, revenue) "
          f"SELECT client_id, {_Sql.month_of('day')}, SUM(purchases), SUM(amount), SUM(revenue) "
-         f"FROM {DAY} WHERE {where} AND purchases > 0 "
-         f"GROUP BY client_id, {_Sql.month_of('day')}", params)
+         f"FROM {NEW_DAYS} WHERE purchases > 0 GROUP BY client_id, {_Sql.month_of('day')}")
 
     _run(f"UPDATE {FUNNEL} SET first_purchase_on = s.first_day, repeat_on = s.second_day FROM ("
          f"SELECT client_id, MIN(day) AS first_day, "
          f"MIN(CASE WHEN bought >= 2 THEN day END) AS second_day FROM ("
-         f"SELECT client_id, day, SUM(purchases) OVER ({window}) AS bought FROM {DAY} "
-         f"WHERE {where} AND purchases > 0) w GROUP BY client_id) s "
-         f"WHERE {FUNNEL}.client_id = s.client_id", params)
+         f"SELECT client_id, day, SUM(purchases) OVER ({window}) AS bought FROM {NEW_DAYS} "
+         f"WHERE purchases > 0) w GROUP BY client_id) s "
+         f"WHERE {FUNNEL}.client_id = s.client_id")
 
-    where, params = scope.on("t.client_id")
+    # The repeat step is also reached by the first advisory service, if that came sooner.
     _run(f"UPDATE {FUNNEL} SET repeat_on = CASE WHEN {FUNNEL}.repeat_on IS NULL "
          f"OR s.day < {FUNNEL}.repeat_on THEN s.day ELSE {FUNNEL}.repeat_on END FROM ("
-         f"SELECT t.client_id AS client_id, MIN({day_sql}) AS day FROM clients_transaction t "
-         f"JOIN clients_product p ON p.id = t.product_id "
-         f"WHERE p.product_type = %s AND {where} GROUP BY t.client_id) s "
-         f"WHERE {FUNNEL}.client_id = s.client_id",
-         [*day_params, ProductType.ADVISORY_SERVICE.value, *params])
+         f"SELECT client_id, MIN(day) AS day FROM {NEW_DAYS} WHERE advisory > 0 "
+         f"GROUP BY client_id) s WHERE {FUNNEL}.client_id = s.client_id")
+
+    _run(f"INSERT INTO {DAY} (client_id, day, purchases, amount, revenue, active_delta) "
+         f"SELECT client_id, day, purchases, amount, revenue, active_delta FROM {NEW_DAYS}")
+    _run(f"DROP TABLE {NEW_DAYS}")
 
 
 def tune() -> None:
@@ -348,6 +355,7 @@ def mark_touched(*, txn_after: int, txn_upto: int) -> list[int]:
          f"UNION SELECT f.client_id FROM {FUNNEL} f "
          f"LEFT JOIN clients_client c ON c.id = f.client_id WHERE c.id IS NULL",
          [txn_after, txn_upto, UNKNOWN_OPENED])
+    _analyze_touched()
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT client_id FROM {TOUCHED} ORDER BY client_id")
         return [row[0] for row in cursor.fetchall()]
@@ -360,4 +368,12 @@ def mark_clients(client_ids) -> list[int]:
     ids = sorted({int(i) for i in client_ids})
     with connection.cursor() as cursor:
         cursor.executemany(f"INSERT INTO {TOUCHED} (client_id) VALUES (%s)", [[i] for i in ids])
+    _analyze_touched()
     return ids
+
+
+def _analyze_touched() -> None:
+    """Statistics of the freshly filled touched table (PostgreSQL): without them the planner
+    guesses its size and reads the day table whole instead of the touched clients' rows."""
+    if _Sql.pg():
+        _run(f"ANALYZE {TOUCHED}")
