@@ -89,15 +89,10 @@ class ClientMonthActivity(models.Model):
         return f"{self.client_id} {self.month:%Y-%m}"
 
 
-class DailyFigures(models.Model):
-    """Per day and (branch, RM, tier): accounts opened (those since funded, their AUM),
-    purchases, amount, revenue and the net change in active clients."""
+class DailyMeasures(models.Model):
+    """What a day adds up, per the keys of the table: accounts opened (those since funded,
+    their AUM), purchases, amount, revenue and the net change in active clients."""
 
-    id = models.BigAutoField(primary_key=True)
-    day = models.DateField()
-    branch_id = models.BigIntegerField(default=0)
-    rm_id = models.BigIntegerField(default=0)
-    tier = models.CharField(max_length=12, blank=True)
     new_accounts = models.IntegerField(default=0)
     new_funded = models.IntegerField(default=0)
     new_aum = models.DecimalField(max_digits=22, decimal_places=2, default=0)
@@ -105,6 +100,27 @@ class DailyFigures(models.Model):
     amount = models.DecimalField(max_digits=22, decimal_places=2, default=0)
     revenue = models.DecimalField(max_digits=22, decimal_places=2, default=0)
     active_delta = models.IntegerField(default=0)
+
+    class Meta:
+        abstract = True
+
+
+class ClientDims(models.Model):
+    """The clients' branch, RM and value tier (as of the last refresh), 0/"" for none."""
+
+    branch_id = models.BigIntegerField(default=0)
+    rm_id = models.BigIntegerField(default=0)
+    tier = models.CharField(max_length=12, blank=True)
+
+    class Meta:
+        abstract = True
+
+
+class DailyFigures(ClientDims, DailyMeasures):
+    """Per day and (branch, RM, tier)."""
+
+    id = models.BigAutoField(primary_key=True)
+    day = models.DateField()
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["day", "branch_id", "rm_id", "tier"],
@@ -116,20 +132,13 @@ class DailyFigures(models.Model):
         return f"{self.day} {self.branch_id}/{self.rm_id}/{self.tier}"
 
 
-class DailyBranchFigures(models.Model):
+class DailyBranchFigures(DailyMeasures):
     """DailyFigures summed over RM and tier: what an unfiltered or branch-filtered page reads
     (a few rows per day instead of one per RM and tier)."""
 
     id = models.BigAutoField(primary_key=True)
     day = models.DateField()
     branch_id = models.BigIntegerField(default=0)
-    new_accounts = models.IntegerField(default=0)
-    new_funded = models.IntegerField(default=0)
-    new_aum = models.DecimalField(max_digits=22, decimal_places=2, default=0)
-    purchases = models.IntegerField(default=0)
-    amount = models.DecimalField(max_digits=22, decimal_places=2, default=0)
-    revenue = models.DecimalField(max_digits=22, decimal_places=2, default=0)
-    active_delta = models.IntegerField(default=0)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["day", "branch_id"],
@@ -139,15 +148,29 @@ class DailyBranchFigures(models.Model):
         return f"{self.day} {self.branch_id}"
 
 
-class CohortActivity(models.Model):
+class SegmentDailyFigures(ClientDims, DailyMeasures):
+    """DailyFigures of one segment's members (as of the last refresh: `SegmentMember`): what a
+    segment filter and the segment comparison read, instead of the members' per-client rows."""
+
+    id = models.BigAutoField(primary_key=True)
+    segment_id = models.BigIntegerField()
+    day = models.DateField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(
+            fields=["segment_id", "day", "branch_id", "rm_id", "tier"],
+            name="an_segment_daily_unique")]
+
+    def __str__(self):
+        return f"{self.segment_id} {self.day} {self.branch_id}/{self.rm_id}/{self.tier}"
+
+
+class CohortActivity(ClientDims):
     """Clients opened in `cohort` (a month) with a purchase in `month`, per (branch, RM, tier)."""
 
     id = models.BigAutoField(primary_key=True)
     cohort = models.DateField()
     month = models.DateField()
-    branch_id = models.BigIntegerField(default=0)
-    rm_id = models.BigIntegerField(default=0)
-    tier = models.CharField(max_length=12, blank=True)
     clients = models.IntegerField(default=0)
 
     class Meta:
@@ -175,6 +198,42 @@ class CohortBranch(models.Model):
 
     def __str__(self):
         return f"{self.cohort:%Y-%m} {self.month:%Y-%m} {self.branch_id}"
+
+
+class SegmentCohortActivity(ClientDims):
+    """CohortActivity of one segment's members (as of the last refresh)."""
+
+    id = models.BigAutoField(primary_key=True)
+    segment_id = models.BigIntegerField()
+    cohort = models.DateField()
+    month = models.DateField()
+    clients = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(
+            fields=["segment_id", "cohort", "month", "branch_id", "rm_id", "tier"],
+            name="an_segment_cohort_unique")]
+
+    def __str__(self):
+        return f"{self.segment_id} {self.cohort:%Y-%m} {self.month:%Y-%m}"
+
+
+class SegmentMember(models.Model):
+    """The segment memberships the segment figures were last computed with: a refresh moves
+    the figures of the pairs that joined or left since, and the analytics pages filter by
+    segment on these (so every figure on a page is as of the same refresh)."""
+
+    id = models.BigAutoField(primary_key=True)
+    segment_id = models.BigIntegerField()
+    client_id = models.BigIntegerField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["client_id", "segment_id"],
+                                               name="an_segment_member_unique")]
+        indexes = [models.Index(fields=["segment_id", "client_id"], name="an_segment_member_seg")]
+
+    def __str__(self):
+        return f"{self.segment_id}:{self.client_id}"
 
 
 class TouchedClient(models.Model):

@@ -32,6 +32,10 @@ COHORT = "analytics_cohortactivity"
 DAILY_BRANCH = "analytics_dailybranchfigures"
 COHORT_BRANCH = "analytics_cohortbranch"
 TOUCHED = "analytics_touchedclient"
+SEGMENT_DAILY = "analytics_segmentdailyfigures"
+SEGMENT_COHORT = "analytics_segmentcohortactivity"
+MEMBER = "analytics_segmentmember"  # the memberships the segment figures were computed with
+MEMBERSHIP = "segments_segmentmembership"
 NEW_DAYS = "analytics_new_days"  # temporary, inside compute_client_rows
 
 ACTIVE_WINDOW_DAYS = 30  # DOMAIN.md: active on d = a purchase in the 30 days ending on d
@@ -114,106 +118,201 @@ DAILY_KEYS = ["day", "branch_id", "rm_id", "tier"]
 DAILY_MEASURES = ["new_accounts", "new_funded", "new_aum", "purchases", "amount", "revenue",
                   "active_delta"]
 COHORT_KEYS = ["cohort", "month", "branch_id", "rm_id", "tier"]
+DAILY_BRANCH_KEYS = ["day", "branch_id"]
+COHORT_BRANCH_KEYS = ["cohort", "month", "branch_id"]
+SEGMENT_DAILY_KEYS = ["segment_id", *DAILY_KEYS]
+SEGMENT_COHORT_KEYS = ["segment_id", *COHORT_KEYS]
 
 
-def _daily_select(scope: Scope, sign: int, keys: list[str]) -> tuple[str, list]:
+def _pairs_join(pairs: str | None, column: str) -> str:
+    """Each row once per segment of its client (the segment figures), or as it is."""
+    return f" JOIN {pairs} p ON p.client_id = {column}" if pairs else ""
+
+
+def _dim(key: str) -> str:
+    return "p.segment_id" if key == "segment_id" else f"f.{key}"
+
+
+def _daily_select(scope: Scope, sign: int, keys: list[str],
+                  pairs: str | None = None) -> tuple[str, list]:
+    """A client's contribution to the daily figures: the day of opening (accounts, funded,
+    AUM) and each day row (purchases, amount, revenue, active change). With `pairs` (a table
+    of segment_id, client_id), once per pair: the segment figures."""
     s = int(sign)
     opened_where, opened_params = scope.on("f.client_id")
     day_where, day_params = scope.on("d.client_id")
-    dims = ", ".join(keys[1:])
-    f_dims = ", ".join(f"f.{k}" for k in keys[1:])
+    inner = [k for k in keys if k != "day"]
+    dims = ", ".join(_dim(k) + f" AS {k}" for k in inner)
+    key_list = ", ".join(keys)
     sums = ", ".join(f"{s} * SUM({m})" for m in DAILY_MEASURES)
-    return (f"SELECT day, {dims}, {sums} FROM ("
-            f"SELECT f.opened_on AS day, {f_dims}, 1 AS new_accounts, "
+    return (f"SELECT {key_list}, {sums} FROM ("
+            f"SELECT f.opened_on AS day, {dims}, 1 AS new_accounts, "
             f"CASE WHEN f.first_funded_on IS NOT NULL THEN 1 ELSE 0 END AS new_funded, "
             f"f.aum AS new_aum, 0 AS purchases, 0 AS amount, 0 AS revenue, "
-            f"0 AS active_delta FROM {FUNNEL} f WHERE {opened_where} "
-            f"UNION ALL SELECT d.day, {f_dims}, 0, 0, 0, d.purchases, d.amount, d.revenue, "
-            f"d.active_delta FROM {DAY} d JOIN {FUNNEL} f ON f.client_id = d.client_id "
-            f"WHERE {day_where}) u WHERE 1 = 1 GROUP BY day, {dims}",
+            f"0 AS active_delta FROM {FUNNEL} f{_pairs_join(pairs, 'f.client_id')} "
+            f"WHERE {opened_where} "
+            f"UNION ALL SELECT d.day, {dims}, 0, 0, 0, d.purchases, d.amount, d.revenue, "
+            f"d.active_delta FROM {DAY} d JOIN {FUNNEL} f ON f.client_id = d.client_id"
+            f"{_pairs_join(pairs, 'd.client_id')} "
+            f"WHERE {day_where}) u WHERE 1 = 1 GROUP BY {key_list}",
             opened_params + day_params)
 
 
-def _cohort_select(scope: Scope, sign: int, keys: list[str]) -> tuple[str, list]:
-    cohort = _Sql.month_of("f.opened_on")
-    dims = ", ".join(f"f.{k}" for k in keys[2:])
+def _cohort_select(scope: Scope, sign: int, keys: list[str],
+                   pairs: str | None = None) -> tuple[str, list]:
+    """A client's months with a purchase, by the month of opening (clients opened on an
+    unknown day are in no cohort)."""
+    exprs = {"cohort": _Sql.month_of("f.opened_on"), "month": "m.month"}
+    columns = ", ".join(exprs.get(k) or _dim(k) for k in keys)
     where, params = scope.on("m.client_id")
-    return (f"SELECT {cohort}, m.month, {dims}, {int(sign)} * COUNT(*) "
-            f"FROM {MONTH} m JOIN {FUNNEL} f ON f.client_id = m.client_id "
+    return (f"SELECT {columns}, {int(sign)} * COUNT(*) "
+            f"FROM {MONTH} m JOIN {FUNNEL} f ON f.client_id = m.client_id"
+            f"{_pairs_join(pairs, 'm.client_id')} "
             f"WHERE {where} AND f.opened_on > %s "
-            f"GROUP BY {cohort}, m.month, {dims}", params + [UNKNOWN_OPENED])
+            f"GROUP BY {columns}", params + [UNKNOWN_OPENED])
 
 
-DAILY_BRANCH_KEYS = ["day", "branch_id"]
-COHORT_BRANCH_KEYS = ["cohort", "month", "branch_id"]
+@dataclass(frozen=True)
+class _Aggregate:
+    table: str
+    keys: list[str]
+    daily: bool  # the daily measures, or the cohorts' one count
+    segments: bool  # per segment of the client (pairs joined)
+
+    @property
+    def measures(self) -> list[str]:
+        return DAILY_MEASURES if self.daily else ["clients"]
+
+    @property
+    def stage_table(self) -> str:
+        return (f"analytics_stage_{'segment_' if self.segments else ''}"
+                f"{'daily' if self.daily else 'cohort'}")
+
+    @property
+    def stage_keys(self) -> list[str]:
+        return ((["segment_id"] if self.segments else [])
+                + (DAILY_KEYS if self.daily else COHORT_KEYS))
+
+    def select(self, scope: Scope, sign: int, keys: list[str],
+               pairs: str | None) -> tuple[str, list]:
+        build = _daily_select if self.daily else _cohort_select
+        return build(scope, sign, keys, pairs if self.segments else None)
+
+
+AGGREGATES = (
+    _Aggregate(DAILY, DAILY_KEYS, daily=True, segments=False),
+    _Aggregate(DAILY_BRANCH, DAILY_BRANCH_KEYS, daily=True, segments=False),
+    _Aggregate(COHORT, COHORT_KEYS, daily=False, segments=False),
+    _Aggregate(COHORT_BRANCH, COHORT_BRANCH_KEYS, daily=False, segments=False),
+    _Aggregate(SEGMENT_DAILY, SEGMENT_DAILY_KEYS, daily=True, segments=True),
+    _Aggregate(SEGMENT_COHORT, SEGMENT_COHORT_KEYS, daily=False, segments=True),
+)
+# The staging tables, one per measure set and segment-ness (the per-branch tables are summed
+# from the same stage as the per-(branch, RM, tier) ones).
+STAGES = {a.stage_table: a for a in AGGREGATES if a.keys == a.stage_keys}
 
 
 def contribute(scope: Scope, sign: int) -> None:
     """Add (+1) or take out (-1) the stored per-client rows of `scope` to the aggregates
-    (each figure twice: per branch, RM and tier, and per branch only)."""
-    for table, keys in ((DAILY, DAILY_KEYS), (DAILY_BRANCH, DAILY_BRANCH_KEYS)):
-        _upsert(table, keys, DAILY_MEASURES, *_daily_select(scope, sign, keys))
-    for table, keys in ((COHORT, COHORT_KEYS), (COHORT_BRANCH, COHORT_BRANCH_KEYS)):
-        _upsert(table, keys, ["clients"], *_cohort_select(scope, sign, keys))
-
-
-STAGE_DAILY = "analytics_stage_daily"
-STAGE_COHORT = "analytics_stage_cohort"
+    (each figure per branch, RM and tier, per branch only, and per segment of the client)."""
+    for agg in AGGREGATES:
+        _upsert(agg.table, agg.keys, agg.measures, *agg.select(scope, sign, agg.keys, MEMBER))
 
 
 def stage_start() -> None:
     """Temporary tables collecting a refresh's changes to the aggregates (old contributions
     negated, new ones added), so that only the net change is written: a client's unchanged
     history cancels out instead of being taken out and put back row by row."""
-    for table in (STAGE_DAILY, STAGE_COHORT):
+    for table, agg in STAGES.items():
         _run(f"DROP TABLE IF EXISTS {table}")
-    _run(f"CREATE TEMPORARY TABLE {STAGE_DAILY} (day date, branch_id bigint, rm_id bigint, "
-         f"tier varchar(12), new_accounts integer, new_funded integer, new_aum numeric(22, 2), "
-         f"purchases integer, amount numeric(22, 2), revenue numeric(22, 2), "
-         f"active_delta integer)")
-    _run(f"CREATE TEMPORARY TABLE {STAGE_COHORT} (cohort date, month date, branch_id bigint, "
-         f"rm_id bigint, tier varchar(12), clients integer)")
+        segment = "segment_id bigint, " if agg.segments else ""
+        if agg.daily:
+            _run(f"CREATE TEMPORARY TABLE {table} ({segment}day date, branch_id bigint, "
+                 f"rm_id bigint, tier varchar(12), new_accounts integer, new_funded integer, "
+                 f"new_aum numeric(22, 2), purchases integer, amount numeric(22, 2), "
+                 f"revenue numeric(22, 2), active_delta integer)")
+        else:
+            _run(f"CREATE TEMPORARY TABLE {table} ({segment}cohort date, month date, "
+                 f"branch_id bigint, rm_id bigint, tier varchar(12), clients integer)")
 
 
-def stage(scope: Scope, sign: int) -> None:
-    sql, params = _daily_select(scope, sign, DAILY_KEYS)
-    _run(f"INSERT INTO {STAGE_DAILY} ({', '.join(DAILY_KEYS + DAILY_MEASURES)}) {sql}", params)
-    sql, params = _cohort_select(scope, sign, COHORT_KEYS)
-    _run(f"INSERT INTO {STAGE_COHORT} ({', '.join(COHORT_KEYS)}, clients) {sql}", params)
+def stage(scope: Scope, sign: int, *, pairs: str = "", segments_only: bool = False) -> None:
+    """Collect the contribution of `scope` (its clients' rows; for the segment figures, once
+    per pair of `pairs`, by default the stored memberships)."""
+    for table, agg in STAGES.items():
+        if segments_only and not agg.segments:
+            continue
+        sql, params = agg.select(scope, sign, agg.stage_keys, pairs or MEMBER)
+        _run(f"INSERT INTO {table} ({', '.join(agg.stage_keys + agg.measures)}) {sql}",
+             params)
 
 
 def stage_apply() -> None:
     """Write the net changes collected by `stage` into the aggregates."""
-    nonzero = " OR ".join(f"SUM({m}) <> 0" for m in DAILY_MEASURES)
-    sums = ", ".join(f"SUM({m})" for m in DAILY_MEASURES)
-    for table, keys in ((DAILY, DAILY_KEYS), (DAILY_BRANCH, DAILY_BRANCH_KEYS)):
-        key_list = ", ".join(keys)
-        _upsert(table, keys, DAILY_MEASURES,
-                f"SELECT {key_list}, {sums} FROM {STAGE_DAILY} WHERE 1 = 1 "
+    for agg in AGGREGATES:
+        key_list = ", ".join(agg.keys)
+        sums = ", ".join(f"SUM({m})" for m in agg.measures)
+        nonzero = " OR ".join(f"SUM({m}) <> 0" for m in agg.measures)
+        _upsert(agg.table, agg.keys, agg.measures,
+                f"SELECT {key_list}, {sums} FROM {agg.stage_table} WHERE 1 = 1 "
                 f"GROUP BY {key_list} HAVING {nonzero}", [])
-    for table, keys in ((COHORT, COHORT_KEYS), (COHORT_BRANCH, COHORT_BRANCH_KEYS)):
-        key_list = ", ".join(keys)
-        _upsert(table, keys, ["clients"],
-                f"SELECT {key_list}, SUM(clients) FROM {STAGE_COHORT} WHERE 1 = 1 "
-                f"GROUP BY {key_list} HAVING SUM(clients) <> 0", [])
-    for table in (STAGE_DAILY, STAGE_COHORT):
+    for table in STAGES:
         _run(f"DROP TABLE {table}")
 
 
 def aggregate_all() -> None:
     """The aggregates from every client's rows at once (the end of a full rebuild): plain
-    inserts into emptied tables, no conflicts to resolve."""
-    for table in (DAILY, DAILY_BRANCH, COHORT, COHORT_BRANCH):
-        _run(f"DELETE FROM {table}")
+    inserts into emptied tables, no conflicts to resolve; the segment figures with the
+    memberships of this moment."""
+    for agg in AGGREGATES:
+        _run(f"DELETE FROM {agg.table}")
+    _run(f"DELETE FROM {MEMBER}")
+    _run(f"INSERT INTO {MEMBER} (segment_id, client_id) "
+         f"SELECT m.segment_id, m.client_id FROM {MEMBERSHIP} m "
+         f"JOIN {FUNNEL} f ON f.client_id = m.client_id")
     contribute(Scope(0, 0, everyone=True), +1)
+
+
+JOINED = "analytics_segment_joined"
+LEFT = "analytics_segment_left"
+
+
+def sync_memberships() -> int:
+    """Bring the segment figures to the segments' present members: take out the figures of
+    the (segment, client) pairs that left since the last refresh, add those of the pairs that
+    joined, and store the memberships. Returns the number of pairs moved."""
+    for table in (JOINED, LEFT):
+        _run(f"DROP TABLE IF EXISTS {table}")
+    _run(f"CREATE TEMPORARY TABLE {JOINED} AS SELECT m.segment_id, m.client_id "
+         f"FROM {MEMBERSHIP} m JOIN {FUNNEL} f ON f.client_id = m.client_id "
+         f"EXCEPT SELECT segment_id, client_id FROM {MEMBER}")
+    _run(f"CREATE TEMPORARY TABLE {LEFT} AS SELECT segment_id, client_id FROM {MEMBER} "
+         f"EXCEPT SELECT m.segment_id, m.client_id FROM {MEMBERSHIP} m "
+         f"JOIN {FUNNEL} f ON f.client_id = m.client_id")
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT (SELECT COUNT(*) FROM {JOINED}) + (SELECT COUNT(*) FROM {LEFT})")
+        moved = int(cursor.fetchone()[0])
+    if moved:
+        everyone = Scope(0, 0, everyone=True)
+        stage_start()
+        stage(everyone, -1, pairs=LEFT, segments_only=True)
+        stage(everyone, +1, pairs=JOINED, segments_only=True)
+        stage_apply()
+        _run(f"DELETE FROM {MEMBER} WHERE EXISTS (SELECT 1 FROM {LEFT} l "
+             f"WHERE l.segment_id = {MEMBER}.segment_id AND l.client_id = {MEMBER}.client_id)")
+        _run(f"INSERT INTO {MEMBER} (segment_id, client_id) "
+             f"SELECT segment_id, client_id FROM {JOINED}")
+        drop_zero_rows()
+    for table in (JOINED, LEFT):
+        _run(f"DROP TABLE {table}")
+    return moved
 
 
 def drop_zero_rows() -> None:
     zero = " AND ".join(f"{m} = 0" for m in DAILY_MEASURES)
-    for table in (DAILY, DAILY_BRANCH):
-        _run(f"DELETE FROM {table} WHERE {zero}")
-    for table in (COHORT, COHORT_BRANCH):
-        _run(f"DELETE FROM {table} WHERE clients = 0")
+    for agg in AGGREGATES:
+        _run(f"DELETE FROM {agg.table} WHERE "
+             + (zero if agg.daily else "clients = 0"))
 
 
 def delete_client_rows(scope: Scope) -> None:
@@ -314,12 +413,12 @@ def timed(timings: dict[str, float] | None, name: str, step) -> None:
 def analyze() -> None:
     """Fresh planner statistics after a rebuild rewrote every table (PostgreSQL)."""
     if _Sql.pg():
-        for table in (FUNNEL, DAY, MONTH, DAILY, DAILY_BRANCH, COHORT, COHORT_BRANCH):
+        for table in (FUNNEL, DAY, MONTH, MEMBER, *(a.table for a in AGGREGATES)):
             _run(f"ANALYZE {table}")
 
 
 def truncate_all() -> None:
-    for table in (DAILY, DAILY_BRANCH, COHORT, COHORT_BRANCH, MONTH, DAY, FUNNEL, TOUCHED):
+    for table in (*(a.table for a in AGGREGATES), MEMBER, MONTH, DAY, FUNNEL, TOUCHED):
         _run(f"DELETE FROM {table}")
 
 

@@ -53,7 +53,7 @@ from outreach.models import (
     Delivery,
     DeliveryStatus,
 )
-from segments.models import Segment, SegmentKind, SegmentMembership
+from segments.models import Segment, SegmentKind
 
 from .models import (
     AnalyticsRefresh,
@@ -64,6 +64,9 @@ from .models import (
     CohortBranch,
     DailyBranchFigures,
     DailyFigures,
+    SegmentCohortActivity,
+    SegmentDailyFigures,
+    SegmentMember,
 )
 
 INTERVALS = ("day", "week", "month")
@@ -224,14 +227,19 @@ class _Dims:
 
     @property
     def daily(self):
+        if self.segment_id is not None:
+            return SegmentDailyFigures
         return DailyBranchFigures if self.coarse else DailyFigures
 
     @property
     def cohorts(self):
+        if self.segment_id is not None:
+            return SegmentCohortActivity
         return CohortBranch if self.coarse else CohortActivity
 
     def q(self, prefix: str = "") -> Q:
-        """On a rollup table (columns branch_id, rm_id, tier)."""
+        """On a rollup table (columns branch_id, rm_id, tier), or on `daily` and `cohorts`
+        (which, with a segment filter, are the segment's figures)."""
         q = self.scope
         if self.branch_id is not None:
             q &= Q(**{f"{prefix}branch_id": self.branch_id})
@@ -241,8 +249,16 @@ class _Dims:
             q &= Q(**{f"{prefix}tier": self.tier})
         return q
 
+    def aggregate_q(self) -> Q:
+        """On `daily` and `cohorts`."""
+        q = self.q()
+        if self.segment_id is not None:
+            q &= Q(segment_id=self.segment_id)
+        return q
+
     def members(self) -> QuerySet:
-        return SegmentMembership.objects.filter(segment_id=self.segment_id).values("client_id")
+        """The segment's members as of the last refresh (those its figures count)."""
+        return SegmentMember.objects.filter(segment_id=self.segment_id).values("client_id")
 
     def funnel(self) -> QuerySet[ClientFunnel]:
         rows = ClientFunnel.objects.filter(self.q())
@@ -302,26 +318,11 @@ def _periods(date_from: dt.date, date_to: dt.date, interval: str) -> list[tuple[
 
 def _daily_rows(dims: _Dims, date_to: dt.date) -> dict[dt.date, dict]:
     """Per day up to `date_to`: new accounts, funded, their AUM, revenue, active change."""
-    if dims.segment_id is None:
-        rows = (dims.daily.objects.filter(dims.q(), day__lte=date_to).values("day")
-                .annotate(new_accounts=Sum("new_accounts"), new_funded=Sum("new_funded"),
-                          new_aum=Sum("new_aum"), revenue=Sum("revenue"),
-                          active_delta=Sum("active_delta")).order_by())
-        return {r["day"]: r for r in rows}
-    ids = dims.client_ids()
-    by_day: dict[dt.date, dict] = defaultdict(lambda: dict.fromkeys(
-        ("new_accounts", "new_funded", "new_aum", "revenue", "active_delta"), 0))
-    for r in (ClientFunnel.objects.filter(client_id__in=ids, opened_on__lte=date_to)
-              .values("opened_on").annotate(n=Count("client_id"),
-                                            funded=Count("first_funded_on"), aum=Sum("aum"))
-              .order_by()):
-        row = by_day[r["opened_on"]]
-        row.update(new_accounts=r["n"], new_funded=r["funded"], new_aum=r["aum"] or 0)
-    for r in (ClientDay.objects.filter(client_id__in=ids, day__lte=date_to).values("day")
-              .annotate(revenue=Sum("revenue"), active_delta=Sum("active_delta")).order_by()):
-        row = by_day[r["day"]]
-        row.update(revenue=r["revenue"] or 0, active_delta=r["active_delta"] or 0)
-    return by_day
+    rows = (dims.daily.objects.filter(dims.aggregate_q(), day__lte=date_to).values("day")
+            .annotate(new_accounts=Sum("new_accounts"), new_funded=Sum("new_funded"),
+                      new_aum=Sum("new_aum"), revenue=Sum("revenue"),
+                      active_delta=Sum("active_delta")).order_by())
+    return {r["day"]: r for r in rows}
 
 
 def _series(by_day: dict[dt.date, dict], periods, as_of: dt.date) -> list[dict]:
@@ -416,14 +417,45 @@ def segment_comparison(*, user, filters: Filters, codes: list[str] | None = None
         segments = segments.filter(kind=SegmentKind.PERSONA)
     segments = list(segments.order_by("code"))
     dims = _dims(user, filters)
-    base = ClientFunnel.objects.filter(dims.q())
-    if dims.segment_id is not None:
-        base = base.filter(client_id__in=dims.members())
-    out = []
     active_day = min(date_to, as_of)
+    if dims.segment_id is None:
+        figures = _segment_figures(dims, [s.pk for s in segments], date_from, date_to,
+                                   active_day)
+    else:
+        figures = _segment_figures_within(dims, segments, date_from, date_to, active_day)
+    out = []
     for segment in segments:
-        members = base.filter(client_id__in=SegmentMembership.objects.filter(
-            segment=segment).values("client_id"))
+        f = figures.get(segment.pk, {})
+        clients = f.get("clients") or 0
+        out.append({"code": segment.code, "name": segment.name, "clients": clients,
+                    "active_clients": f.get("active") or 0, "aum": _money(f.get("aum")),
+                    "revenue": _money(f.get("revenue")),
+                    "funded_rate": _share(f.get("funded") or 0, clients)})
+    return {"as_of": as_of.isoformat(), "segments": out}
+
+
+def _segment_figures(dims: _Dims, segment_ids: list[int], date_from: dt.date,
+                     date_to: dt.date, active_day: dt.date) -> dict[int, dict]:
+    """Per segment, from its daily figures: clients (every opening), funded, AUM, revenue in
+    the window, active on `active_day` (the active changes summed up to it)."""
+    rows = (SegmentDailyFigures.objects.filter(dims.q(), segment_id__in=segment_ids)
+            .values("segment_id")
+            .annotate(clients=Sum("new_accounts"), funded=Sum("new_funded"), aum=Sum("new_aum"),
+                      revenue=Sum("revenue", filter=Q(day__gte=date_from, day__lte=date_to)),
+                      active=Sum("active_delta", filter=Q(day__lte=active_day)))
+            .order_by())
+    return {r["segment_id"]: r for r in rows}
+
+
+def _segment_figures_within(dims: _Dims, segments: list[Segment], date_from: dt.date,
+                            date_to: dt.date, active_day: dt.date) -> dict[int, dict]:
+    """The same for the members of each segment who are also in the filter's segment (two
+    segments at once: no rollup has the pair, so the members' per-client rows are read)."""
+    base = dims.funnel()
+    out = {}
+    for segment in segments:
+        members = base.filter(client_id__in=SegmentMember.objects.filter(
+            segment_id=segment.pk).values("client_id"))
         head = members.aggregate(clients=Count("client_id"), funded=Count("first_funded_on"),
                                  aum=Sum("aum"))
         ids = members.values("client_id")
@@ -433,11 +465,8 @@ def segment_comparison(*, user, filters: Filters, codes: list[str] | None = None
             client_id__in=ids, purchases__gt=0,
             day__gt=active_day - dt.timedelta(days=ACTIVE_DAYS), day__lte=active_day)
             .values("client_id").distinct().count())
-        out.append({"code": segment.code, "name": segment.name, "clients": head["clients"],
-                    "active_clients": active, "aum": _money(head["aum"]),
-                    "revenue": _money(revenue),
-                    "funded_rate": _share(head["funded"], head["clients"])})
-    return {"as_of": as_of.isoformat(), "segments": out}
+        out[segment.pk] = {**head, "revenue": revenue, "active": active}
+    return out
 
 
 # --- retention ---------------------------------------------------------------------------------
@@ -461,25 +490,13 @@ def retention(*, user, filters: Filters, months: int = 12) -> dict:
     cohort_end = _month_start(last, 1)
     sizes: dict[dt.date, int] = defaultdict(int)
     active: dict[tuple[dt.date, dt.date], int] = {}
-    if dims.segment_id is None:
-        for r in (dims.daily.objects.filter(dims.q(), day__gte=first, day__lt=cohort_end)
-                  .values("day").annotate(n=Sum("new_accounts")).order_by()):
-            sizes[_month_start(r["day"])] += r["n"] or 0
-        for r in (dims.cohorts.objects.filter(dims.q(), cohort__gte=first,
-                                                cohort__lt=cohort_end, month__lte=as_of)
-                  .values("cohort", "month").annotate(n=Sum("clients")).order_by()):
-            active[(r["cohort"], r["month"])] = r["n"] or 0
-    else:
-        funnel = dims.funnel().filter(opened_on__gte=first, opened_on__lt=cohort_end)
-        opened = dict(funnel.values_list("client_id", "opened_on"))
-        for day in opened.values():
-            sizes[_month_start(day)] += 1
-        counts: dict[tuple[dt.date, dt.date], int] = defaultdict(int)
-        for client_id, month in ClientMonthActivity.objects.filter(
-                client_id__in=funnel.values("client_id"), month__lte=as_of).values_list(
-                "client_id", "month"):
-            counts[(_month_start(opened[client_id]), month)] += 1
-        active = dict(counts)
+    for r in (dims.daily.objects.filter(dims.aggregate_q(), day__gte=first, day__lt=cohort_end)
+              .values("day").annotate(n=Sum("new_accounts")).order_by()):
+        sizes[_month_start(r["day"])] += r["n"] or 0
+    for r in (dims.cohorts.objects.filter(dims.aggregate_q(), cohort__gte=first,
+                                          cohort__lt=cohort_end, month__lte=as_of)
+              .values("cohort", "month").annotate(n=Sum("clients")).order_by()):
+        active[(r["cohort"], r["month"])] = r["n"] or 0
     cohorts = []
     cohort = first
     while cohort <= last:
@@ -783,6 +800,7 @@ def drill_clients(*, user, filters: Filters, metric: str, cell: Mapping[str, str
         if segment is None:
             raise ApplicationError(_("No such segment."),
                                    fields={"code": [_("No such segment.")]})
-        ids = SegmentMembership.objects.filter(
-            segment=segment, client_id__in=funnel_rows.values("client_id")).values("client_id")
+        ids = SegmentMember.objects.filter(
+            segment_id=segment.pk, client_id__in=funnel_rows.values("client_id")
+        ).values("client_id")
     return client_queryset_for(user).filter(pk__in=ids).order_by("client_no")

@@ -171,9 +171,14 @@ def _run_incremental(refresh: AnalyticsRefresh, chunk_size: int) -> None:
                            "find_touched": round(time.monotonic() - started, 3)}
         _save_progress(refresh, phase="touched", txn_watermark=upto, touched=len(ids),
                        timings=refresh.timings,
-                       progress_total=(len(ids) + chunk_size - 1) // chunk_size,
+                       progress_total=(len(ids) + chunk_size - 1) // chunk_size + 1,
                        progress_done=0)
     _refresh_ids(refresh, ids, chunk_size)
+    with transaction.atomic():
+        rollups.tune()
+        rollups.timed(refresh.timings, "segments", rollups.sync_memberships)
+        _save_progress(refresh, progress_done=refresh.progress_done + 1,
+                       timings=refresh.timings)
 
 
 def _refresh_ids(refresh: AnalyticsRefresh, ids: list[int], chunk_size: int) -> None:
@@ -197,8 +202,8 @@ def refresh_clients(*, client_ids) -> int:
 
 
 def refresh_after_event(**kwargs: Any) -> None:
-    """Receiver of scoring_run_succeeded and import_succeeded: queue one refresh (or find the
-    one already waiting). Never lets the sender's work fail."""
+    """Receiver of scoring_run_succeeded, import_succeeded and segments' members_changed:
+    queue one refresh (or find the one already waiting). Never lets the sender's work fail."""
     try:
         refresh_start(trigger=kwargs.get("trigger", "event"))
     except Exception:

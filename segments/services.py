@@ -44,6 +44,7 @@ from .models import (
     SegmentRuleVersion,
 )
 from .rules import RuleError, rule_compile, rule_segment_refs, rule_validate, segment_graph
+from .signals import members_changed
 
 logger = logging.getLogger(__name__)
 
@@ -215,6 +216,7 @@ def segment_static_set(*, segment: Segment, client_nos: list[str], actor=None) -
     segment.size = len(ids)
     segment.refreshed_at = timezone.now()
     segment.save(update_fields=["size", "refreshed_at", "updated_at"])
+    _members_changed(segment.pk)
     audit_record(action=AuditAction.SEGMENT_SAVED, actor=_actor(actor), object_type="segment",
                  object_id=segment.code, detail={"code": segment.code, "kind": segment.kind,
                                                  "rows": len(ids)})
@@ -238,8 +240,10 @@ def segment_delete(*, segment: Segment, actor=None) -> None:
         raise ApplicationError(_("%(code)s is used by the rules of: %(users)s; change those "
                                  "first.") % {"code": segment.code, "users": ", ".join(users)},
                                code="segment_in_use", status=409)
+    segment_id = segment.pk
     try:
         segment.delete()
+        _members_changed(segment_id)
     except (ProtectedError, RestrictedError) as exc:  # e.g. a publication's audience
         blocking = getattr(exc, "protected_objects", None) or exc.restricted_objects
         users = sorted({f"{obj._meta.verbose_name} “{obj}”" for obj in blocking})
@@ -624,7 +628,14 @@ def _finish(*, refresh_id: int, segment: Segment, size: int, now) -> SegmentRefr
             status=RefreshStatus.SUCCEEDED, size=size, joined=Coalesce0("joined"),
             left=Coalesce0("left"), finished_at=finished, error="")
         Segment.objects.filter(pk=segment.pk).update(size=size, refreshed_at=finished)
+        _members_changed(segment.pk)
     return SegmentRefresh.objects.get(pk=refresh_id)
+
+
+def _members_changed(segment_id: int) -> None:
+    """Tell the apps above (after commit) that a segment's members changed."""
+    transaction.on_commit(lambda: members_changed.send(
+        sender=Segment, segment_id=segment_id, trigger="segment"), robust=True)
 
 
 def Coalesce0(name: str):  # noqa: N802 - reads like the SQL function it is

@@ -26,6 +26,9 @@ from analytics.models import (
     CohortBranch,
     DailyBranchFigures,
     DailyFigures,
+    SegmentCohortActivity,
+    SegmentDailyFigures,
+    SegmentMember,
 )
 from analytics.selectors import Filters
 from analytics.services import refresh_run, refresh_start
@@ -196,6 +199,7 @@ def test_funnel_by_tier_branch_and_segment(built, d, ops_user):
     segment = Segment.objects.create(code="a2_a4", kind=SegmentKind.STATIC, name_en="A2 A4")
     for number in ("A2", "A4", "O1"):
         SegmentMembership.objects.create(segment=segment, client=built[number])
+    rebuild(full=False)  # the segment figures count the members of the last refresh
     steps = selectors.funnel(user=ops_user, filters=window(d, segment="a2_a4"))["steps"]
     assert [s["clients"] for s in steps] == [2, 2, 2, 2]
     assert steps[3]["median_days_from_previous"] == 0.0
@@ -267,6 +271,7 @@ def test_a_segment_of_everyone_gives_the_unfiltered_figures(built, d, ops_user):
                                      name_en="Everyone")
     for c in Client.objects.all():
         SegmentMembership.objects.create(segment=segment, client=c)
+    rebuild(full=False)
     for interval in ("day", "month"):
         plain = selectors.kpi_series(user=ops_user, filters=window(d), interval=interval)
         joined = selectors.kpi_series(user=ops_user, filters=window(d, segment="all_of_them"),
@@ -274,6 +279,29 @@ def test_a_segment_of_everyone_gives_the_unfiltered_figures(built, d, ops_user):
         assert joined == plain
     assert (selectors.retention(user=ops_user, filters=window(d, segment="all_of_them"))
             == selectors.retention(user=ops_user, filters=window(d)))
+
+
+def test_a_segments_changed_members_reach_its_figures_by_the_refresh_queued_on_commit(
+        built, d, ops_user, django_capture_on_commit_callbacks):
+    """segment_static_set / a segment refresh / a deletion send members_changed after commit;
+    analytics queues a refresh (run eagerly here) that moves the pairs into the figures."""
+    from segments.services import segment_create, segment_delete
+
+    def opened_in(code):
+        return selectors.funnel(user=ops_user, filters=window(d, segment=code)
+                                )["steps"][0]["clients"]
+
+    with django_capture_on_commit_callbacks(execute=True):
+        segment = segment_create(code="pair", kind=SegmentKind.STATIC, name_en="Pair",
+                                 name_zh="两位", client_nos=["A1", "B1"])
+    assert opened_in("pair") == 2
+    assert sorted(SegmentMember.objects.filter(segment_id=segment.pk)
+                  .values_list("client_id", flat=True)) == sorted([built["A1"].pk,
+                                                                   built["B1"].pk])
+    with django_capture_on_commit_callbacks(execute=True):
+        segment_delete(segment=segment)
+    assert not SegmentMember.objects.filter(segment_id=segment.pk).exists()
+    assert not SegmentDailyFigures.objects.filter(segment_id=segment.pk).exists()
 
 
 # --- tier migration, segments, drill-down --------------------------------------------------------
@@ -312,13 +340,31 @@ def test_segment_comparison(built, d, ops_user, rm_a):
     for number in ("A1", "A4", "B1"):
         SegmentMembership.objects.create(segment=persona, client=built[number])
     rows = selectors.segment_comparison(user=ops_user, filters=window(d))["segments"]
+    assert next(r for r in rows if r["code"] == "p_young")["clients"] == 0  # not yet refreshed
+    rebuild(full=False)
+    rows = selectors.segment_comparison(user=ops_user, filters=window(d))["segments"]
     row = next(r for r in rows if r["code"] == "p_young")
     # revenue in the window: A1 200, A4 300, B1 100; active today: A4 (+ B1 if recent enough)
-    assert row == {"code": "p_young", "name": "Young", "clients": 3,
-                   "active_clients": 1 + (1 if (d.T - plus(d.M1, 4)).days <= 29 else 0),
-                   "aum": 600000.0, "revenue": 600.0, "funded_rate": 1.0}
+    expected = {"code": "p_young", "name": "Young", "clients": 3,
+                "active_clients": 1 + (1 if (d.T - plus(d.M1, 4)).days <= 29 else 0),
+                "aum": 600000.0, "revenue": 600.0, "funded_rate": 1.0}
+    assert row == expected
     mine = selectors.segment_comparison(user=rm_a, filters=window(d), codes=["p_young"])
     assert mine["segments"][0]["clients"] == 2
+    # Within another segment (no rollup has the pair: the members' rows are read), the same
+    # definitions: within a segment of everyone, the same figures; within A4's, A4's.
+    everyone = Segment.objects.create(code="everyone", kind=SegmentKind.STATIC, name_en="All")
+    only_a4 = Segment.objects.create(code="only_a4", kind=SegmentKind.STATIC, name_en="A4")
+    for c in Client.objects.all():
+        SegmentMembership.objects.create(segment=everyone, client=c)
+    SegmentMembership.objects.create(segment=only_a4, client=built["A4"])
+    rebuild(full=False)
+    within = selectors.segment_comparison(user=ops_user, filters=window(d, segment="everyone"),
+                                          codes=["p_young"])["segments"]
+    assert within == [expected]
+    within = selectors.segment_comparison(user=ops_user, filters=window(d, segment="only_a4"),
+                                          codes=["p_young"])["segments"][0]
+    assert (within["clients"], within["revenue"], within["active_clients"]) == (1, 300.0, 1)
 
 
 def test_drill_down_cells(built, d, ops_user, rm_a):
@@ -381,13 +427,26 @@ def snapshot() -> dict:
                                                      "tier", "clients"),
         "cohort_branch": CohortBranch.objects.values_list("cohort", "month", "branch_id",
                                                           "clients"),
+        "segment_daily": SegmentDailyFigures.objects.values_list(
+            "segment_id", "day", "branch_id", "rm_id", "tier", "new_accounts", "new_funded",
+            "new_aum", "purchases", "amount", "revenue", "active_delta"),
+        "segment_cohort": SegmentCohortActivity.objects.values_list(
+            "segment_id", "cohort", "month", "branch_id", "rm_id", "tier", "clients"),
+        "segment_member": SegmentMember.objects.values_list("segment_id", "client_id"),
     }
     return {name: sorted(rows) for name, rows in tables.items()}
 
 
 def test_an_incremental_refresh_gives_the_tables_of_a_full_rebuild(built, d, rm_a, rm_b):
+    young = Segment.objects.create(code="young", kind=SegmentKind.STATIC, name_en="Young")
+    other = Segment.objects.create(code="other", kind=SegmentKind.STATIC, name_en="Other")
+    for number in ("A1", "A2", "B1", "O1"):
+        SegmentMembership.objects.create(segment=young, client=built[number])
+    rebuild(full=False)  # the memberships move into the segment figures
     before = snapshot()
     assert len(before["funnel"]) == 6
+    assert len(before["segment_member"]) == 4
+    assert {row[0] for row in before["segment_daily"]} == {young.pk}
     assert rebuild(full=False).touched == 0
     assert snapshot() == before
     # a day of changes: purchases, a client moving to another RM, a new and a deleted client,
@@ -401,10 +460,19 @@ def test_an_incremental_refresh_gives_the_tables_of_a_full_rebuild(built, d, rm_
     ClientScore.objects.filter(client=built["A1"]).update(tier="potential")
     Client.objects.filter(pk=built["A3"].pk).update(first_funded_on=d.T,
                                                     aum=Decimal("5000"))
+    # and the segments: A1 leaves, A3 and the newcomer join (O1 left by being deleted); A2,
+    # whose rows change too, also joins another segment
+    SegmentMembership.objects.filter(segment=young, client=built["A1"]).delete()
+    for client in (built["A3"], newcomer):
+        SegmentMembership.objects.create(segment=young, client=client)
+    SegmentMembership.objects.create(segment=other, client=built["A2"])
     refresh = rebuild(full=False)
     assert refresh.kind == "incremental"
     assert refresh.touched == 6  # A1, A2, A3, B1, N1, O1
     incremental = snapshot()
+    assert {(s, c) for s, c in incremental["segment_member"]} == {
+        (young.pk, built["A2"].pk), (young.pk, built["A3"].pk), (young.pk, built["B1"].pk),
+        (young.pk, newcomer.pk), (other.pk, built["A2"].pk)}
     rebuild(full=True)
     assert snapshot() == incremental
     assert incremental != before
