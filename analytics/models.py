@@ -148,21 +148,33 @@ class DailyBranchFigures(DailyMeasures):
         return f"{self.day} {self.branch_id}"
 
 
-class SegmentDailyFigures(ClientDims, DailyMeasures):
-    """DailyFigures of one segment's members (as of the last refresh: `SegmentMember`): what a
-    segment filter and the segment comparison read, instead of the members' per-client rows."""
+class SegmentDims(models.Model):
+    """The dimensions of the segment figures: branch and value tier, not the RM (one per
+    thousand clients, it would leave nearly one row per member and day; a segment filter
+    within an RM's book reads the few members' per-client rows instead)."""
+
+    segment_id = models.BigIntegerField()
+    branch_id = models.BigIntegerField(default=0)
+    tier = models.CharField(max_length=12, blank=True)
+
+    class Meta:
+        abstract = True
+
+
+class SegmentDailyFigures(SegmentDims, DailyMeasures):
+    """DailyFigures of one segment's members (as of the last refresh: `SegmentMember`), per
+    branch and tier: what a segment filter and the segment comparison read, instead of the
+    members' per-client rows."""
 
     id = models.BigAutoField(primary_key=True)
-    segment_id = models.BigIntegerField()
     day = models.DateField()
 
     class Meta:
-        constraints = [models.UniqueConstraint(
-            fields=["segment_id", "day", "branch_id", "rm_id", "tier"],
-            name="an_segment_daily_unique")]
+        constraints = [models.UniqueConstraint(fields=["segment_id", "day", "branch_id", "tier"],
+                                               name="an_segment_daily_unique")]
 
     def __str__(self):
-        return f"{self.segment_id} {self.day} {self.branch_id}/{self.rm_id}/{self.tier}"
+        return f"{self.segment_id} {self.day} {self.branch_id}/{self.tier}"
 
 
 class CohortActivity(ClientDims):
@@ -200,18 +212,17 @@ class CohortBranch(models.Model):
         return f"{self.cohort:%Y-%m} {self.month:%Y-%m} {self.branch_id}"
 
 
-class SegmentCohortActivity(ClientDims):
-    """CohortActivity of one segment's members (as of the last refresh)."""
+class SegmentCohortActivity(SegmentDims):
+    """CohortActivity of one segment's members (as of the last refresh), per branch and tier."""
 
     id = models.BigAutoField(primary_key=True)
-    segment_id = models.BigIntegerField()
     cohort = models.DateField()
     month = models.DateField()
     clients = models.IntegerField(default=0)
 
     class Meta:
         constraints = [models.UniqueConstraint(
-            fields=["segment_id", "cohort", "month", "branch_id", "rm_id", "tier"],
+            fields=["segment_id", "cohort", "month", "branch_id", "tier"],
             name="an_segment_cohort_unique")]
 
     def __str__(self):

@@ -120,8 +120,8 @@ DAILY_MEASURES = ["new_accounts", "new_funded", "new_aum", "purchases", "amount"
 COHORT_KEYS = ["cohort", "month", "branch_id", "rm_id", "tier"]
 DAILY_BRANCH_KEYS = ["day", "branch_id"]
 COHORT_BRANCH_KEYS = ["cohort", "month", "branch_id"]
-SEGMENT_DAILY_KEYS = ["segment_id", *DAILY_KEYS]
-SEGMENT_COHORT_KEYS = ["segment_id", *COHORT_KEYS]
+SEGMENT_DAILY_KEYS = ["segment_id", "day", "branch_id", "tier"]
+SEGMENT_COHORT_KEYS = ["segment_id", "cohort", "month", "branch_id", "tier"]
 
 
 def _pairs_join(pairs: str | None, column: str) -> str:
@@ -190,8 +190,9 @@ class _Aggregate:
 
     @property
     def stage_keys(self) -> list[str]:
-        return ((["segment_id"] if self.segments else [])
-                + (DAILY_KEYS if self.daily else COHORT_KEYS))
+        if self.segments:
+            return SEGMENT_DAILY_KEYS if self.daily else SEGMENT_COHORT_KEYS
+        return DAILY_KEYS if self.daily else COHORT_KEYS
 
     def select(self, scope: Scope, sign: int, keys: list[str],
                pairs: str | None) -> tuple[str, list]:
@@ -225,15 +226,17 @@ def stage_start() -> None:
     history cancels out instead of being taken out and put back row by row."""
     for table, agg in STAGES.items():
         _run(f"DROP TABLE IF EXISTS {table}")
-        segment = "segment_id bigint, " if agg.segments else ""
-        if agg.daily:
-            _run(f"CREATE TEMPORARY TABLE {table} ({segment}day date, branch_id bigint, "
-                 f"rm_id bigint, tier varchar(12), new_accounts integer, new_funded integer, "
-                 f"new_aum numeric(22, 2), purchases integer, amount numeric(22, 2), "
-                 f"revenue numeric(22, 2), active_delta integer)")
-        else:
-            _run(f"CREATE TEMPORARY TABLE {table} ({segment}cohort date, month date, "
-                 f"branch_id bigint, rm_id bigint, tier varchar(12), clients integer)")
+        columns = ", ".join(f"{name} {COLUMN_TYPES[name]}"
+                            for name in agg.stage_keys + agg.measures)
+        _run(f"CREATE TEMPORARY TABLE {table} ({columns})")
+
+
+COLUMN_TYPES = {"segment_id": "bigint", "day": "date", "cohort": "date", "month": "date",
+                "branch_id": "bigint", "rm_id": "bigint", "tier": "varchar(12)",
+                "new_accounts": "integer", "new_funded": "integer",
+                "new_aum": "numeric(22, 2)", "purchases": "integer",
+                "amount": "numeric(22, 2)", "revenue": "numeric(22, 2)",
+                "active_delta": "integer", "clients": "integer"}
 
 
 def stage(scope: Scope, sign: int, *, pairs: str = "", segments_only: bool = False) -> None:

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.core.exceptions import EmptyResultSet
 from django.db import connection
 from django.db.models import (
     Aggregate,
@@ -224,6 +225,14 @@ class _Dims:
     # No RM or tier in play (neither filtered on nor the scope of an RM): the per-branch
     # aggregates answer, a few rows a day instead of one per RM and tier.
     coarse: bool = False
+    # No RM in play: the segment figures (per branch and tier) answer a segment filter.
+    no_rm: bool = False
+
+    @property
+    def segment_rollup(self) -> bool:
+        """A segment filter the segment figures answer (else: the members' per-client rows,
+        few within one RM's book)."""
+        return self.segment_id is not None and self.no_rm
 
     @property
     def daily(self):
@@ -282,9 +291,10 @@ def _dims(user, filters: Filters) -> _Dims:
         segment_id = Segment.objects.filter(code=filters.segment).values_list(
             "pk", flat=True).first()
         segment_id = -1 if segment_id is None else segment_id
-    coarse = rm_id is None and filters.tier is None and role_of(user) != Role.RM
+    no_rm = rm_id is None and role_of(user) != Role.RM
     return _Dims(scope=client_scope_q(user), branch_id=branch_id, rm_id=rm_id,
-                 tier=filters.tier, segment_id=segment_id, coarse=coarse)
+                 tier=filters.tier, segment_id=segment_id,
+                 coarse=no_rm and filters.tier is None, no_rm=no_rm)
 
 
 def _money(value) -> float:
@@ -318,11 +328,26 @@ def _periods(date_from: dt.date, date_to: dt.date, interval: str) -> list[tuple[
 
 def _daily_rows(dims: _Dims, date_to: dt.date) -> dict[dt.date, dict]:
     """Per day up to `date_to`: new accounts, funded, their AUM, revenue, active change."""
-    rows = (dims.daily.objects.filter(dims.aggregate_q(), day__lte=date_to).values("day")
-            .annotate(new_accounts=Sum("new_accounts"), new_funded=Sum("new_funded"),
-                      new_aum=Sum("new_aum"), revenue=Sum("revenue"),
-                      active_delta=Sum("active_delta")).order_by())
-    return {r["day"]: r for r in rows}
+    if dims.segment_id is None or dims.segment_rollup:
+        rows = (dims.daily.objects.filter(dims.aggregate_q(), day__lte=date_to).values("day")
+                .annotate(new_accounts=Sum("new_accounts"), new_funded=Sum("new_funded"),
+                          new_aum=Sum("new_aum"), revenue=Sum("revenue"),
+                          active_delta=Sum("active_delta")).order_by())
+        return {r["day"]: r for r in rows}
+    ids = dims.client_ids()
+    by_day: dict[dt.date, dict] = defaultdict(lambda: dict.fromkeys(
+        ("new_accounts", "new_funded", "new_aum", "revenue", "active_delta"), 0))
+    for r in (ClientFunnel.objects.filter(client_id__in=ids, opened_on__lte=date_to)
+              .values("opened_on").annotate(n=Count("client_id"),
+                                            funded=Count("first_funded_on"), aum=Sum("aum"))
+              .order_by()):
+        row = by_day[r["opened_on"]]
+        row.update(new_accounts=r["n"], new_funded=r["funded"], new_aum=r["aum"] or 0)
+    for r in (ClientDay.objects.filter(client_id__in=ids, day__lte=date_to).values("day")
+              .annotate(revenue=Sum("revenue"), active_delta=Sum("active_delta")).order_by()):
+        row = by_day[r["day"]]
+        row.update(revenue=r["revenue"] or 0, active_delta=r["active_delta"] or 0)
+    return by_day
 
 
 def _series(by_day: dict[dt.date, dict], periods, as_of: dt.date) -> list[dict]:
@@ -418,11 +443,11 @@ def segment_comparison(*, user, filters: Filters, codes: list[str] | None = None
     segments = list(segments.order_by("code"))
     dims = _dims(user, filters)
     active_day = min(date_to, as_of)
-    if dims.segment_id is None:
-        figures = _segment_figures(dims, [s.pk for s in segments], date_from, date_to,
-                                   active_day)
+    ids = [segment.pk for segment in segments]
+    if dims.segment_id is None and dims.no_rm:
+        figures = _segment_figures(dims, ids, date_from, date_to, active_day)
     else:
-        figures = _segment_figures_within(dims, segments, date_from, date_to, active_day)
+        figures = _segment_figures_of_rows(dims, ids, date_from, date_to, active_day)
     out = []
     for segment in segments:
         f = figures.get(segment.pk, {})
@@ -447,25 +472,39 @@ def _segment_figures(dims: _Dims, segment_ids: list[int], date_from: dt.date,
     return {r["segment_id"]: r for r in rows}
 
 
-def _segment_figures_within(dims: _Dims, segments: list[Segment], date_from: dt.date,
-                            date_to: dt.date, active_day: dt.date) -> dict[int, dict]:
-    """The same for the members of each segment who are also in the filter's segment (two
-    segments at once: no rollup has the pair, so the members' per-client rows are read)."""
-    base = dims.funnel()
-    out = {}
-    for segment in segments:
-        members = base.filter(client_id__in=SegmentMember.objects.filter(
-            segment_id=segment.pk).values("client_id"))
-        head = members.aggregate(clients=Count("client_id"), funded=Count("first_funded_on"),
-                                 aum=Sum("aum"))
-        ids = members.values("client_id")
-        revenue = ClientDay.objects.filter(client_id__in=ids, day__gte=date_from,
-                                           day__lte=date_to).aggregate(r=Sum("revenue"))["r"]
-        active = (ClientDay.objects.filter(
-            client_id__in=ids, purchases__gt=0,
-            day__gt=active_day - dt.timedelta(days=ACTIVE_DAYS), day__lte=active_day)
-            .values("client_id").distinct().count())
-        out[segment.pk] = {**head, "revenue": revenue, "active": active}
+def _segment_figures_of_rows(dims: _Dims, segment_ids: list[int], date_from: dt.date,
+                             date_to: dt.date, active_day: dt.date) -> dict[int, dict]:
+    """The same from the per-client rows of the clients in play (within an RM's book, or
+    within the filter's segment: no rollup has the pair of segments), every segment at once."""
+    if not segment_ids:
+        return {}
+    try:
+        ids_sql, ids_params = dims.client_ids().query.sql_with_params()
+    except EmptyResultSet:
+        return {}
+    member, funnel, day = (SegmentMember._meta.db_table, ClientFunnel._meta.db_table,
+                           ClientDay._meta.db_table)
+    in_segments = ", ".join(["%s"] * len(segment_ids))
+    pairs = f"sm.segment_id IN ({in_segments}) AND sm.client_id IN ({ids_sql})"
+    out: dict[int, dict] = defaultdict(dict)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT sm.segment_id, COUNT(*), COUNT(f.first_funded_on), SUM(f.aum) "
+            f"FROM {funnel} f JOIN {member} sm ON sm.client_id = f.client_id "
+            f"WHERE {pairs} GROUP BY sm.segment_id", [*segment_ids, *ids_params])
+        for segment_id, clients, funded, aum in cursor.fetchall():
+            out[segment_id].update(clients=clients, funded=funded, aum=aum)
+        since = active_day - dt.timedelta(days=ACTIVE_DAYS)
+        cursor.execute(
+            f"SELECT sm.segment_id, SUM(CASE WHEN d.day >= %s THEN d.revenue ELSE 0 END), "
+            f"COUNT(DISTINCT CASE WHEN d.purchases > 0 AND d.day > %s AND d.day <= %s "
+            f"THEN d.client_id END) "
+            f"FROM {day} d JOIN {member} sm ON sm.client_id = d.client_id "
+            f"WHERE {pairs} AND d.day > %s AND d.day <= %s GROUP BY sm.segment_id",
+            [date_from, since, active_day, *segment_ids, *ids_params,
+             min(date_from - dt.timedelta(days=1), since), date_to])
+        for segment_id, revenue, active in cursor.fetchall():
+            out[segment_id].update(revenue=revenue, active=active)
     return out
 
 
@@ -490,13 +529,26 @@ def retention(*, user, filters: Filters, months: int = 12) -> dict:
     cohort_end = _month_start(last, 1)
     sizes: dict[dt.date, int] = defaultdict(int)
     active: dict[tuple[dt.date, dt.date], int] = {}
-    for r in (dims.daily.objects.filter(dims.aggregate_q(), day__gte=first, day__lt=cohort_end)
-              .values("day").annotate(n=Sum("new_accounts")).order_by()):
-        sizes[_month_start(r["day"])] += r["n"] or 0
-    for r in (dims.cohorts.objects.filter(dims.aggregate_q(), cohort__gte=first,
-                                          cohort__lt=cohort_end, month__lte=as_of)
-              .values("cohort", "month").annotate(n=Sum("clients")).order_by()):
-        active[(r["cohort"], r["month"])] = r["n"] or 0
+    if dims.segment_id is None or dims.segment_rollup:
+        for r in (dims.daily.objects.filter(dims.aggregate_q(), day__gte=first,
+                                            day__lt=cohort_end)
+                  .values("day").annotate(n=Sum("new_accounts")).order_by()):
+            sizes[_month_start(r["day"])] += r["n"] or 0
+        for r in (dims.cohorts.objects.filter(dims.aggregate_q(), cohort__gte=first,
+                                              cohort__lt=cohort_end, month__lte=as_of)
+                  .values("cohort", "month").annotate(n=Sum("clients")).order_by()):
+            active[(r["cohort"], r["month"])] = r["n"] or 0
+    else:
+        funnel = dims.funnel().filter(opened_on__gte=first, opened_on__lt=cohort_end)
+        opened = dict(funnel.values_list("client_id", "opened_on"))
+        for day in opened.values():
+            sizes[_month_start(day)] += 1
+        counts: dict[tuple[dt.date, dt.date], int] = defaultdict(int)
+        for client_id, month in ClientMonthActivity.objects.filter(
+                client_id__in=funnel.values("client_id"), month__lte=as_of).values_list(
+                "client_id", "month"):
+            counts[(_month_start(opened[client_id]), month)] += 1
+        active = dict(counts)
     cohorts = []
     cohort = first
     while cohort <= last:

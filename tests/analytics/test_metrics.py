@@ -265,20 +265,27 @@ def test_daily_and_weekly_kpis_add_up_to_the_months(built, d, ops_user):
     assert "interval" in caught.value.fields
 
 
-def test_a_segment_of_everyone_gives_the_unfiltered_figures(built, d, ops_user):
-    """The segment path (per-client rows) and the aggregate path agree."""
+def test_a_segment_of_everyone_gives_the_unfiltered_figures(built, d, ops_user, rm_a):
+    """Both segment paths (the segment figures without an RM in play; the members' per-client
+    rows within an RM's book) agree with the unfiltered aggregates."""
     segment = Segment.objects.create(code="all_of_them", kind=SegmentKind.STATIC,
                                      name_en="Everyone")
     for c in Client.objects.all():
         SegmentMembership.objects.create(segment=segment, client=c)
     rebuild(full=False)
-    for interval in ("day", "month"):
-        plain = selectors.kpi_series(user=ops_user, filters=window(d), interval=interval)
-        joined = selectors.kpi_series(user=ops_user, filters=window(d, segment="all_of_them"),
-                                      interval=interval)
-        assert joined == plain
-    assert (selectors.retention(user=ops_user, filters=window(d, segment="all_of_them"))
-            == selectors.retention(user=ops_user, filters=window(d)))
+    cases = [(ops_user, {}), (ops_user, {"branch": "SH01"}), (ops_user, {"tier": "guiding"}),
+             (ops_user, {"rm": "rm_a"}), (rm_a, {})]
+    for user, extra in cases:
+        for interval in ("day", "month"):
+            plain = selectors.kpi_series(user=user, filters=window(d, **extra),
+                                         interval=interval)
+            joined = selectors.kpi_series(
+                user=user, filters=window(d, segment="all_of_them", **extra), interval=interval)
+            assert joined == plain, (user, extra, interval)
+        assert (selectors.retention(user=user, filters=window(d, segment="all_of_them", **extra))
+                == selectors.retention(user=user, filters=window(d, **extra))), (user, extra)
+    assert sum(p["new_accounts"] for p in selectors.kpi_series(
+        user=rm_a, filters=window(d, segment="all_of_them"))["series"]) == 4
 
 
 def test_a_segments_changed_members_reach_its_figures_by_the_refresh_queued_on_commit(
@@ -428,10 +435,10 @@ def snapshot() -> dict:
         "cohort_branch": CohortBranch.objects.values_list("cohort", "month", "branch_id",
                                                           "clients"),
         "segment_daily": SegmentDailyFigures.objects.values_list(
-            "segment_id", "day", "branch_id", "rm_id", "tier", "new_accounts", "new_funded",
-            "new_aum", "purchases", "amount", "revenue", "active_delta"),
+            "segment_id", "day", "branch_id", "tier", "new_accounts", "new_funded", "new_aum",
+            "purchases", "amount", "revenue", "active_delta"),
         "segment_cohort": SegmentCohortActivity.objects.values_list(
-            "segment_id", "cohort", "month", "branch_id", "rm_id", "tier", "clients"),
+            "segment_id", "cohort", "month", "branch_id", "tier", "clients"),
         "segment_member": SegmentMember.objects.values_list("segment_id", "client_id"),
     }
     return {name: sorted(rows) for name, rows in tables.items()}
