@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.exceptions import EmptyResultSet
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import (
     Aggregate,
     Count,
@@ -478,34 +478,39 @@ def _segment_figures_of_rows(dims: _Dims, segment_ids: list[int], date_from: dt.
     within the filter's segment: no rollup has the pair of segments), every segment at once."""
     if not segment_ids:
         return {}
+    in_play = dims.client_ids()
+    if dims.scope == Q() and dims.branch_id is None and dims.rm_id is None and dims.tier is None:
+        in_play = dims.members()  # every client of the filter's segment is in play
     try:
-        ids_sql, ids_params = dims.client_ids().query.sql_with_params()
+        ids_sql, ids_params = in_play.query.sql_with_params()
     except EmptyResultSet:
         return {}
     member, funnel, day = (SegmentMember._meta.db_table, ClientFunnel._meta.db_table,
                            ClientDay._meta.db_table)
     in_segments = ", ".join(["%s"] * len(segment_ids))
-    pairs = f"sm.segment_id IN ({in_segments}) AND sm.client_id IN ({ids_sql})"
-    out: dict[int, dict] = defaultdict(dict)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT sm.segment_id, COUNT(*), COUNT(f.first_funded_on), SUM(f.aum) "
-            f"FROM {funnel} f JOIN {member} sm ON sm.client_id = f.client_id "
-            f"WHERE {pairs} GROUP BY sm.segment_id", [*segment_ids, *ids_params])
-        for segment_id, clients, funded, aum in cursor.fetchall():
-            out[segment_id].update(clients=clients, funded=funded, aum=aum)
-        since = active_day - dt.timedelta(days=ACTIVE_DAYS)
-        cursor.execute(
-            f"SELECT sm.segment_id, SUM(CASE WHEN d.day >= %s THEN d.revenue ELSE 0 END), "
-            f"COUNT(DISTINCT CASE WHEN d.purchases > 0 AND d.day > %s AND d.day <= %s "
-            f"THEN d.client_id END) "
-            f"FROM {day} d JOIN {member} sm ON sm.client_id = d.client_id "
-            f"WHERE {pairs} AND d.day > %s AND d.day <= %s GROUP BY sm.segment_id",
-            [date_from, since, active_day, *segment_ids, *ids_params,
-             min(date_from - dt.timedelta(days=1), since), date_to])
-        for segment_id, revenue, active in cursor.fetchall():
-            out[segment_id].update(revenue=revenue, active=active)
-    return out
+    since = active_day - dt.timedelta(days=ACTIVE_DAYS)
+    # Each client's figures once (not once per segment), then summed per segment.
+    sql = (f"WITH pairs AS (SELECT sm.segment_id, sm.client_id FROM {member} sm "
+           f"WHERE sm.segment_id IN ({in_segments}) AND sm.client_id IN ({ids_sql})), "
+           f"figures AS (SELECT d.client_id, "
+           f"SUM(CASE WHEN d.day >= %s THEN d.revenue ELSE 0 END) AS revenue, "
+           f"MAX(CASE WHEN d.purchases > 0 AND d.day > %s AND d.day <= %s THEN 1 ELSE 0 END) "
+           f"AS active FROM {day} d WHERE d.client_id IN (SELECT client_id FROM pairs) "
+           f"AND d.day > %s AND d.day <= %s GROUP BY d.client_id) "
+           f"SELECT p.segment_id, COUNT(*), COUNT(f.first_funded_on), SUM(f.aum), "
+           f"SUM(x.revenue), SUM(x.active) FROM pairs p "
+           f"JOIN {funnel} f ON f.client_id = p.client_id "
+           f"LEFT JOIN figures x ON x.client_id = p.client_id GROUP BY p.segment_id")
+    params = [*segment_ids, *ids_params, date_from, since, active_day,
+              min(date_from - dt.timedelta(days=1), since), date_to]
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SET LOCAL work_mem = '64MB'")  # the per-client sums in memory
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    return {segment_id: {"clients": clients, "funded": funded, "aum": aum, "revenue": revenue,
+                         "active": active or 0}
+            for segment_id, clients, funded, aum, revenue, active in rows}
 
 
 # --- retention ---------------------------------------------------------------------------------
