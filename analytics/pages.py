@@ -112,6 +112,25 @@ def _channel_labels() -> dict[str, str]:
     return {value: str(label) for value, label in Channel.choices}
 
 
+def _channel_outcome_labels() -> dict[str, str]:
+    return {"attempted": pgettext("contact", "Attempted"),
+            "delivered": pgettext("contact", "Delivered"),
+            "responded": pgettext("contact", "Responded"),
+            "converted": pgettext("contact", "Converted")}
+
+
+def _newsletter_outcome_labels() -> dict[str, str]:
+    return {"recipients": _("Recipients"), "opened": pgettext("email", "Opened"),
+            "clicked": pgettext("email", "Clicked"), "rated": pgettext("feedback", "Rated"),
+            "commented": _("Commented or replied"),
+            "unsubscribed": pgettext("email", "Unsubscribed")}
+
+
+def _campaign_outcome_labels() -> dict[str, str]:
+    return {"members": pgettext("campaign", "Members"), "contacted": _("Contacted"),
+            "converted": _("Converted")}
+
+
 def _kpi_labels() -> dict[str, str]:
     return {"clients": _("Clients"), "active_clients": _("Active clients"),
             "aum": _("AUM (CNY)"), "revenue": _("Revenue (CNY)"),
@@ -272,8 +291,7 @@ def _channels_read(request, filters):
 
 
 def _channel_columns() -> list[Column]:
-    return [Column(pgettext("contact", "Attempted")), Column(pgettext("contact", "Delivered")),
-            Column(pgettext("contact", "Responded")), Column(pgettext("contact", "Converted"))]
+    return [Column(label) for label in _channel_outcome_labels().values()]
 
 
 def _channels_tables(figures) -> list[Table]:
@@ -300,12 +318,7 @@ def _channels_chart(figures) -> dict:
     return {"channels": [{**c, "name": names.get(c["channel"], c["channel"])}
                          for c in figures["channels"]["channels"]],
             "editions": figures["newsletters"]["editions"],
-            "labels": {"attempted": pgettext("contact", "Attempted"),
-                       "delivered": pgettext("contact", "Delivered"),
-                       "responded": pgettext("contact", "Responded"),
-                       "converted": pgettext("contact", "Converted"),
-                       "recipients": _("Recipients"), "opened": pgettext("email", "Opened"),
-                       "clicked": pgettext("email", "Clicked")}}
+            "labels": {**_channel_outcome_labels(), **_newsletter_outcome_labels()}}
 
 
 def _campaigns_read(request, filters):
@@ -332,7 +345,7 @@ def _campaigns_chart(figures) -> dict:
     return {"campaigns": figures["campaigns"]["campaigns"],
             "labels": {"uplift": _("Uplift vs holdout"), "ci": _("95% CI"),
                        "revenue": _("Revenue (CNY)"),
-                       "cost": _("Cost of contacts (CNY)")}}
+                       "cost": _("Cost of contacts (CNY)"), **_campaign_outcome_labels()}}
 
 
 PAGES = {
@@ -501,6 +514,9 @@ DRILL_METRICS = {
     "funnel": gettext_lazy("Funnel"),
     "tier_migration": gettext_lazy("Value-tier migration"),
     "segment": gettext_lazy("Segment"),
+    "channel": gettext_lazy("Reach and response by channel"),
+    "newsletter": gettext_lazy("Newsletter engagement by edition"),
+    "campaign": gettext_lazy("Campaign results"),
 }
 
 
@@ -521,6 +537,18 @@ def _cell_label(metric: str, cell: dict[str, str]) -> str:
     if metric == "tier_migration":
         return f"{name} · {tiers.get(cell.get('from', ''), cell.get('from', ''))} → " \
                f"{tiers.get(cell.get('to', ''), cell.get('to', ''))}"
+    outcome = cell.get("outcome", "")
+    if metric == "channel":
+        channel = cell.get("channel", "")
+        return f"{name} · {_channel_labels().get(channel, channel)} · " \
+               f"{_channel_outcome_labels().get(outcome, outcome)}"
+    if metric == "newsletter":
+        return _("%(name)s · edition %(edition)s · %(outcome)s") % {
+            "name": name, "edition": cell.get("edition", ""),
+            "outcome": _newsletter_outcome_labels().get(outcome, outcome)}
+    if metric == "campaign":
+        return f"{name} · {cell.get('code', '')} · " \
+               f"{_campaign_outcome_labels().get(outcome, outcome)}"
     return f"{name} · {cell.get('code', '')}"
 
 

@@ -38,7 +38,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from campaigns.models import Campaign
-from campaigns.selectors import campaign_results
+from campaigns.selectors import MEMBER_OUTCOMES, campaign_outcome_client_ids, campaign_results
 from clients.models import Client, Transaction
 from clients.scoring.models import ClientScore, Tier
 from clients.selectors import client_queryset_for
@@ -72,7 +72,9 @@ from .models import (
 
 INTERVALS = ("day", "week", "month")
 METRICS = {"active": ("period",), "new_accounts": ("period",), "retention": ("cohort", "month"),
-           "funnel": ("step",), "tier_migration": ("from", "to"), "segment": ("code",)}
+           "funnel": ("step",), "tier_migration": ("from", "to"), "segment": ("code",),
+           "channel": ("channel", "outcome"), "newsletter": ("edition", "outcome"),
+           "campaign": ("code", "outcome")}
 FUNNEL_STEPS = ("opened", "funded", "first_purchase", "repeat_purchase")
 MAX_RETENTION_MONTHS = 24
 ACTIVE_DAYS = 30
@@ -80,6 +82,9 @@ ATTEMPTED = (ContactStatus.SENT, ContactStatus.DELIVERED, ContactStatus.RESPONDE
              ContactStatus.FAILED)
 DELIVERED = (ContactStatus.DELIVERED, ContactStatus.RESPONDED)
 CONVERSION_DAYS = 30  # a contact converted: the client bought within 30 days after it
+CHANNEL_OUTCOMES = ("attempted", "delivered", "responded", "converted")
+NEWSLETTER_OUTCOMES = ("recipients", "opened", "clicked", "rated", "commented", "unsubscribed")
+CAMPAIGN_OUTCOMES = MEMBER_OUTCOMES  # members, contacted, converted (campaigns.selectors)
 
 
 @dataclass(frozen=True)
@@ -660,62 +665,120 @@ def _client_filter(user, filters: Filters, prefix: str = "client__") -> Q:
     return q
 
 
+def _channel_contacts(user, filters: Filters, date_from: dt.date, date_to: dt.date
+                      ) -> QuerySet[Contact]:
+    """The scoped contacts planned in the window and attempted, each with `bought` (the client
+    bought within CONVERSION_DAYS after it)."""
+    bought = Transaction.objects.filter(
+        client_id=OuterRef("client_id"), traded_at__gte=OuterRef("at"),
+        traded_at__lte=OuterRef("at") + dt.timedelta(days=CONVERSION_DAYS))
+    return (Contact.objects.filter(_client_filter(user, filters), planned_on__gte=date_from,
+                                   planned_on__lte=date_to, status__in=ATTEMPTED)
+            .annotate(bought=Exists(bought)))
+
+
+def _channel_outcome_q(outcome: str) -> Q:
+    """Which of _channel_contacts count in `outcome` (CHANNEL_OUTCOMES)."""
+    return {"attempted": Q(status__in=ATTEMPTED),
+            "delivered": Q(status__in=DELIVERED),
+            "responded": Q(status=ContactStatus.RESPONDED),
+            "converted": Q(bought=True) & ~Q(status=ContactStatus.FAILED)}[outcome]
+
+
 def channels(*, user, filters: Filters) -> dict:
     """Contacts planned in the window, per channel: attempted (sent, delivered, responded or
     failed), delivered, responded, converted (not failed, and the client bought within 30 days
     after)."""
     as_of = _as_of()
     date_from, date_to = _window(filters, as_of)
-    bought = Transaction.objects.filter(
-        client_id=OuterRef("client_id"), traded_at__gte=OuterRef("at"),
-        traded_at__lte=OuterRef("at") + dt.timedelta(days=CONVERSION_DAYS))
-    rows = (Contact.objects.filter(_client_filter(user, filters), planned_on__gte=date_from,
-                                   planned_on__lte=date_to, status__in=ATTEMPTED)
-            .annotate(bought=Exists(bought)).values("channel")
-            .annotate(attempted=Count("id"),
-                      delivered=Count("id", filter=Q(status__in=DELIVERED)),
-                      responded=Count("id", filter=Q(status=ContactStatus.RESPONDED)),
-                      converted=Count("id", filter=Q(bought=True) & ~Q(
-                          status=ContactStatus.FAILED)))
+    rows = (_channel_contacts(user, filters, date_from, date_to).values("channel")
+            .annotate(**{outcome: Count("id", filter=_channel_outcome_q(outcome))
+                         for outcome in CHANNEL_OUTCOMES})
             .order_by())
     by_channel = {r["channel"]: r for r in rows}
     out = []
     for channel in Channel.values:
         r = by_channel.get(channel, {})
-        out.append({"channel": channel, "attempted": r.get("attempted", 0),
-                    "delivered": r.get("delivered", 0), "responded": r.get("responded", 0),
-                    "converted": r.get("converted", 0)})
+        out.append({"channel": channel, **{o: r.get(o, 0) for o in CHANNEL_OUTCOMES}})
     return {"as_of": as_of.isoformat(), "channels": out}
+
+
+def _day_bounds(date_from: dt.date, date_to: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    start = timezone.make_aware(dt.datetime.combine(date_from, dt.time.min))
+    end = timezone.make_aware(dt.datetime.combine(date_to + dt.timedelta(days=1), dt.time.min))
+    return start, end
+
+
+def _editions(date_from: dt.date, date_to: dt.date) -> QuerySet[Edition]:
+    """The editions sent in the window."""
+    start, end = _day_bounds(date_from, date_to)
+    return Edition.objects.filter(sent_at__gte=start, sent_at__lt=end)
+
+
+def _edition_deliveries(user, filters: Filters, edition_ids) -> QuerySet[Delivery]:
+    """The scoped recipients of these editions: their deliveries, but those excluded."""
+    return Delivery.objects.filter(
+        Q(source=ContactSource.NEWSLETTER, source_id__in=edition_ids)
+        & _client_filter(user, filters)).exclude(status=DeliveryStatus.EXCLUDED)
+
+
+# What each newsletter outcome counts: on the deliveries (opened, clicked), on their feedback
+# (rated, commented: a comment or an e-mail reply), on the unsubscribes they brought.
+_OPENED = Q(opened_at__isnull=False)
+_CLICKED = Q(clicked_at__isnull=False)
+_RATED = Q(rating__isnull=False)
+_COMMENTED = ~Q(comment="")
+
+
+def _edition_feedback(deliveries: QuerySet[Delivery]) -> QuerySet[Feedback]:
+    return Feedback.objects.filter(delivery__in=deliveries)
+
+
+def _edition_unsubscribes(deliveries: QuerySet[Delivery]) -> QuerySet[Suppression]:
+    return Suppression.objects.filter(source_delivery__in=deliveries,
+                                      reason=Suppression.UNSUBSCRIBED)
+
+
+def _edition_recipients(deliveries: QuerySet[Delivery], outcome: str) -> QuerySet[Delivery]:
+    """The deliveries behind `outcome` (NEWSLETTER_OUTCOMES), by the rules above."""
+    if outcome == "recipients":
+        return deliveries
+    if outcome == "opened":
+        return deliveries.filter(_OPENED)
+    if outcome == "clicked":
+        return deliveries.filter(_CLICKED)
+    if outcome == "rated":
+        return deliveries.filter(pk__in=_edition_feedback(deliveries).filter(_RATED)
+                                 .values("delivery_id"))
+    if outcome == "commented":
+        return deliveries.filter(pk__in=_edition_feedback(deliveries).filter(_COMMENTED)
+                                 .values("delivery_id"))
+    return deliveries.filter(pk__in=_edition_unsubscribes(deliveries)
+                             .values("source_delivery_id"))
 
 
 def newsletters(*, user, filters: Filters) -> dict:
     """Editions sent in the window: per edition, among the scoped recipients, how many opened,
-    clicked, rated (and the average), commented or replied, unsubscribed."""
+    clicked, rated (and the average), commented or replied (comments), unsubscribed."""
     as_of = _as_of()
     date_from, date_to = _window(filters, as_of)
-    start = timezone.make_aware(dt.datetime.combine(date_from, dt.time.min))
-    end = timezone.make_aware(dt.datetime.combine(date_to + dt.timedelta(days=1), dt.time.min))
-    editions = list(Edition.objects.filter(sent_at__gte=start, sent_at__lt=end)
-                    .select_related("publication").order_by("-sent_at", "-pk"))
+    editions = list(_editions(date_from, date_to).select_related("publication")
+                    .order_by("-sent_at", "-pk"))
     if not editions:
         return {"as_of": as_of.isoformat(), "editions": []}
-    ids = [e.pk for e in editions]
-    scoped = Q(source=ContactSource.NEWSLETTER, source_id__in=ids) & _client_filter(
-        user, filters)
-    deliveries = Delivery.objects.filter(scoped).exclude(status=DeliveryStatus.EXCLUDED)
+    deliveries = _edition_deliveries(user, filters, [e.pk for e in editions])
     heads = {r["source_id"]: r for r in deliveries.values("source_id").annotate(
         recipients=Count("id", distinct=True),
-        opened=Count("id", filter=Q(opened_at__isnull=False), distinct=True),
-        clicked=Count("id", filter=Q(clicked_at__isnull=False), distinct=True)).order_by()}
-    feedback = {r["delivery__source_id"]: r for r in Feedback.objects.filter(
-        delivery__in=deliveries).values("delivery__source_id").annotate(
-        rated=Count("delivery", filter=Q(rating__isnull=False), distinct=True),
+        opened=Count("id", filter=_OPENED, distinct=True),
+        clicked=Count("id", filter=_CLICKED, distinct=True)).order_by()}
+    feedback = {r["delivery__source_id"]: r for r in _edition_feedback(deliveries).values(
+        "delivery__source_id").annotate(
+        rated=Count("delivery", filter=_RATED, distinct=True),
         rating_sum=Sum("rating"), ratings=Count("rating"),
-        comments=Count("id", filter=~Q(comment=""))).order_by()}
-    unsubscribes = dict(Suppression.objects.filter(
-        source_delivery__in=deliveries, reason=Suppression.UNSUBSCRIBED)
-        .values("source_delivery__source_id").annotate(n=Count("id"))
-        .values_list("source_delivery__source_id", "n").order_by())
+        comments=Count("id", filter=_COMMENTED)).order_by()}
+    unsubscribes = dict(_edition_unsubscribes(deliveries)
+                        .values("source_delivery__source_id").annotate(n=Count("id"))
+                        .values_list("source_delivery__source_id", "n").order_by())
     out = []
     for e in editions:
         head, fb = heads.get(e.pk, {}), feedback.get(e.pk, {})
@@ -731,18 +794,31 @@ def newsletters(*, user, filters: Filters) -> dict:
 
 
 # --- campaigns ---------------------------------------------------------------------------------
+def _campaigns(date_from: dt.date, date_to: dt.date) -> QuerySet[Campaign]:
+    """The campaigns launched in the window."""
+    start, end = _day_bounds(date_from, date_to)
+    return Campaign.objects.filter(launched_at__gte=start, launched_at__lt=end)
+
+
+def _campaign_clients(user, filters: Filters, campaign: Campaign, outcome: str) -> QuerySet:
+    """The ids of the scoped clients (filters applied) counted in `outcome`
+    (CAMPAIGN_OUTCOMES) of the campaign's results: campaigns.selectors'
+    campaign_outcome_client_ids, the rule of campaign_results."""
+    return Client.objects.filter(
+        _client_filter(user, filters, prefix=""),
+        pk__in=campaign_outcome_client_ids(campaign=campaign, outcome=outcome)).values("pk")
+
+
 def campaigns_overview(*, user, filters: Filters) -> dict:
     """Campaigns launched in the window: members, contacted, the cost of contacts (the
     per-channel cost in settings.ANALYTICS_CONTACT_COST), converted, revenue, net inflow, and
     the first variant's uplift against the holdout. Campaign results are the firm's (they
     compare arms, not books), so they are shown to the roles that see every client; others get
-    their own clients' members, contacts and conversions only (no uplift)."""
+    their own clients' members, contacted and converted only (campaign_results' rules over
+    the members in their scope; no revenue, no uplift)."""
     as_of = _as_of()
     date_from, date_to = _window(filters, as_of)
-    start = timezone.make_aware(dt.datetime.combine(date_from, dt.time.min))
-    end = timezone.make_aware(dt.datetime.combine(date_to + dt.timedelta(days=1), dt.time.min))
-    campaigns = list(Campaign.objects.filter(launched_at__gte=start, launched_at__lt=end)
-                     .order_by("-launched_at", "code"))
+    campaigns = list(_campaigns(date_from, date_to).order_by("-launched_at", "code"))
     costs = settings.ANALYTICS_CONTACT_COST
     whole_firm = role_of(user) in ALL_CLIENTS_ROLES and not any(
         (filters.branch, filters.rm, filters.segment, filters.tier))
@@ -774,7 +850,8 @@ def campaigns_overview(*, user, filters: Filters) -> dict:
                 row.update({"uplift": first.get("absolute"),
                             **{k: first.get(k) for k in ("ci_low", "ci_high", "p_value")}})
         else:
-            row["contacted"] = contacts.values("client_id").distinct().count()
+            row.update({outcome: _campaign_clients(user, filters, campaign, outcome).count()
+                        for outcome in CAMPAIGN_OUTCOMES})
         out.append(row)
     return {"as_of": as_of.isoformat(), "campaigns": out}
 
@@ -852,7 +929,7 @@ def drill_clients(*, user, filters: Filters, metric: str, cell: Mapping[str, str
             as_of=end[0], scheme_id=end[1], tier=after,
             client_id__in=earlier.values("client_id")).filter(
             client_id__in=funnel_rows.values("client_id")).values("client_id")
-    else:
+    elif metric == "segment":
         segment = Segment.objects.filter(code=cell["code"]).first()
         if segment is None:
             raise ApplicationError(_("No such segment."),
@@ -860,4 +937,46 @@ def drill_clients(*, user, filters: Filters, metric: str, cell: Mapping[str, str
         ids = SegmentMember.objects.filter(
             segment_id=segment.pk, client_id__in=funnel_rows.values("client_id")
         ).values("client_id")
+    else:
+        ids = _outreach_cell(user, filters, metric, cell, date_from, date_to)
     return client_queryset_for(user).filter(pk__in=ids).order_by("client_no")
+
+
+def _outcome(cell: Mapping[str, str], outcomes: tuple[str, ...]) -> str:
+    outcome = cell["outcome"]
+    if outcome not in outcomes:
+        message = _("One of: %(values)s.") % {"values": ", ".join(outcomes)}
+        raise ApplicationError(_("Unknown outcome."), fields={"outcome": [message]})
+    return outcome
+
+
+def _outreach_cell(user, filters: Filters, metric: str, cell: Mapping[str, str],
+                   date_from: dt.date, date_to: dt.date) -> QuerySet:
+    """The client ids behind a cell of the channel, newsletter or campaign figures, by the
+    definitions channels(), newsletters() and campaigns_overview() count with (the scope and
+    the filters on the clients' current branch, RM and tier, like those)."""
+    if metric == "channel":
+        if cell["channel"] not in Channel.values:
+            raise ApplicationError(_("No such channel."),
+                                   fields={"channel": [_("No such channel.")]})
+        outcome = _outcome(cell, CHANNEL_OUTCOMES)
+        return (_channel_contacts(user, filters, date_from, date_to)
+                .filter(_channel_outcome_q(outcome), channel=cell["channel"])
+                .values("client_id"))
+    if metric == "newsletter":
+        edition = cell["edition"]
+        # an id: ASCII digits within a database integer (a longer one would not compare)
+        edition_id = int(edition) if edition.isascii() and edition.isdigit() \
+            and len(edition) <= 9 else None
+        if edition_id is None or not _editions(date_from, date_to).filter(
+                pk=edition_id).exists():
+            raise ApplicationError(_("No edition of this number was sent in the date range."),
+                                   fields={"edition": [_("No such edition in the date range.")]})
+        outcome = _outcome(cell, NEWSLETTER_OUTCOMES)
+        deliveries = _edition_deliveries(user, filters, [edition_id])
+        return _edition_recipients(deliveries, outcome).values("client_id")
+    campaign = _campaigns(date_from, date_to).filter(code=cell["code"]).first()
+    if campaign is None:
+        raise ApplicationError(_("No campaign of this code was launched in the date range."),
+                               fields={"code": [_("No such campaign in the date range.")]})
+    return _campaign_clients(user, filters, campaign, _outcome(cell, CAMPAIGN_OUTCOMES))

@@ -7,6 +7,7 @@ import datetime as dt
 from django.conf import settings
 from django.db import connection
 from django.db.models import Count, Prefetch, Q, QuerySet
+from django.db.models.expressions import RawSQL
 from django.http import Http404
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -224,13 +225,51 @@ def _aware(value):
     return value
 
 
-def _funded_rows(campaign: Campaign) -> dict[str, int]:
-    """Members per arm whose account was first funded within the window after launch."""
+def _funded_members(campaign: Campaign) -> QuerySet[CampaignMember]:
+    """The eligible members whose account was first funded within the window after launch."""
     start = timezone.localtime(campaign.launched_at).date()
     end = start + dt.timedelta(days=int((campaign.goal or {}).get("window_days", 30)))
-    return dict(CampaignMember.objects.filter(
+    return CampaignMember.objects.filter(
         campaign=campaign, exclusion_reason="", client__first_funded_on__gte=start,
-        client__first_funded_on__lt=end).values_list("arm").annotate(n=Count("id")).order_by())
+        client__first_funded_on__lt=end)
+
+
+def _funded_rows(campaign: Campaign) -> dict[str, int]:
+    """Members per arm whose account was first funded within the window after launch."""
+    return dict(_funded_members(campaign).values_list("arm").annotate(n=Count("id"))
+                .order_by())
+
+
+def _converted_by(metric: str) -> str:
+    """Which outcome of a member counts as converted for the goal `metric`: the first funding
+    (funded), a response (response), else the goal's event of _outcomes_sql (converted_at)."""
+    return {GoalMetric.FUNDED: "funded", GoalMetric.RESPONSE: "responded"}.get(metric,
+                                                                                "bought")
+
+
+MEMBER_OUTCOMES = ("members", "contacted", "converted")
+
+
+def campaign_outcome_client_ids(*, campaign: Campaign, outcome: str):
+    """The client ids of the members counted in `outcome` (MEMBER_OUTCOMES) by
+    campaign_results, summed over the arms: the eligible members, those contacted, those
+    converted (the goal's rule). A subquery for `client_id__in` / `pk__in` (one statement,
+    whatever the size of the list)."""
+    if outcome not in MEMBER_OUTCOMES:
+        raise ValueError(outcome)
+    eligible = CampaignMember.objects.filter(campaign=campaign, exclusion_reason="")
+    if campaign.launched_at is None:
+        return eligible.none().values("client_id")
+    if outcome == "members":
+        return eligible.values("client_id")
+    rule = "contacted" if outcome == "contacted" else _converted_by(
+        (campaign.goal or {}).get("metric", GoalMetric.CONVERSION))
+    if rule == "funded":
+        return _funded_members(campaign).values("client_id")
+    where = {"contacted": "o.contacted = 1", "responded": "o.responded = 1",
+             "bought": "o.converted_at IS NOT NULL"}[rule]
+    sql, params = _outcomes_sql(campaign)
+    return RawSQL(f"SELECT o.client_id FROM ({sql}) o WHERE {where}", params)
 
 
 def campaign_results(*, campaign: Campaign) -> dict:
@@ -247,8 +286,8 @@ def campaign_results(*, campaign: Campaign) -> dict:
     funded = _funded_rows(campaign) if metric == GoalMetric.FUNDED else {}
     arms = []
     for arm, members, contacted, delivered, responded, bought, revenue, net_inflow in rows:
-        converted = {GoalMetric.FUNDED: funded.get(arm, 0),
-                     GoalMetric.RESPONSE: int(responded or 0)}.get(metric, int(bought or 0))
+        converted = {"funded": funded.get(arm, 0), "responded": int(responded or 0),
+                     "bought": int(bought or 0)}[_converted_by(metric)]
         arms.append({"arm": arm, "members": members, "contacted": int(contacted or 0),
                      "delivered": int(delivered or 0), "responded": int(responded or 0),
                      "converted": converted, "conversion_rate": stats.rate(converted, members),

@@ -238,8 +238,12 @@
       series: keys.map(function (k) {
         return { name: labels[k], type: "bar", data: data.channels.map(function (c) { return c[k]; }) };
       })
+    }, function (p) {
+      var row = data.channels[p.dataIndex];
+      if (row && keys[p.seriesIndex]) { drillTo("channel", { channel: row.channel, outcome: keys[p.seriesIndex] }); }
     });
     var editions = data.editions || [];
+    var editionKeys = ["recipients", "opened", "clicked"];
     make("edition-chart", {
       color: ["#adb5bd", "#1f4e79", "#48c9b0"],
       legend: { bottom: 0 },
@@ -248,9 +252,14 @@
       xAxis: { type: "category", data: editions.map(function (e) { return e.title; }),
                axisLabel: { interval: 0, rotate: editions.length > 4 ? 30 : 0, width: 120, overflow: "truncate" } },
       yAxis: { type: "value", minInterval: 1 },
-      series: ["recipients", "opened", "clicked"].map(function (k) {
+      series: editionKeys.map(function (k) {
         return { name: labels[k], type: "bar", data: editions.map(function (e) { return e[k]; }) };
       })
+    }, function (p) {
+      var row = editions[p.dataIndex];
+      if (row && editionKeys[p.seriesIndex]) {
+        drillTo("newsletter", { edition: row.edition_id, outcome: editionKeys[p.seriesIndex] });
+      }
     });
   }
 
@@ -284,6 +293,21 @@
       ]
     });
     var all = data.campaigns;
+    var countKeys = ["members", "contacted", "converted"];
+    make("campaign-count-chart", {
+      color: ["#adb5bd", "#1f4e79", "#198754"],
+      legend: { bottom: 0 },
+      tooltip: { trigger: "axis", axisPointer: { type: "shadow" }, confine: true, formatter: CRM.axisTooltip() },
+      grid: { left: 60, right: 24, top: 36, bottom: 50 },
+      xAxis: { type: "category", data: all.map(function (c) { return c.name; }), axisLabel: { interval: 0 } },
+      yAxis: { type: "value", minInterval: 1 },
+      series: countKeys.map(function (k) {
+        return { name: labels[k], type: "bar", data: all.map(function (c) { return c[k]; }) };
+      })
+    }, function (p) {
+      var row = all[p.dataIndex];
+      if (row && countKeys[p.seriesIndex]) { drillTo("campaign", { code: row.code, outcome: countKeys[p.seriesIndex] }); }
+    });
     make("campaign-money-chart", {
       color: ["#198754", "#dc3545"],
       legend: { bottom: 0 },

@@ -185,3 +185,33 @@ def team_tasks(rm_a, rm_a2, rm_b, branch, today):
     ]
     return [make_task(client=c, assignee=who, title=f"团队任务 {i + 1}", **extra)
             for i, (c, who, extra) in enumerate(specs)]
+
+
+def launched_campaign(*, code: str, author, launched_at: dt.datetime, arms: dict,
+                      contacts: dict | None = None, goal: str = "conversion",
+                      products: tuple[str, ...] = ("BOND01",)):
+    """A running campaign whose target list and ledger are written by hand (no launch job):
+    `arms` maps each client to its arm ("A", "B", "control") or to "excluded:<reason>";
+    `contacts` maps a client to its step-1 contact's (channel, status), made at launch."""
+    from campaigns.models import Campaign, CampaignMember, CampaignStatus
+    from outreach.models import Contact
+
+    campaign = Campaign.objects.create(
+        code=code, name=f"活动 {code}", author=author, status=CampaignStatus.RUNNING,
+        goal={"metric": goal, "target": 0.05, "window_days": 30}, products=list(products),
+        holdout_pct=20, launched_at=launched_at, launch_day=launched_at.date(),
+        steps=[{"channel": "sms", "delay_trading_days": 0, "variants": [
+            {"code": "A", "share": 50, "subject": "", "body": "您好"},
+            {"code": "B", "share": 50, "subject": "", "body": "您好"}]}])
+    for client, arm in arms.items():
+        excluded = arm.startswith("excluded:")
+        CampaignMember.objects.create(
+            campaign=campaign, client=client, arm="" if excluded else arm,
+            exclusion_reason=arm.split(":", 1)[1] if excluded else "", entered_at=launched_at,
+            entry_day=launched_at.date())
+    for client, (channel, status) in (contacts or {}).items():
+        Contact.objects.create(client=client, source="campaign", source_id=campaign.pk, step=1,
+                               channel=channel, status=status,
+                               planned_on=timezone.localtime(launched_at).date(),
+                               at=launched_at)
+    return campaign

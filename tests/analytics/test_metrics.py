@@ -553,8 +553,10 @@ def test_channels_count_reach_response_and_conversion(built, d, ops_user, rm_a):
     assert mine["sms"]["attempted"] == 3
 
 
-def test_newsletter_engagement_per_edition_counts_the_viewers_clients(built, d, ops_user,
-                                                                      rm_b):
+@pytest.fixture
+def edition(built, d, ops_user):
+    """One edition sent on M2+3 to A1 (opened, clicked, rated 5 with a comment), A2 (opened,
+    rated 2, unsubscribed), A3 (excluded: no consent) and B1 (rated 4 in an e-mail reply)."""
     from newsletters.models import Edition, EditionStatus, Feedback, Publication, Suppression
     from outreach.models import Delivery
 
@@ -582,10 +584,15 @@ def test_newsletter_engagement_per_edition_counts_the_viewers_clients(built, d, 
     Feedback.objects.create(delivery=three, rating=4, comment="谢谢", is_reply=True)
     Suppression.objects.create(client=built["A2"], publication=publication,
                                reason=Suppression.UNSUBSCRIBED, source_delivery=two)
+    return Edition.objects.get(pk=edition.pk)
+
+
+def test_newsletter_engagement_per_edition_counts_the_viewers_clients(edition, d, ops_user,
+                                                                      rm_b):
     editions = selectors.newsletters(user=ops_user, filters=window(d))["editions"]
     assert editions == [{
         "edition_id": edition.pk, "publication": "Weekly", "title": "本周观点",
-        "sent_at": Edition.objects.get(pk=edition.pk).sent_at.isoformat(),
+        "sent_at": edition.sent_at.isoformat(),
         "recipients": 3, "opened": 2, "clicked": 1, "rated": 3, "rating_avg": 3.67,
         "comments": 2, "unsubscribes": 1}]
     theirs = selectors.newsletters(user=rm_b, filters=window(d))["editions"][0]
@@ -607,3 +614,172 @@ def test_selectors_read_in_a_handful_of_queries(built, d, ops_user, rm_a,
 def test_campaigns_overview_without_campaigns(built, d, ops_user):
     assert selectors.campaigns_overview(user=ops_user, filters=window(d))["campaigns"] == []
 
+
+
+# --- drill-down of the channel, newsletter and campaign figures ----------------------------------
+def drilled(user, filters, metric, **cell) -> list[str]:
+    return [c.client_no for c in selectors.drill_clients(user=user, filters=filters,
+                                                         metric=metric, cell=cell)]
+
+
+def cell_error(user, filters, metric, **cell) -> set[str]:
+    with pytest.raises(ApplicationError) as caught:
+        drilled(user, filters, metric, **cell)
+    assert caught.value.status == 400
+    return set(caught.value.fields)
+
+
+@pytest.fixture
+def contacts(built, d):
+    """The ledger of test_channels_count_reach_response_and_conversion."""
+    contact(built["A1"], channel="sms", status="delivered", day=plus(d.M3, 8))   # bought M3+9
+    contact(built["A2"], channel="sms", status="failed", day=plus(d.M3, 8))
+    contact(built["A4"], channel="sms", status="responded", day=plus(d.M2, 1))   # M2+19
+    contact(built["B1"], channel="sms", status="sent", day=plus(d.M3, 3))        # > 30 days
+    contact(built["A3"], channel="sms", status="planned", day=d.T)               # not attempted
+    contact(built["A1"], channel="phone", status="responded", day=plus(d.M3, 20), step=2)
+    contact(built["A1"], channel="email", status="sent", day=d.M3 - dt.timedelta(days=1),
+            step=3)                                                              # before `from`
+    return built
+
+
+def test_each_channel_cell_lists_the_clients_it_counts(contacts, d, ops_user, rm_a, rm_b,
+                                                       branch_manager):
+    expected = {
+        ("sms", "attempted"): ["A1", "A2", "A4", "B1"], ("sms", "delivered"): ["A1", "A4"],
+        ("sms", "responded"): ["A4"], ("sms", "converted"): ["A1", "A4"],
+        ("phone", "attempted"): ["A1"], ("phone", "converted"): ["A1"],
+        ("email", "attempted"): [],
+    }
+    rm_a_book = {"A1", "A2", "A3", "A4", "O1"}
+    for user, book in ((ops_user, None), (rm_a, rm_a_book), (rm_b, {"B1"}),
+                       (branch_manager, rm_a_book)):
+        counts = {r["channel"]: r for r in selectors.channels(user=user,
+                                                              filters=window(d))["channels"]}
+        for channel, row in counts.items():
+            for outcome in selectors.CHANNEL_OUTCOMES:
+                clients = drilled(user, window(d), "channel", channel=channel, outcome=outcome)
+                # one contact per client and channel here: the list is as long as the count
+                assert len(clients) == row[outcome], (user, channel, outcome)
+                if user == ops_user and (channel, outcome) in expected:
+                    assert clients == expected[(channel, outcome)]
+                assert book is None or set(clients) <= book, (user, channel, outcome)
+    assert drilled(rm_a, window(d), "channel", channel="sms", outcome="attempted") == [
+        "A1", "A2", "A4"]
+    assert drilled(ops_user, window(d, branch="BJ01"), "channel", channel="sms",
+                   outcome="attempted") == ["B1"]
+
+
+def test_a_client_contacted_twice_on_a_channel_is_listed_once(contacts, d, ops_user):
+    """The bars count contacts (DOMAIN.md), the list shows the clients behind them."""
+    contact(contacts["A2"], channel="sms", status="sent", day=plus(d.M3, 30), step=4)
+    sms = next(r for r in selectors.channels(user=ops_user, filters=window(d))["channels"]
+               if r["channel"] == "sms")
+    assert sms["attempted"] == 5
+    assert drilled(ops_user, window(d), "channel", channel="sms", outcome="attempted") == [
+        "A1", "A2", "A4", "B1"]
+
+
+def test_a_bad_channel_cell_names_its_key(contacts, d, ops_user):
+    assert cell_error(ops_user, window(d), "channel", channel="pigeon",
+                      outcome="attempted") == {"channel"}
+    assert cell_error(ops_user, window(d), "channel", channel="sms", outcome="sold") == {
+        "outcome"}
+    assert cell_error(ops_user, window(d), "channel", channel="sms") == {"outcome"}
+
+
+def test_each_newsletter_cell_lists_the_recipients_it_counts(edition, d, ops_user, rm_a, rm_b):
+    expected = {"recipients": ["A1", "A2", "B1"], "opened": ["A1", "A2"], "clicked": ["A1"],
+                "rated": ["A1", "A2", "B1"], "commented": ["A1", "B1"], "unsubscribed": ["A2"]}
+    counted = {"recipients": "recipients", "opened": "opened", "clicked": "clicked",
+               "rated": "rated", "commented": "comments", "unsubscribed": "unsubscribes"}
+    assert set(expected) == set(selectors.NEWSLETTER_OUTCOMES)
+    for user, book in ((ops_user, None), (rm_a, {"A1", "A2", "A3", "A4", "O1"}),
+                       (rm_b, {"B1"})):
+        row = selectors.newsletters(user=user, filters=window(d))["editions"][0]
+        for outcome, numbers in expected.items():
+            clients = drilled(user, window(d), "newsletter", edition=str(edition.pk),
+                              outcome=outcome)
+            assert len(clients) == row[counted[outcome]], (user, outcome)
+            assert clients == [n for n in numbers if book is None or n in book], (user, outcome)
+    assert drilled(rm_b, window(d), "newsletter", edition=str(edition.pk),
+                   outcome="recipients") == ["B1"]
+
+
+def test_a_bad_newsletter_cell_names_its_key(edition, d, ops_user):
+    for bad in ("abc", "²", "-1", str(edition.pk + 1000), "9" * 30):
+        assert cell_error(ops_user, window(d), "newsletter", edition=bad,
+                          outcome="opened") == {"edition"}, bad
+    # sent before the date range: not one of the page's editions
+    assert cell_error(ops_user, Filters(date_from=plus(d.M2, 4), date_to=d.T), "newsletter",
+                      edition=str(edition.pk), outcome="opened") == {"edition"}
+    assert cell_error(ops_user, window(d), "newsletter", edition=str(edition.pk),
+                      outcome="forwarded") == {"outcome"}
+
+
+@pytest.fixture
+def campaign_book(built, d, ops_user):
+    """Launched M2+1: A1 and A2 in arm A, B1 in arm B, A4 the holdout, A3 excluded. A1 got an
+    SMS, A2's failed, B1 responded. Bought the offered bond within 30 days: A1 (M2+5) and A4
+    (M2+3); B1 only on M2+40; O1, not a member, on M2+2."""
+    from tests.analytics.conftest import launched_campaign
+
+    bond = ProductFactory(product_code="BOND01")
+    for number, day in (("A1", plus(d.M2, 5)), ("A4", plus(d.M2, 3)), ("B1", plus(d.M2, 40)),
+                        ("O1", plus(d.M2, 2))):
+        buy(built[number], day, product=bond)
+
+    def make(code, goal):
+        return launched_campaign(
+            code=code, author=ops_user, launched_at=at(plus(d.M2, 1), 9), goal=goal,
+            arms={built["A1"]: "A", built["A2"]: "A", built["B1"]: "B", built["A4"]: "control",
+                  built["A3"]: "excluded:no_consent"},
+            contacts={built["A1"]: ("sms", "sent"), built["A2"]: ("sms", "failed"),
+                      built["B1"]: ("sms", "responded")})
+
+    return {goal: make(f"autumn-{goal}", goal) for goal in ("conversion", "funded", "response")}
+
+
+@pytest.mark.parametrize("goal, converted", [
+    ("conversion", ["A1", "A4"]),   # bought the offered bond in the window
+    ("funded", ["A4"]),             # first funded M2+10, within 30 days of launch
+    ("response", ["B1"]),           # the one response
+])
+def test_each_campaign_cell_lists_the_members_its_results_count(campaign_book, d, ops_user,
+                                                                rm_a, rm_b, branch_manager,
+                                                                goal, converted):
+    from campaigns.selectors import campaign_results
+
+    campaign = campaign_book[goal]
+    expected = {"members": ["A1", "A2", "A4", "B1"], "contacted": ["A1", "B1"],
+                "converted": converted}
+    results = campaign_results(campaign=campaign)
+    for outcome, numbers in expected.items():
+        assert sum(arm[outcome] for arm in results["arms"]) == len(numbers), outcome
+    for user, book in ((ops_user, None), (rm_a, {"A1", "A2", "A3", "A4"}), (rm_b, {"B1"}),
+                       (branch_manager, {"A1", "A2", "A3", "A4"})):
+        row = next(r for r in selectors.campaigns_overview(user=user, filters=window(d))[
+            "campaigns"] if r["code"] == campaign.code)
+        for outcome, numbers in expected.items():
+            clients = drilled(user, window(d), "campaign", code=campaign.code, outcome=outcome)
+            assert clients == [n for n in numbers if book is None or n in book], (user, outcome)
+            assert row[outcome] == len(clients), (user, outcome)
+    # a branch filter: the scoped path for ops too
+    row = next(r for r in selectors.campaigns_overview(
+        user=ops_user, filters=window(d, branch="BJ01"))["campaigns"]
+        if r["code"] == campaign.code)
+    assert (row["members"], row["contacted"]) == (1, 1)
+    assert drilled(ops_user, window(d, branch="BJ01"), "campaign", code=campaign.code,
+                   outcome="members") == ["B1"]
+
+
+def test_a_bad_campaign_cell_names_its_key(campaign_book, d, ops_user):
+    code = campaign_book["conversion"].code
+    assert cell_error(ops_user, window(d), "campaign", code="no-such",
+                      outcome="members") == {"code"}
+    # launched before the date range: not one of the page's campaigns
+    assert cell_error(ops_user, Filters(date_from=plus(d.M2, 2), date_to=d.T), "campaign",
+                      code=code, outcome="members") == {"code"}
+    assert cell_error(ops_user, window(d), "campaign", code=code, outcome="revenue") == {
+        "outcome"}
+    assert cell_error(ops_user, window(d), "campaign", outcome="members") == {"code"}

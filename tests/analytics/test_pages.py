@@ -472,3 +472,87 @@ def test_the_campaigns_overview_carries_the_first_variants_uplift(users, launche
     assert row["uplift"] == first["absolute"] is not None
     assert (row["ci_low"], row["ci_high"], row["p_value"]) == (
         first["ci_low"], first["ci_high"], first["p_value"])
+
+
+# --- drill-down of the channel, newsletter and campaign figures ------------------------------
+def listed(html: str) -> int:
+    """The client count the drilled list says it holds."""
+    return int(re.search(r'id="result-count">\s*([\d,]+) client', html).group(1).replace(",", ""))
+
+
+@pytest.fixture
+def sms_contacts(book, today):
+    from outreach.models import Contact
+
+    for client, status in ((book["a1"], "delivered"), (book["a2"], "failed"),
+                           (book["b1"], "responded")):
+        Contact.objects.create(client=client, source="campaign", source_id=1, step=1,
+                               channel="sms", status=status, planned_on=today - dt.timedelta(5),
+                               at=timezone.now() - dt.timedelta(days=5))
+    return book
+
+
+def test_a_channel_bar_lists_the_clients_of_the_users_scope_masked(logged_in, users,
+                                                                     sms_contacts, rolled_up):
+    rm_html = get(logged_in(users[Role.RM]), "/analytics/drill/", metric="channel",
+                  c_channel="sms", c_outcome="attempted").content.decode()
+    assert drilled(rm_html) == ["AN000001", "AN000002"] and listed(rm_html) == 2
+    assert "SMS · Attempted" in rm_html
+    ops = logged_in(users[Role.OPS])
+    html = get(ops, "/analytics/drill/", metric="channel", c_channel="sms",
+               c_outcome="delivered").content.decode()
+    assert drilled(html) == ["AN000001", "BN000001"]
+    assert "138****0001" in html and "13800000001" not in html
+    page = get(ops, "/analytics/channels/").content.decode()
+    sms = next(r for r in table_rows(page, "channels") if r[0] == "SMS")
+    for i, outcome in enumerate(("attempted", "delivered", "responded", "converted"), 1):
+        html = get(ops, "/analytics/drill/", metric="channel", c_channel="sms",
+                   c_outcome=outcome).content.decode()
+        assert len(drilled(html)) == int(sms[i]), outcome
+
+
+def test_ops_save_a_channel_cell_as_a_static_segment(logged_in, users, sms_contacts, rolled_up):
+    response = logged_in(users[Role.OPS]).post("/analytics/drill/save/", {
+        "metric": "channel", "c_channel": "sms", "c_outcome": "attempted", "branch": "SH01",
+        "name": "短信触达"})
+    segment = Segment.objects.get(name_zh="短信触达")
+    assert response.status_code == 302
+    assert sorted(segment.memberships.values_list("client__client_no", flat=True)) == [
+        "AN000001", "AN000002"]
+
+
+def test_a_campaign_bar_lists_the_members_the_campaigns_table_counts(
+        logged_in, users, rm_b, launched):  # noqa: F811
+    """The 40 members are all rm_a's: ops, rm_a and their branch manager see them all (the
+    whole-firm figures and the scoped ones agree), rm_b none."""
+    for user in (users[Role.OPS], users[Role.RM], users[Role.BRANCH_MANAGER], rm_b):
+        client = logged_in(user)
+        page = get(client, "/analytics/campaigns/").content.decode()
+        row = next(r for r in table_rows(page, "campaigns") if r[0] == "spring-bond")
+        assert row[4] == ("0" if user == rm_b else "40")
+        for column, outcome in ((4, "members"), (5, "contacted"), (7, "converted")):
+            html = get(client, "/analytics/drill/", metric="campaign", c_code="spring-bond",
+                       c_outcome=outcome).content.decode()
+            assert listed(html) == int(row[column]), (user, outcome)
+
+
+@pytest.mark.parametrize("params, field", [
+    ({"metric": "channel", "c_channel": "fax", "c_outcome": "attempted"}, "channel"),
+    ({"metric": "channel", "c_channel": "sms", "c_outcome": "bought"}, "outcome"),
+    ({"metric": "channel", "c_outcome": "attempted"}, "channel"),
+    ({"metric": "newsletter", "c_edition": "x1", "c_outcome": "opened"}, "edition"),
+    ({"metric": "newsletter", "c_edition": "424242", "c_outcome": "opened"}, "edition"),
+    ({"metric": "newsletter", "c_edition": "99999999999999999999", "c_outcome": "opened"},
+     "edition"),
+    ({"metric": "campaign", "c_code": "no-such-campaign", "c_outcome": "members"}, "code"),
+    ({"metric": "campaign", "c_outcome": "members"}, "code"),
+])
+def test_a_bad_channel_newsletter_or_campaign_cell_is_a_400_naming_it(logged_in, users,
+                                                                      rolled_up, params, field):
+    for role in (Role.OPS, Role.RM):
+        response = get(logged_in(users[role]), "/analytics/drill/", **params)
+        assert response.status_code == 400, role
+        assert f'data-field="{field}"' in response.content.decode()
+        response = logged_in(users[Role.OPS]).post("/analytics/drill/save/",
+                                                   {**params, "name": "x"})
+        assert response.status_code == 302 and "/analytics/drill/" in response["Location"]

@@ -2,6 +2,7 @@
 a branch, click a funnel bar to list the clients behind it, save them as a static segment and
 download a table; an RM reads the overview in English. No page logs an error."""
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -124,4 +125,62 @@ def test_an_rm_reads_the_overview_in_english_and_switches_the_figure(
     tip = page.locator("#segment-chart .chart-tip-title")
     expect(tip).to_have_text(PAYLOAD)  # the tooltip shows the name as text
     assert page.evaluate("window.__xss") is None
+    assert problems == [], problems
+
+
+# The pixel at the middle of a bar (series s, category i), from ECharts' own layout.
+BAR = """([id, s, i]) => {
+  const chart = window.CRM.analyticsCharts[id];
+  const bar = chart.getModel().getSeriesByIndex(s).getData().getItemLayout(i);
+  const box = document.getElementById(id).getBoundingClientRect();
+  return [box.left + bar.x + bar.width / 2, box.top + bar.y + bar.height / 2];
+}"""
+
+
+@pytest.mark.browser
+def test_ops_click_a_channel_bar_and_a_campaign_bar_to_list_their_clients(
+        page, live_server, transactional_db, ops_user, rm_a, rm_b, book, today):  # noqa: F811
+    """SMS to AN000001 (delivered), AN000002 (failed) and BN000001 (responded), all from one
+    campaign whose members are those three and AN000003 in the holdout: the SMS "attempted" bar
+    holds 3 clients, the campaign's "contacted" bar 2 (a failed SMS did not reach anyone)."""
+    from django.utils import timezone
+
+    from analytics.services import refresh_run, refresh_start
+    from outreach.models import Channel
+    from tests.analytics.conftest import launched_campaign
+
+    launched_at = timezone.now() - timedelta(days=5)
+    launched_campaign(code="autumn-sms", author=ops_user, launched_at=launched_at,
+                      arms={book["a1"]: "A", book["a2"]: "A", book["b1"]: "B",
+                            book["a3"]: "control"},
+                      contacts={book["a1"]: ("sms", "delivered"), book["a2"]: ("sms", "failed"),
+                                book["b1"]: ("sms", "responded")})
+    refresh_run(refresh_id=refresh_start(full=True, trigger="test", queue=False).pk)
+    problems = watch(page)
+    log_in(page, live_server, "ops", "en")
+
+    page.goto(f"{live_server.url}/analytics/channels/")
+    expect(page.locator("#channel-chart svg")).to_have_count(1)
+    page.locator("#channel-chart").scroll_into_view_if_needed()
+    x, y = page.evaluate(BAR, ["channel-chart", 0, list(Channel.values).index("sms")])
+    page.mouse.click(x, y)
+    page.wait_for_url("**/analytics/drill/?*metric=channel*")
+    expect(page.locator("#drill-title")).to_have_text(
+        "Reach and response by channel · SMS · Attempted")
+    expect(page.locator("#result-count")).to_contain_text("3 clients")
+    expect(page.locator("#client-table td.font-monospace a")).to_have_text(
+        ["AN000001", "AN000002", "BN000001"])
+
+    page.goto(f"{live_server.url}/analytics/campaigns/")
+    expect(page.locator("#campaign-count-chart svg")).to_have_count(1)
+    page.locator("#campaign-count-chart").scroll_into_view_if_needed()
+    x, y = page.evaluate(BAR, ["campaign-count-chart", 1, 0])  # contacted, the one campaign
+    page.mouse.click(x, y)
+    page.wait_for_url("**/analytics/drill/?*metric=campaign*")
+    expect(page.locator("#drill-title")).to_have_text("Campaign results · autumn-sms · Contacted")
+    expect(page.locator("#result-count")).to_contain_text("2 clients")
+    expect(page.locator("#client-table td.font-monospace a")).to_have_text(
+        ["AN000001", "BN000001"])
+    expect(page.locator("#client-table")).to_contain_text("138****0001")
+    page.screenshot(path=str(SCREENSHOTS / "analytics_drill_campaign.png"), full_page=True)
     assert problems == [], problems
