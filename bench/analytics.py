@@ -190,6 +190,40 @@ def baseline_funnel(dims: dict, date_from: dt.date, date_to: dt.date) -> list:
     return out
 
 
+def baseline_segments(dims: dict, date_from: dt.date, date_to: dt.date,
+                      active_day: dt.date) -> list:
+    """segment_comparison's figures for the active personas, from clients, memberships and
+    transactions."""
+    from segments.models import Segment, SegmentKind
+
+    where, params = client_where(dims)
+    out = []
+    for segment in Segment.objects.filter(is_active=True, kind=SegmentKind.PERSONA).order_by(
+            "code"):
+        member = ("JOIN segments_segmentmembership sm ON sm.client_id = c.id "
+                  "AND sm.segment_id = %s")
+        (clients, funded, aum), = fetch(
+            f"SELECT COUNT(*), COUNT(c.first_funded_on), COALESCE(SUM(c.aum), 0) "
+            f"FROM clients_client c {member} WHERE {where}", [segment.pk, *params])
+        (revenue,), = fetch(
+            f"SELECT COALESCE(SUM(t.revenue), 0) FROM clients_transaction t "
+            f"JOIN clients_client c ON c.id = t.client_id {member} WHERE {where} "
+            f"AND t.traded_at >= %s AND t.traded_at < %s",
+            [segment.pk, *params, _start_of(date_from),
+             _start_of(date_to + dt.timedelta(days=1))])
+        (active,), = fetch(
+            f"SELECT COUNT(DISTINCT t.client_id) FROM clients_transaction t "
+            f"JOIN clients_client c ON c.id = t.client_id {member} WHERE {where} "
+            f"AND t.traded_at >= %s AND t.traded_at < %s",
+            [segment.pk, *params, _start_of(active_day - dt.timedelta(days=29)),
+             _start_of(active_day + dt.timedelta(days=1))])
+        out.append({"code": segment.code, "name": segment.name, "clients": clients,
+                    "active_clients": active, "aum": round(float(aum), 2),
+                    "revenue": round(float(revenue), 2),
+                    "funded_rate": round(funded / clients, 4) if clients else None})
+    return out
+
+
 # --- the run -------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -238,7 +272,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"(1) full rebuild: {full_s:.1f} s, {refresh.progress_total} chunks; peak RSS of "
               f"this process {peak_rss_mb():,.0f} MB", flush=True)
         for table in ("clientfunnel", "clientday", "clientmonthactivity", "dailyfigures",
-                      "dailybranchfigures", "cohortactivity", "cohortbranch"):
+                      "dailybranchfigures", "cohortactivity", "cohortbranch",
+                      "segmentmember", "segmentdailyfigures", "segmentcohortactivity"):
             (rows, size), = fetch(f"SELECT COUNT(*), pg_size_pretty(pg_total_relation_size("
                                   f"'analytics_{table}')) FROM analytics_{table}")
             print(f"    analytics_{table}: {rows:,} rows, {size}")
@@ -299,8 +334,10 @@ def main(argv: list[str] | None = None) -> int:
         "ON c.rm_id = u.id JOIN core_user_groups ug ON ug.user_id = u.id "
         "JOIN auth_group g ON g.id = ug.group_id AND g.name = 'rm' "
         "GROUP BY u.id, u.username ORDER BY COUNT(*) DESC LIMIT 1")
+    # The largest segment defined by a rule (a persona is a rule segment seeded by the product)
     segment = fetch("SELECT s.id, s.code, s.kind, s.size FROM segments_segment s "
-                    "WHERE s.size > 0 ORDER BY (s.kind = 'rule') DESC, s.size DESC LIMIT 1")
+                    "WHERE s.size > 0 AND s.rule IS NOT NULL AND s.kind IN ('rule', 'persona') "
+                    "ORDER BY (s.kind = 'rule') DESC, s.size DESC LIMIT 1")
     variants = [("none", {}, {}), (f"branch {branch_code}", {"branch": branch_code},
                                    {"branch_id": branch_id}),
                 (f"rm {rm_name} ({book:,} clients)", {"rm": rm_name}, {"rm_id": rm_id})]
@@ -327,7 +364,8 @@ def main(argv: list[str] | None = None) -> int:
             ("tier_migration", lambda f=filters: selectors.tier_migration(user=ops, filters=f),
              None),
             ("segment_comparison",
-             lambda f=filters: selectors.segment_comparison(user=ops, filters=f), None),
+             lambda f=filters: selectors.segment_comparison(user=ops, filters=f)["segments"],
+             lambda d=dims: baseline_segments(d, date_from, date_to, min(date_to, as_of))),
             ("channels", lambda f=filters: selectors.channels(user=ops, filters=f), None),
             ("newsletters", lambda f=filters: selectors.newsletters(user=ops, filters=f), None),
             ("campaigns_overview",
