@@ -6,7 +6,9 @@ Two kinds of table, both derived and regenerable from clients, transactions and 
   contributes, kept so that a refresh can take a touched client's old contribution back out
   of the aggregates exactly before adding the new one;
 - aggregates additive over (branch, RM, tier) (`DailyFigures`, `CohortActivity`): a filter by
-  branch, RM or tier is a sum over a few thousand rows.
+  branch, RM or tier is a sum over a few thousand rows;
+- the same per segment, branch and tier (`SegmentDailyFigures`, `SegmentCohortActivity`), with
+  the memberships they were computed with (`SegmentMember`): a segment filter is a sum too.
 
 Client ids, branch ids and RM ids are plain integers (no foreign key): a deleted client's rows
 must stay until a refresh takes them out of the aggregates, and 0 stands for "none" so that the
