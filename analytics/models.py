@@ -179,13 +179,21 @@ class SegmentDailyFigures(SegmentDims, DailyMeasures):
         return f"{self.segment_id} {self.day} {self.branch_id}/{self.tier}"
 
 
-class CohortActivity(ClientDims):
-    """Clients opened in `cohort` (a month) with a purchase in `month`, per (branch, RM, tier)."""
+class CohortCount(models.Model):
+    """Clients opened in `cohort` (a month) with a purchase in `month`, per the keys of the
+    table."""
 
     id = models.BigAutoField(primary_key=True)
     cohort = models.DateField()
     month = models.DateField()
     clients = models.IntegerField(default=0)
+
+    class Meta:
+        abstract = True
+
+
+class CohortActivity(ClientDims, CohortCount):
+    """Clients opened in `cohort` (a month) with a purchase in `month`, per (branch, RM, tier)."""
 
     class Meta:
         constraints = [models.UniqueConstraint(
@@ -197,14 +205,10 @@ class CohortActivity(ClientDims):
         return f"{self.cohort:%Y-%m} {self.month:%Y-%m} {self.branch_id}/{self.rm_id}/{self.tier}"
 
 
-class CohortBranch(models.Model):
+class CohortBranch(CohortCount):
     """CohortActivity summed over RM and tier."""
 
-    id = models.BigAutoField(primary_key=True)
-    cohort = models.DateField()
-    month = models.DateField()
     branch_id = models.BigIntegerField(default=0)
-    clients = models.IntegerField(default=0)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["cohort", "month", "branch_id"],
@@ -214,13 +218,8 @@ class CohortBranch(models.Model):
         return f"{self.cohort:%Y-%m} {self.month:%Y-%m} {self.branch_id}"
 
 
-class SegmentCohortActivity(SegmentDims):
+class SegmentCohortActivity(SegmentDims, CohortCount):
     """CohortActivity of one segment's members (as of the last refresh), per branch and tier."""
-
-    id = models.BigAutoField(primary_key=True)
-    cohort = models.DateField()
-    month = models.DateField()
-    clients = models.IntegerField(default=0)
 
     class Meta:
         constraints = [models.UniqueConstraint(

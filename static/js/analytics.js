@@ -225,42 +225,34 @@
   }
 
   // --- channels and newsletters -----------------------------------------------------------------
-  function channelCharts() {
-    if (!data.channels) { return; }
-    var keys = ["attempted", "delivered", "responded", "converted"];
-    make("channel-chart", {
-      color: ["#1f4e79", "#0dcaf0", "#48c9b0", "#198754"],
+  // Bars of counts, one series per outcome; a bar drills to the clients of that row and outcome.
+  function outcomeBars(id, rows, keys, colors, category, metric, cellOf, axisLabel) {
+    make(id, {
+      color: colors,
       legend: { bottom: 0 },
       tooltip: { trigger: "axis", axisPointer: { type: "shadow" }, confine: true, formatter: CRM.axisTooltip() },
-      grid: { left: 60, right: 24, top: 36, bottom: 50 },
-      xAxis: { type: "category", data: data.channels.map(function (c) { return c.name; }), axisLabel: { interval: 0 } },
+      grid: { left: 60, right: 24, top: 36, bottom: axisLabel.rotate ? 70 : 50 },
+      xAxis: { type: "category", data: rows.map(category), axisLabel: axisLabel },
       yAxis: { type: "value", minInterval: 1 },
       series: keys.map(function (k) {
-        return { name: labels[k], type: "bar", data: data.channels.map(function (c) { return c[k]; }) };
+        return { name: labels[k], type: "bar", data: rows.map(function (r) { return r[k]; }) };
       })
     }, function (p) {
-      var row = data.channels[p.dataIndex];
-      if (row && keys[p.seriesIndex]) { drillTo("channel", { channel: row.channel, outcome: keys[p.seriesIndex] }); }
+      var row = rows[p.dataIndex];
+      if (row && keys[p.seriesIndex]) { drillTo(metric, cellOf(row, keys[p.seriesIndex])); }
     });
+  }
+
+  function channelCharts() {
+    if (!data.channels) { return; }
+    outcomeBars("channel-chart", data.channels, ["attempted", "delivered", "responded", "converted"],
+      ["#1f4e79", "#0dcaf0", "#48c9b0", "#198754"], function (c) { return c.name; }, "channel",
+      function (row, key) { return { channel: row.channel, outcome: key }; }, { interval: 0 });
     var editions = data.editions || [];
-    var editionKeys = ["recipients", "opened", "clicked"];
-    make("edition-chart", {
-      color: ["#adb5bd", "#1f4e79", "#48c9b0"],
-      legend: { bottom: 0 },
-      tooltip: { trigger: "axis", axisPointer: { type: "shadow" }, confine: true, formatter: CRM.axisTooltip() },
-      grid: { left: 60, right: 24, top: 36, bottom: 70 },
-      xAxis: { type: "category", data: editions.map(function (e) { return e.title; }),
-               axisLabel: { interval: 0, rotate: editions.length > 4 ? 30 : 0, width: 120, overflow: "truncate" } },
-      yAxis: { type: "value", minInterval: 1 },
-      series: editionKeys.map(function (k) {
-        return { name: labels[k], type: "bar", data: editions.map(function (e) { return e[k]; }) };
-      })
-    }, function (p) {
-      var row = editions[p.dataIndex];
-      if (row && editionKeys[p.seriesIndex]) {
-        drillTo("newsletter", { edition: row.edition_id, outcome: editionKeys[p.seriesIndex] });
-      }
-    });
+    outcomeBars("edition-chart", editions, ["recipients", "opened", "clicked"],
+      ["#adb5bd", "#1f4e79", "#48c9b0"], function (e) { return e.title; }, "newsletter",
+      function (row, key) { return { edition: row.edition_id, outcome: key }; },
+      { interval: 0, rotate: editions.length > 4 ? 30 : 0, width: 120, overflow: "truncate" });
   }
 
   // --- campaigns --------------------------------------------------------------------------------
@@ -292,22 +284,10 @@
           } }
       ]
     });
+    outcomeBars("campaign-count-chart", data.campaigns, ["members", "contacted", "converted"],
+      ["#adb5bd", "#1f4e79", "#198754"], function (c) { return c.name; }, "campaign",
+      function (row, key) { return { code: row.code, outcome: key }; }, { interval: 0 });
     var all = data.campaigns;
-    var countKeys = ["members", "contacted", "converted"];
-    make("campaign-count-chart", {
-      color: ["#adb5bd", "#1f4e79", "#198754"],
-      legend: { bottom: 0 },
-      tooltip: { trigger: "axis", axisPointer: { type: "shadow" }, confine: true, formatter: CRM.axisTooltip() },
-      grid: { left: 60, right: 24, top: 36, bottom: 50 },
-      xAxis: { type: "category", data: all.map(function (c) { return c.name; }), axisLabel: { interval: 0 } },
-      yAxis: { type: "value", minInterval: 1 },
-      series: countKeys.map(function (k) {
-        return { name: labels[k], type: "bar", data: all.map(function (c) { return c[k]; }) };
-      })
-    }, function (p) {
-      var row = all[p.dataIndex];
-      if (row && countKeys[p.seriesIndex]) { drillTo("campaign", { code: row.code, outcome: countKeys[p.seriesIndex] }); }
-    });
     make("campaign-money-chart", {
       color: ["#198754", "#dc3545"],
       legend: { bottom: 0 },
