@@ -8,7 +8,9 @@ Two kinds of table, both derived and regenerable from clients, transactions and 
 - aggregates additive over (branch, RM, tier) (`DailyFigures`, `CohortActivity`): a filter by
   branch, RM or tier is a sum over a few thousand rows;
 - the same per segment, branch and tier (`SegmentDailyFigures`, `SegmentCohortActivity`), with
-  the memberships they were computed with (`SegmentMember`): a segment filter is a sum too.
+  the memberships they were computed with (`SegmentMember`): a segment filter is a sum too;
+  and per pair of a segment and a persona (`SegmentPairFigures`): the persona comparison
+  within a segment filter.
 
 Client ids, branch ids and RM ids are plain integers (no foreign key): a deleted client's rows
 must stay until a refresh takes them out of the aggregates, and 0 stands for "none" so that the
@@ -179,6 +181,25 @@ class SegmentDailyFigures(SegmentDims, DailyMeasures):
         return f"{self.segment_id} {self.day} {self.branch_id}/{self.tier}"
 
 
+class SegmentPairFigures(SegmentDims, DailyMeasures):
+    """DailyFigures of the clients in both a segment (`segment_id`) and a persona (`other_id`,
+    another segment), per branch and tier: the persona comparison within a segment filter
+    reads these instead of the filter's members' per-client rows. Kept for every segment
+    against the personas only (a client is in a few personas, so the pairs grow with the
+    memberships, not with their square); a segment with itself is `SegmentDailyFigures`."""
+    id = models.BigAutoField(primary_key=True)
+    other_id = models.BigIntegerField()
+    day = models.DateField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(
+            fields=["segment_id", "other_id", "day", "branch_id", "tier"],
+            name="an_segment_pair_unique")]
+
+    def __str__(self):
+        return f"{self.segment_id}&{self.other_id} {self.day} {self.branch_id}/{self.tier}"
+
+
 class CohortCount(models.Model):
     """Clients opened in `cohort` (a month) with a purchase in `month`, per the keys of the
     table."""
@@ -238,6 +259,10 @@ class SegmentMember(models.Model):
     id = models.BigAutoField(primary_key=True)
     segment_id = models.BigIntegerField()
     client_id = models.BigIntegerField()
+    # The segment is a persona (fixed for a segment's life): its pairs with the client's other
+    # segments are in `SegmentPairFigures`. Stored so that a refresh takes out exactly the
+    # pairs it put in, even of a segment deleted since.
+    persona = models.BooleanField(default=False)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["client_id", "segment_id"],

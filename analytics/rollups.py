@@ -34,8 +34,11 @@ COHORT_BRANCH = "analytics_cohortbranch"
 TOUCHED = "analytics_touchedclient"
 SEGMENT_DAILY = "analytics_segmentdailyfigures"
 SEGMENT_COHORT = "analytics_segmentcohortactivity"
+SEGMENT_PAIR = "analytics_segmentpairfigures"
 MEMBER = "analytics_segmentmember"  # the memberships the segment figures were computed with
 MEMBERSHIP = "segments_segmentmembership"
+SEGMENT = "segments_segment"
+PERSONA = "persona"  # segments.models.SegmentKind.PERSONA (analytics reads segments' tables)
 NEW_DAYS = "analytics_new_days"  # temporary, inside compute_client_rows
 
 ACTIVE_WINDOW_DAYS = 30  # DOMAIN.md: active on d = a purchase in the 30 days ending on d
@@ -122,15 +125,24 @@ DAILY_BRANCH_KEYS = ["day", "branch_id"]
 COHORT_BRANCH_KEYS = ["cohort", "month", "branch_id"]
 SEGMENT_DAILY_KEYS = ["segment_id", "day", "branch_id", "tier"]
 SEGMENT_COHORT_KEYS = ["segment_id", "cohort", "month", "branch_id", "tier"]
+SEGMENT_PAIR_KEYS = ["segment_id", "other_id", "day", "branch_id", "tier"]
+
+
+def persona_pairs(members: str) -> str:
+    """The (segment, persona) pairs of the clients in `members` (a table of segment_id,
+    client_id, persona): each membership with each of the client's other personas."""
+    return (f"(SELECT a.segment_id, b.segment_id AS other_id, a.client_id "
+            f"FROM {members} a JOIN {members} b ON b.client_id = a.client_id "
+            f"WHERE b.persona AND b.segment_id <> a.segment_id)")
 
 
 def _pairs_join(pairs: str | None, column: str) -> str:
-    """Each row once per segment of its client (the segment figures), or as it is."""
+    """Each row once per segment (or pair of segments) of its client, or as it is."""
     return f" JOIN {pairs} p ON p.client_id = {column}" if pairs else ""
 
 
 def _dim(key: str) -> str:
-    return "p.segment_id" if key == "segment_id" else f"f.{key}"
+    return f"p.{key}" if key in ("segment_id", "other_id") else f"f.{key}"
 
 
 def _daily_select(scope: Scope, sign: int, keys: list[str],
@@ -177,7 +189,9 @@ class _Aggregate:
     table: str
     keys: list[str]
     daily: bool  # the daily measures, or the cohorts' one count
-    segments: bool  # per segment of the client (pairs joined)
+    # "" (each client once), "segment" (once per segment of the client) or "pair" (once per
+    # pair of a segment and another persona of the client): which pairs table is joined.
+    per: str = ""
 
     @property
     def measures(self) -> list[str]:
@@ -185,29 +199,34 @@ class _Aggregate:
 
     @property
     def stage_table(self) -> str:
-        return (f"analytics_stage_{'segment_' if self.segments else ''}"
+        return (f"analytics_stage_{self.per + '_' if self.per else ''}"
                 f"{'daily' if self.daily else 'cohort'}")
 
     @property
     def stage_keys(self) -> list[str]:
-        if self.segments:
+        if self.per == "pair":
+            return SEGMENT_PAIR_KEYS
+        if self.per == "segment":
             return SEGMENT_DAILY_KEYS if self.daily else SEGMENT_COHORT_KEYS
         return DAILY_KEYS if self.daily else COHORT_KEYS
 
     def select(self, scope: Scope, sign: int, keys: list[str],
-               pairs: str | None) -> tuple[str, list]:
+               pairs: dict[str, str]) -> tuple[str, list]:
         build = _daily_select if self.daily else _cohort_select
-        return build(scope, sign, keys, pairs if self.segments else None)
+        return build(scope, sign, keys, pairs.get(self.per))
 
 
 AGGREGATES = (
-    _Aggregate(DAILY, DAILY_KEYS, daily=True, segments=False),
-    _Aggregate(DAILY_BRANCH, DAILY_BRANCH_KEYS, daily=True, segments=False),
-    _Aggregate(COHORT, COHORT_KEYS, daily=False, segments=False),
-    _Aggregate(COHORT_BRANCH, COHORT_BRANCH_KEYS, daily=False, segments=False),
-    _Aggregate(SEGMENT_DAILY, SEGMENT_DAILY_KEYS, daily=True, segments=True),
-    _Aggregate(SEGMENT_COHORT, SEGMENT_COHORT_KEYS, daily=False, segments=True),
+    _Aggregate(DAILY, DAILY_KEYS, daily=True),
+    _Aggregate(DAILY_BRANCH, DAILY_BRANCH_KEYS, daily=True),
+    _Aggregate(COHORT, COHORT_KEYS, daily=False),
+    _Aggregate(COHORT_BRANCH, COHORT_BRANCH_KEYS, daily=False),
+    _Aggregate(SEGMENT_DAILY, SEGMENT_DAILY_KEYS, daily=True, per="segment"),
+    _Aggregate(SEGMENT_COHORT, SEGMENT_COHORT_KEYS, daily=False, per="segment"),
+    _Aggregate(SEGMENT_PAIR, SEGMENT_PAIR_KEYS, daily=True, per="pair"),
 )
+# The stored memberships and their persona pairs: what the segment figures were computed with.
+STORED = {"segment": MEMBER, "pair": persona_pairs(MEMBER)}
 # The staging tables, one per measure set and segment-ness (the per-branch tables are summed
 # from the same stage as the per-(branch, RM, tier) ones).
 STAGES = {a.stage_table: a for a in AGGREGATES if a.keys == a.stage_keys}
@@ -217,7 +236,7 @@ def contribute(scope: Scope, sign: int) -> None:
     """Add (+1) or take out (-1) the stored per-client rows of `scope` to the aggregates
     (each figure per branch, RM and tier, per branch only, and per segment of the client)."""
     for agg in AGGREGATES:
-        _upsert(agg.table, agg.keys, agg.measures, *agg.select(scope, sign, agg.keys, MEMBER))
+        _upsert(agg.table, agg.keys, agg.measures, *agg.select(scope, sign, agg.keys, STORED))
 
 
 def stage_start() -> None:
@@ -231,21 +250,23 @@ def stage_start() -> None:
         _run(f"CREATE TEMPORARY TABLE {table} ({columns})")
 
 
-COLUMN_TYPES = {"segment_id": "bigint", "day": "date", "cohort": "date", "month": "date",
-                "branch_id": "bigint", "rm_id": "bigint", "tier": "varchar(12)",
+COLUMN_TYPES = {"segment_id": "bigint", "other_id": "bigint", "day": "date", "cohort": "date",
+                "month": "date", "branch_id": "bigint", "rm_id": "bigint", "tier": "varchar(12)",
                 "new_accounts": "integer", "new_funded": "integer",
                 "new_aum": "numeric(22, 2)", "purchases": "integer",
                 "amount": "numeric(22, 2)", "revenue": "numeric(22, 2)",
                 "active_delta": "integer", "clients": "integer"}
 
 
-def stage(scope: Scope, sign: int, *, pairs: str = "", segments_only: bool = False) -> None:
+def stage(scope: Scope, sign: int, *, pairs: dict[str, str] | None = None,
+          segments_only: bool = False) -> None:
     """Collect the contribution of `scope` (its clients' rows; for the segment figures, once
-    per pair of `pairs`, by default the stored memberships)."""
+    per row of `pairs["segment"]` and `pairs["pair"]`, by default the stored memberships and
+    their persona pairs)."""
     for table, agg in STAGES.items():
-        if segments_only and not agg.segments:
+        if segments_only and not agg.per:
             continue
-        sql, params = agg.select(scope, sign, agg.stage_keys, pairs or MEMBER)
+        sql, params = agg.select(scope, sign, agg.stage_keys, pairs or STORED)
         _run(f"INSERT INTO {table} ({', '.join(agg.stage_keys + agg.measures)}) {sql}",
              params)
 
@@ -270,44 +291,69 @@ def aggregate_all() -> None:
     for agg in AGGREGATES:
         _run(f"DELETE FROM {agg.table}")
     _run(f"DELETE FROM {MEMBER}")
-    _run(f"INSERT INTO {MEMBER} (segment_id, client_id) "
-         f"SELECT m.segment_id, m.client_id FROM {MEMBERSHIP} m "
-         f"JOIN {FUNNEL} f ON f.client_id = m.client_id")
+    _run(f"INSERT INTO {MEMBER} (segment_id, client_id, persona) {_present_members()}")
     contribute(Scope(0, 0, everyone=True), +1)
+
+
+def _present_members() -> str:
+    """The segments' present memberships of clients with rows, flagged persona or not."""
+    return (f"SELECT m.segment_id, m.client_id, s.kind = '{PERSONA}' AS persona "
+            f"FROM {MEMBERSHIP} m "
+            f"JOIN {SEGMENT} s ON s.id = m.segment_id "
+            f"JOIN {FUNNEL} f ON f.client_id = m.client_id")
 
 
 JOINED = "analytics_segment_joined"
 LEFT = "analytics_segment_left"
+OLD = "analytics_segment_old"  # the stored memberships of the clients whose memberships moved
+NEW = "analytics_segment_new"  # … and their present ones
+PAIRS_JOINED = "analytics_pair_joined"
+PAIRS_LEFT = "analytics_pair_left"
+SYNC_TABLES = (JOINED, LEFT, OLD, NEW, PAIRS_JOINED, PAIRS_LEFT)
 
 
 def sync_memberships() -> int:
     """Bring the segment figures to the segments' present members: take out the figures of
-    the (segment, client) pairs that left since the last refresh, add those of the pairs that
-    joined, and store the memberships. Returns the number of pairs moved."""
-    for table in (JOINED, LEFT):
+    the (segment, client) memberships that ended since the last refresh and of the persona
+    pairs that ended with them, add those that began, and store the memberships. Returns the
+    number of memberships moved."""
+    for table in SYNC_TABLES:
         _run(f"DROP TABLE IF EXISTS {table}")
-    _run(f"CREATE TEMPORARY TABLE {JOINED} AS SELECT m.segment_id, m.client_id "
-         f"FROM {MEMBERSHIP} m JOIN {FUNNEL} f ON f.client_id = m.client_id "
-         f"EXCEPT SELECT segment_id, client_id FROM {MEMBER}")
-    _run(f"CREATE TEMPORARY TABLE {LEFT} AS SELECT segment_id, client_id FROM {MEMBER} "
-         f"EXCEPT SELECT m.segment_id, m.client_id FROM {MEMBERSHIP} m "
-         f"JOIN {FUNNEL} f ON f.client_id = m.client_id")
+    _run(f"CREATE TEMPORARY TABLE {JOINED} AS {_present_members()} "
+         f"EXCEPT SELECT segment_id, client_id, persona FROM {MEMBER}")
+    _run(f"CREATE TEMPORARY TABLE {LEFT} AS SELECT segment_id, client_id, persona "
+         f"FROM {MEMBER} EXCEPT {_present_members()}")
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT (SELECT COUNT(*) FROM {JOINED}) + (SELECT COUNT(*) FROM {LEFT})")
         moved = int(cursor.fetchone()[0])
     if moved:
+        # The pairs that began or ended are among those of the clients whose memberships moved:
+        # their pairs before (stored) and after (stored, less those that left, plus those that
+        # joined), each set less the other.
+        _run(f"CREATE TEMPORARY TABLE {OLD} AS SELECT segment_id, client_id, persona "
+             f"FROM {MEMBER} WHERE client_id IN (SELECT client_id FROM {JOINED} "
+             f"UNION SELECT client_id FROM {LEFT})")
+        _run(f"CREATE TEMPORARY TABLE {NEW} AS SELECT segment_id, client_id, persona FROM {OLD} "
+             f"EXCEPT SELECT segment_id, client_id, persona FROM {LEFT} "
+             f"UNION SELECT segment_id, client_id, persona FROM {JOINED}")
+        pairs = "SELECT segment_id, other_id, client_id FROM "
+        _run(f"CREATE TEMPORARY TABLE {PAIRS_JOINED} AS {pairs}{persona_pairs(NEW)} n "
+             f"EXCEPT {pairs}{persona_pairs(OLD)} o")
+        _run(f"CREATE TEMPORARY TABLE {PAIRS_LEFT} AS {pairs}{persona_pairs(OLD)} o "
+             f"EXCEPT {pairs}{persona_pairs(NEW)} n")
         everyone = Scope(0, 0, everyone=True)
         stage_start()
-        stage(everyone, -1, pairs=LEFT, segments_only=True)
-        stage(everyone, +1, pairs=JOINED, segments_only=True)
+        stage(everyone, -1, pairs={"segment": LEFT, "pair": PAIRS_LEFT}, segments_only=True)
+        stage(everyone, +1, pairs={"segment": JOINED, "pair": PAIRS_JOINED},
+              segments_only=True)
         stage_apply()
         _run(f"DELETE FROM {MEMBER} WHERE EXISTS (SELECT 1 FROM {LEFT} l "
              f"WHERE l.segment_id = {MEMBER}.segment_id AND l.client_id = {MEMBER}.client_id)")
-        _run(f"INSERT INTO {MEMBER} (segment_id, client_id) "
-             f"SELECT segment_id, client_id FROM {JOINED}")
+        _run(f"INSERT INTO {MEMBER} (segment_id, client_id, persona) "
+             f"SELECT segment_id, client_id, persona FROM {JOINED}")
         drop_zero_rows()
-    for table in (JOINED, LEFT):
-        _run(f"DROP TABLE {table}")
+    for table in SYNC_TABLES:
+        _run(f"DROP TABLE IF EXISTS {table}")
     return moved
 
 

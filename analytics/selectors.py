@@ -68,6 +68,7 @@ from .models import (
     SegmentCohortActivity,
     SegmentDailyFigures,
     SegmentMember,
+    SegmentPairFigures,
 )
 
 INTERVALS = ("day", "week", "month")
@@ -447,12 +448,23 @@ def segment_comparison(*, user, filters: Filters, codes: list[str] | None = None
         segments = segments.filter(kind=SegmentKind.PERSONA)
     segments = list(segments.order_by("code"))
     dims = _dims(user, filters)
-    active_day = min(date_to, as_of)
+    window = (date_from, date_to, min(date_to, as_of))
     ids = [segment.pk for segment in segments]
-    if dims.segment_id is None and dims.no_rm:
-        figures = _segment_figures(dims, ids, date_from, date_to, active_day)
+    if not dims.no_rm:  # within an RM's book: the few clients' own rows
+        figures = _segment_figures_of_rows(dims, ids, *window)
+    elif dims.segment_id is None:
+        figures = _segment_figures(dims, SegmentDailyFigures, ids, *window)
     else:
-        figures = _segment_figures_of_rows(dims, ids, date_from, date_to, active_day)
+        # Within a segment filter: a persona's figures are those of its pair with the filter's
+        # segment (the filter's segment itself, its own figures); any other segment compared
+        # has no pair figures, and its members in the filter's segment are read row by row.
+        paired = [s.pk for s in segments if s.kind == SegmentKind.PERSONA
+                  and s.pk != dims.segment_id]
+        itself = [pk for pk in ids if pk == dims.segment_id]
+        rest = [pk for pk in ids if pk not in paired and pk not in itself]
+        figures = {**_segment_figures(dims, SegmentPairFigures, paired, *window),
+                   **_segment_figures(dims, SegmentDailyFigures, itself, *window),
+                   **_segment_figures_of_rows(dims, rest, *window)}
     out = []
     for segment in segments:
         f = figures.get(segment.pk, {})
@@ -464,23 +476,31 @@ def segment_comparison(*, user, filters: Filters, codes: list[str] | None = None
     return {"as_of": as_of.isoformat(), "segments": out}
 
 
-def _segment_figures(dims: _Dims, segment_ids: list[int], date_from: dt.date,
+def _segment_figures(dims: _Dims, model, segment_ids: list[int], date_from: dt.date,
                      date_to: dt.date, active_day: dt.date) -> dict[int, dict]:
-    """Per segment, from its daily figures: clients (every opening), funded, AUM, revenue in
-    the window, active on `active_day` (the active changes summed up to it)."""
-    rows = (SegmentDailyFigures.objects.filter(dims.q(), segment_id__in=segment_ids)
-            .values("segment_id")
+    """Per segment, from its daily figures (`SegmentDailyFigures`; `SegmentPairFigures`: of its
+    members in the filter's segment): clients (every opening), funded, AUM, revenue in the
+    window, active on `active_day` (the active changes summed up to it)."""
+    if not segment_ids:
+        return {}
+    key = "segment_id"
+    rows = model.objects.filter(dims.q())
+    if model is SegmentPairFigures:
+        key = "other_id"
+        rows = rows.filter(segment_id=dims.segment_id)
+    rows = (rows.filter(**{f"{key}__in": segment_ids}).values(key)
             .annotate(clients=Sum("new_accounts"), funded=Sum("new_funded"), aum=Sum("new_aum"),
                       revenue=Sum("revenue", filter=Q(day__gte=date_from, day__lte=date_to)),
                       active=Sum("active_delta", filter=Q(day__lte=active_day)))
             .order_by())
-    return {r["segment_id"]: r for r in rows}
+    return {r[key]: r for r in rows}
 
 
 def _segment_figures_of_rows(dims: _Dims, segment_ids: list[int], date_from: dt.date,
                              date_to: dt.date, active_day: dt.date) -> dict[int, dict]:
     """The same from the per-client rows of the clients in play (within an RM's book, or
-    within the filter's segment: no rollup has the pair of segments), every segment at once."""
+    within the filter's segment for segments other than personas: no rollup has the pair),
+    every segment at once."""
     if not segment_ids:
         return {}
     in_play = dims.client_ids()

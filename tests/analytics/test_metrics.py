@@ -12,9 +12,11 @@ Every purchase brings revenue 100 unless said otherwise.
 """
 
 import datetime as dt
+import importlib
 from decimal import Decimal
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from analytics import selectors
@@ -29,6 +31,7 @@ from analytics.models import (
     SegmentCohortActivity,
     SegmentDailyFigures,
     SegmentMember,
+    SegmentPairFigures,
 )
 from analytics.selectors import Filters
 from analytics.services import refresh_run, refresh_start
@@ -358,8 +361,8 @@ def test_segment_comparison(built, d, ops_user, rm_a):
     assert row == expected
     mine = selectors.segment_comparison(user=rm_a, filters=window(d), codes=["p_young"])
     assert mine["segments"][0]["clients"] == 2
-    # Within another segment (no rollup has the pair: the members' rows are read), the same
-    # definitions: within a segment of everyone, the same figures; within A4's, A4's.
+    # Within another segment (a persona: from the pair figures), the same definitions: within a
+    # segment of everyone, the same figures; within A4's, A4's.
     everyone = Segment.objects.create(code="everyone", kind=SegmentKind.STATIC, name_en="All")
     only_a4 = Segment.objects.create(code="only_a4", kind=SegmentKind.STATIC, name_en="A4")
     for c in Client.objects.all():
@@ -372,6 +375,23 @@ def test_segment_comparison(built, d, ops_user, rm_a):
     within = selectors.segment_comparison(user=ops_user, filters=window(d, segment="only_a4"),
                                           codes=["p_young"])["segments"][0]
     assert (within["clients"], within["revenue"], within["active_clients"]) == (1, 300.0, 1)
+    assert SegmentPairFigures.objects.filter(segment_id=only_a4.pk, other_id=persona.pk).exists()
+    # Within the persona itself (its own figures) and a static list compared within it (no
+    # pair figures: the members' rows): the same definitions again.
+    within = selectors.segment_comparison(user=ops_user, filters=window(d, segment="p_young"),
+                                          codes=["p_young", "only_a4", "everyone"])["segments"]
+    assert [(r["code"], r["clients"], r["revenue"]) for r in within] == [
+        ("everyone", 3, 600.0), ("only_a4", 1, 300.0), ("p_young", 3, 600.0)]
+    assert within[2] == expected
+    # The pair figures and the members' rows agree, filtered by branch and tier too.
+    for extra in ({}, {"branch": rm_a.branch.code}, {"tier": "guiding"}):
+        filters = window(d, segment="everyone", **extra)
+        dims = selectors._dims(ops_user, filters)
+        args = (filters.date_from, filters.date_to, min(filters.date_to, d.T))
+        paired = selectors._segment_figures(dims, SegmentPairFigures, [persona.pk], *args)
+        of_rows = selectors._segment_figures_of_rows(dims, [persona.pk], *args)
+        assert {k: paired[persona.pk][k] for k in ("clients", "funded", "aum", "revenue",
+                                                     "active")} == of_rows[persona.pk], extra
 
 
 def test_drill_down_cells(built, d, ops_user, rm_a):
@@ -439,21 +459,28 @@ def snapshot() -> dict:
             "purchases", "amount", "revenue", "active_delta"),
         "segment_cohort": SegmentCohortActivity.objects.values_list(
             "segment_id", "cohort", "month", "branch_id", "tier", "clients"),
-        "segment_member": SegmentMember.objects.values_list("segment_id", "client_id"),
+        "segment_pair": SegmentPairFigures.objects.values_list(
+            "segment_id", "other_id", "day", "branch_id", "tier", "new_accounts", "new_funded",
+            "new_aum", "purchases", "amount", "revenue", "active_delta"),
+        "segment_member": SegmentMember.objects.values_list("segment_id", "client_id",
+                                                            "persona"),
     }
     return {name: sorted(rows) for name, rows in tables.items()}
 
 
 def test_an_incremental_refresh_gives_the_tables_of_a_full_rebuild(built, d, rm_a, rm_b):
     young = Segment.objects.create(code="young", kind=SegmentKind.STATIC, name_en="Young")
-    other = Segment.objects.create(code="other", kind=SegmentKind.STATIC, name_en="Other")
+    other = Segment.objects.create(code="other", kind=SegmentKind.PERSONA, name_en="Other")
     for number in ("A1", "A2", "B1", "O1"):
         SegmentMembership.objects.create(segment=young, client=built[number])
+    for number in ("A1", "O1"):
+        SegmentMembership.objects.create(segment=other, client=built[number])
     rebuild(full=False)  # the memberships move into the segment figures
     before = snapshot()
     assert len(before["funnel"]) == 6
-    assert len(before["segment_member"]) == 4
-    assert {row[0] for row in before["segment_daily"]} == {young.pk}
+    assert len(before["segment_member"]) == 6
+    assert {row[0] for row in before["segment_daily"]} == {young.pk, other.pk}
+    assert {row[:2] for row in before["segment_pair"]} == {(young.pk, other.pk)}
     assert rebuild(full=False).touched == 0
     assert snapshot() == before
     # a day of changes: purchases, a client moving to another RM, a new and a deleted client,
@@ -477,12 +504,39 @@ def test_an_incremental_refresh_gives_the_tables_of_a_full_rebuild(built, d, rm_
     assert refresh.kind == "incremental"
     assert refresh.touched == 6  # A1, A2, A3, B1, N1, O1
     incremental = snapshot()
-    assert {(s, c) for s, c in incremental["segment_member"]} == {
+    assert {(s, c) for s, c, _persona in incremental["segment_member"]} == {
         (young.pk, built["A2"].pk), (young.pk, built["A3"].pk), (young.pk, built["B1"].pk),
-        (young.pk, newcomer.pk), (other.pk, built["A2"].pk)}
+        (young.pk, newcomer.pk), (other.pk, built["A1"].pk), (other.pk, built["A2"].pk)}
+    # the pairs: A1 left young (its pair with other went), A2 joined other (a pair came)
+    members = incremental["segment_member"]
+    pair_members = {(s, o, c) for s, c, _ in members for o, c2, persona in members
+                    if c2 == c and persona and o != s}
+    assert pair_members == {(young.pk, other.pk, built["A2"].pk)}
+    assert {row[:2] for row in incremental["segment_pair"]} == {(young.pk, other.pk)}
     rebuild(full=True)
     assert snapshot() == incremental
     assert incremental != before
+
+
+def test_the_upgrade_to_pair_figures_fills_them_as_a_rebuild_would(built, d):
+    """Migration 0004 flags the stored personas and sums the pair figures from the stored rows
+    (frozen SQL): the same tables as the rollup code's full rebuild."""
+    upgrade = importlib.import_module("analytics.migrations.0004_segment_pairs")
+    young = Segment.objects.create(code="young", kind=SegmentKind.STATIC, name_en="Young")
+    persona = Segment.objects.create(code="p_one", kind=SegmentKind.PERSONA, name_en="One")
+    for number in ("A1", "A2", "A4", "B1"):
+        SegmentMembership.objects.create(segment=young, client=built[number])
+    for number in ("A1", "A4", "O1"):
+        SegmentMembership.objects.create(segment=persona, client=built[number])
+    rebuild(full=True)
+    rebuilt = snapshot()
+    assert len(rebuilt["segment_pair"]) > 2
+    SegmentPairFigures.objects.all().delete()
+    SegmentMember.objects.update(persona=False)
+    with connection.cursor() as cursor:
+        cursor.execute(upgrade.FLAG_PERSONAS)
+        cursor.execute(upgrade.FILL_PAIRS)
+    assert snapshot() == rebuilt
 
 
 def test_a_killed_full_rebuild_resumes_where_it_stopped(built, monkeypatch):
