@@ -8,6 +8,8 @@ On the data already in the database (bench.seed: 1M clients / 20M purchases), in
     90 days, for random clients, txn_id prefix BENCH-AN-), against (1): goal <= 0.2; and one
     with nothing new; the day's purchases are then deleted and their clients refreshed again
     (the script's own cleanup: the database ends as it began, plus the analytics tables);
+(2b) the largest persona losing --moved-members members and getting them back, each followed by
+    an incremental refresh (the segment figures and persona pairs moved);
 (3) every selector with no filter, a branch filter, an RM filter and a rule-segment filter,
     as ops: the product's p95 over --reps runs against hand-written SQL on the base tables
     computing the same figures (kpis, retention, funnel: checked equal), with the ratio.
@@ -234,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--full-seconds", type=float, default=None,
                         help="with --skip-full: the full rebuild's time, for the ratio")
     parser.add_argument("--skip-selectors", action="store_true")
+    parser.add_argument("--moved-members", type=int, default=20000,
+                        help="memberships of the largest persona moved out and back in (2b)")
     args = parser.parse_args(argv)
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
@@ -273,7 +277,8 @@ def main(argv: list[str] | None = None) -> int:
               f"this process {peak_rss_mb():,.0f} MB", flush=True)
         for table in ("clientfunnel", "clientday", "clientmonthactivity", "dailyfigures",
                       "dailybranchfigures", "cohortactivity", "cohortbranch",
-                      "segmentmember", "segmentdailyfigures", "segmentcohortactivity"):
+                      "segmentmember", "segmentdailyfigures", "segmentcohortactivity",
+                      "segmentpairfigures"):
             (rows, size), = fetch(f"SELECT COUNT(*), pg_size_pretty(pg_total_relation_size("
                                   f"'analytics_{table}')) FROM analytics_{table}")
             print(f"    analytics_{table}: {rows:,} rows, {size}")
@@ -317,6 +322,31 @@ def main(argv: list[str] | None = None) -> int:
         refresh_clients(client_ids=touched)
         print(f"    cleanup: day's purchases deleted, {len(touched):,} clients refreshed",
               flush=True)
+
+    # (2b) a segment's members moving: memberships of the largest persona taken away (as a
+    # refresh of the persona would), the rollups refreshed, the memberships put back and the
+    # rollups refreshed again (the database ends as it began).
+    (persona_id, persona_code), = fetch(
+        "SELECT id, code FROM segments_segment WHERE kind = 'persona' "
+        "ORDER BY size DESC, code LIMIT 1")
+    moved = fetch("SELECT client_id, rule_version, since FROM segments_segmentmembership "
+                  "WHERE segment_id = %s ORDER BY client_id LIMIT %s",
+                  [persona_id, args.moved_members])
+    for step in ("left", "back"):
+        with transaction.atomic(), connection.cursor() as cursor:
+            if step == "left":
+                cursor.execute("DELETE FROM segments_segmentmembership WHERE segment_id = %s "
+                               "AND client_id = ANY(%s)",
+                               [persona_id, [row[0] for row in moved]])
+            else:
+                cursor.executemany(
+                    "INSERT INTO segments_segmentmembership (segment_id, client_id, "
+                    "rule_version, since) VALUES (%s, %s, %s, %s)",
+                    [[persona_id, *row] for row in moved])
+        started = time.perf_counter()
+        refresh = refresh_run(refresh_id=refresh_start(queue=False, trigger="bench").pk)
+        print(f"(2b) {len(moved):,} members of {persona_code} {step}: refresh "
+              f"{time.perf_counter() - started:.1f} s, timings {refresh.timings}", flush=True)
 
     if args.skip_selectors:
         return 0
